@@ -1,0 +1,90 @@
+/* SPDX-License-Identifier: MIT */
+/* The public API of sotto's inference engine.
+ *
+ * A model is opaque and read-only once loaded: its weights stay in the
+ * mapped file, so any number of sessions (and processes) share them.  A
+ * session is the mutable per-conversation state (KV cache, position).  A
+ * sampler turns logits into a token.  Nothing here exits or asserts on bad
+ * input: every failure is a -errno with a sentence in err. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gguf.h"
+#include "tokenizer.h"
+
+typedef struct engine_model engine_model;
+typedef struct engine_session engine_session;
+typedef struct engine_sampler engine_sampler;
+
+/* ---- model ---- */
+
+typedef struct engine_model_params {
+        int n_threads;         /* 0: number of online CPUs */
+        const char *matformer; /* gemma3n: nested sub-model selection, NULL = full */
+} engine_model_params;
+
+void engine_model_default_params(engine_model_params *p);
+/* fd: the GGUF file; it is mapped read-only and shared (the fd may be closed
+ * afterwards). */
+int engine_model_load_fd(int fd, const engine_model_params *p, engine_model **ret, char *err, size_t errlen);
+int engine_model_load_path(const char *path, const engine_model_params *p, engine_model **ret, char *err,
+                           size_t errlen);
+void engine_model_free(engine_model *m);
+
+const char *engine_model_arch(const engine_model *m); /* "llama", "gemma3", "gemma3n" */
+const char *engine_model_name(const engine_model *m); /* general.name, or the architecture */
+int32_t engine_model_n_vocab(const engine_model *m);
+int32_t engine_model_n_ctx_train(const engine_model *m);
+const tokenizer *engine_model_tokenizer(const engine_model *m);
+/* Bytes of weights read for one generated token (for the bandwidth bound). */
+uint64_t engine_model_bytes_per_token(const engine_model *m);
+
+/* ---- session ---- */
+
+typedef bool (*engine_abort_fn)(void *userdata); /* true: stop now */
+
+typedef struct engine_session_params {
+        int32_t n_ctx;                /* 0: the model's training context, capped at 4096 */
+        engine_abort_fn abort_cb;     /* polled between layers; NULL = never */
+        void *abort_userdata;
+} engine_session_params;
+
+void engine_session_default_params(engine_session_params *p);
+int engine_session_new(const engine_model *m, const engine_session_params *p, engine_session **ret, char *err,
+                       size_t errlen);
+void engine_session_free(engine_session *s);
+
+int32_t engine_session_n_past(const engine_session *s);
+int32_t engine_session_n_ctx(const engine_session *s);
+/* Forget everything after position n_past (0 <= n_past <= current). */
+int engine_session_rewind(engine_session *s, int32_t n_past);
+
+/* Run tokens through the model, appending them to the KV cache.  logits:
+ * NULL, or room for n_vocab floats (the last position) or, with all_logits,
+ * n_tokens * n_vocab floats.  -ENOSPC when the context is full (nothing is
+ * appended), -ECANCELED when the abort callback fired (the session is
+ * rewound to where it was). */
+int engine_session_eval(engine_session *s, const int32_t *tokens, int32_t n_tokens, bool all_logits, float *logits);
+
+/* ---- sampler ---- */
+
+typedef struct engine_sampler_params {
+        float temperature;    /* <= 0: greedy */
+        int32_t top_k;        /* <= 0: off */
+        float top_p;          /* >= 1: off */
+        float min_p;          /* <= 0: off */
+        float repeat_penalty; /* 1: off */
+        int32_t repeat_last_n;
+        uint64_t seed;
+} engine_sampler_params;
+
+void engine_sampler_default_params(engine_sampler_params *p);
+int engine_sampler_new(const engine_sampler_params *p, int32_t n_vocab, engine_sampler **ret);
+void engine_sampler_free(engine_sampler *s);
+/* Record a token (prompt or generated) for the repetition penalty. */
+void engine_sampler_accept(engine_sampler *s, int32_t token);
+/* Pick the next token from the logits (which it may modify). */
+int32_t engine_sampler_sample(engine_sampler *s, float *logits);

@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+/* A fixed pool of worker threads that run one function on every thread and
+ * wait for all of them: the shape of every parallel loop in the engine. */
+#pragma once
+
+typedef struct threadpool threadpool;
+/* ith in [0, nth); the calling thread is thread 0. */
+typedef void (*threadpool_fn)(void *ctx, int ith, int nth);
+
+int threadpool_new(int n_threads, threadpool **ret);
+void threadpool_free(threadpool *tp);
+int threadpool_size(const threadpool *tp);
+/* Run fn(ctx, i, n) on every thread and return when all are done. */
+void threadpool_run(threadpool *tp, threadpool_fn fn, void *ctx);

@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: MIT */
+/* Tokenizers read from GGUF metadata: SentencePiece-style ("llama": Llama 2,
+ * Gemma) with byte fallback, and byte-level BPE ("gpt2": Llama 3, Qwen)
+ * with its pre-tokenizer.  Ids equal llama.cpp's. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gguf.h"
+
+typedef struct tokenizer tokenizer;
+
+int tokenizer_load(const gguf_file *f, tokenizer **ret, char *err, size_t errlen);
+void tokenizer_free(tokenizer *t);
+
+int32_t tokenizer_n_vocab(const tokenizer *t);
+int32_t tokenizer_bos(const tokenizer *t); /* -1 when none */
+int32_t tokenizer_eos(const tokenizer *t);
+bool tokenizer_add_bos(const tokenizer *t);
+/* End of generation: EOS, EOT (<end_of_turn>, <|eot_id|>, <|im_end|>), ... */
+bool tokenizer_is_eog(const tokenizer *t, int32_t id);
+/* Id of a token by its exact text (for control tokens such as
+ * "<start_of_turn>"), or -1. */
+int32_t tokenizer_find(const tokenizer *t, const char *text);
+
+/* Encode UTF-8 text.  add_special: BOS (and EOS where the vocabulary asks
+ * for it); parse_special: text that spells a control token becomes that
+ * token.  *ret is malloc'ed. */
+int tokenizer_encode(const tokenizer *t, const char *text, size_t len, bool add_special, bool parse_special,
+                     int32_t **ret, size_t *n_ret);
+
+/* The bytes of one token (byte tokens decoded, ▁ turned into a space, BPE
+ * bytes unmapped).  Control tokens give "" unless render_special.  Returns
+ * the number of bytes, -ENOBUFS if buflen is too small, -EINVAL for an id
+ * out of range. */
+int tokenizer_token_to_piece(const tokenizer *t, int32_t id, bool render_special, char *buf, size_t buflen);
+
+/* Streaming detokenization: hands out only whole UTF-8 characters, keeping
+ * an incomplete tail for the next token. */
+typedef struct detok_stream {
+        char pending[8];
+        int n_pending;
+        bool first; /* SentencePiece: drop the leading space of the first piece */
+} detok_stream;
+
+void detok_stream_init(detok_stream *s);
+/* Appends the complete characters now available to out; returns bytes
+ * written or -ENOBUFS. */
+int detok_stream_push(const tokenizer *t, detok_stream *s, int32_t id, char *out, size_t outlen);
+/* Whatever is left at the end (invalid bytes become U+FFFD). */
+int detok_stream_flush(detok_stream *s, char *out, size_t outlen);
