@@ -45,8 +45,10 @@ typedef struct gguf_tensor {
 
 typedef struct gguf_file gguf_file;
 
-/* Open and validate.  On failure returns -errno and writes a sentence naming
- * the key or tensor at fault into err (when err is not NULL). */
+/* Open and validate.  On failure returns -errno (-EBADMSG for a malformed
+ * file, -EPROTONOSUPPORT for another GGUF version) and writes a sentence
+ * naming the key or tensor at fault into err (when err is not NULL).
+ * gguf_open_fd does not take the fd: the mapping outlives it. */
 int gguf_open_fd(int fd, gguf_file **ret, char *err, size_t errlen);
 int gguf_open_path(const char *path, gguf_file **ret, char *err, size_t errlen);
 /* Validate a buffer the caller keeps alive (fuzzing, tests); no copy. */
@@ -58,11 +60,12 @@ size_t gguf_alignment(const gguf_file *f);
 const void *gguf_file_data(const gguf_file *f, size_t *size); /* the whole mapping */
 
 /* Metadata.  Lookups return -ENOENT when the key is absent, -EINVAL when it
- * has a type that cannot be converted, -ERANGE when the value does not fit. */
+ * has a type that cannot be converted, -ERANGE when the value does not fit
+ * (or, for arrays, the element index is out of range). */
 int64_t gguf_n_kv(const gguf_file *f);
 int gguf_find_key(const gguf_file *f, const char *key); /* index >= 0 or -ENOENT */
 gguf_str gguf_key_name(const gguf_file *f, int64_t idx);
-gguf_type gguf_key_type(const gguf_file *f, int64_t idx);
+gguf_type gguf_key_type(const gguf_file *f, int64_t idx); /* _GGUF_TYPE_MAX if out of range */
 
 /* Integer getters accept any integer type (and BOOL) whose value fits. */
 int gguf_get_u32(const gguf_file *f, const char *key, uint32_t *ret);
@@ -82,6 +85,16 @@ int gguf_get_arr_str(const gguf_file *f, const char *key, uint64_t i, gguf_str *
 /* Element i of a numeric array, converted like the scalar getters. */
 int gguf_get_arr_i64(const gguf_file *f, const char *key, uint64_t i, int64_t *ret);
 int gguf_get_arr_f32(const gguf_file *f, const char *key, uint64_t i, float *ret);
+
+/* The same array accessors by key index (gguf_find_key), for loops over
+ * large arrays such as a vocabulary. */
+int gguf_kv_arr(const gguf_file *f, int64_t idx, gguf_type *elem_type, uint64_t *n, const void **data);
+int gguf_kv_arr_str(const gguf_file *f, int64_t idx, uint64_t i, gguf_str *ret);
+int gguf_kv_arr_i64(const gguf_file *f, int64_t idx, uint64_t i, int64_t *ret);
+int gguf_kv_arr_f32(const gguf_file *f, int64_t idx, uint64_t i, float *ret);
+
+/* "UINT32", "STRING", ... ("?" for an unknown id), for messages. */
+const char *gguf_type_name(gguf_type t);
 
 /* Tensors. */
 int64_t gguf_n_tensors(const gguf_file *f);
