@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: MIT */
+/* y[t][o] = sum_i W[o][i] * x[t][i] for weights of any supported type.
+ *
+ * Few tokens (vec path): the activations are converted once to the type
+ * the weight's dot kernel takes (Q8_0, Q8_K, F16, BF16 or F32), then every
+ * thread streams its own contiguous, evenly sized range of weight rows and
+ * dots each row with every token while the row is in L1.  Each output is
+ * one dot kernel call, so the result does not depend on the thread count.
+ *
+ * Many tokens: either OpenBLAS sgemm on panels of rows dequantized into a
+ * per-thread buffer (single-threaded sgemm, our pool splits the rows), or
+ * the int8 kernel (matmul-int8*.c) where it is faster for the type. */
+#include <cblas.h>
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "macro.h"
+#include "matmul-impl.h"
+#include "matmul.h"
+
+/* Token counts below this take the vec path. */
+#define VEC_MAX_TOKENS 8
+/* Rows handed out in multiples of this: 16 floats of output fill a cache
+ * line, so threads never write the same line. */
+#define ROW_ALIGN 16
+
+static void *alloc_aligned(size_t n) {
+        void *p = NULL;
+        if (posix_memalign(&p, 64, n ? n : 64) != 0)
+                return NULL;
+        return p;
+}
+
+int matmul_ctx_new(int n_threads, matmul_ctx **ret) {
+        matmul_ctx *c;
+        int r;
+
+        c = calloc(1, sizeof *c);
+        if (!c)
+                return -ENOMEM;
+        r = threadpool_new(n_threads, &c->tp);
+        if (r < 0) {
+                free(c);
+                return r;
+        }
+        c->n_threads = n_threads;
+        c->k = kernels_best();
+        c->scratch = calloc((size_t)n_threads, sizeof *c->scratch);
+        if (!c->scratch) {
+                matmul_ctx_free(c);
+                return -ENOMEM;
+        }
+        for (int t = 0; t < TYPE_COUNT; t++)
+                c->last_path[t] = MATMUL_PATH_VEC;
+        *ret = c;
+        return 0;
+}
+
+void matmul_ctx_free(matmul_ctx *c) {
+        if (!c)
+                return;
+        threadpool_free(c->tp);
+        if (c->scratch)
+                for (int i = 0; i < c->n_threads; i++)
+                        free(c->scratch[i].p);
+        free(c->scratch);
+        free(c->act);
+        free(c);
+}
+
+threadpool *matmul_ctx_pool(matmul_ctx *c) {
+        return c->tp;
+}
+
+matmul_path matmul_last_path(const matmul_ctx *c, uint32_t type) {
+        return type < TYPE_COUNT ? c->last_path[type] : MATMUL_PATH_VEC;
+}
+
+const char *matmul_path_name(matmul_path p) {
+        static const char *const names[_MATMUL_PATH_MAX] = {
+                [MATMUL_PATH_VEC] = "vec",
+                [MATMUL_PATH_SGEMM] = "sgemm",
+                [MATMUL_PATH_INT8] = "int8",
+        };
+        return p >= 0 && p < _MATMUL_PATH_MAX ? names[p] : "?";
+}
+
+int weight_get_row(const weight *w, int64_t r, float *out) {
+        const type_traits *t = type_traits_get(w->type);
+
+        if (!t || !t->to_float || r < 0 || r >= w->n_out)
+                return -EINVAL;
+        kernels_best()->to_float[w->type]((const uint8_t *)w->data + (size_t)r * w->row_bytes, out, w->n_in);
+        return 0;
+}
+
+/* Grow a buffer to at least n bytes (contents not kept). */
+int matmul_buf_reserve(matmul_buf *b, size_t n) {
+        if (b->size >= n)
+                return 0;
+        free(b->p);
+        b->p = alloc_aligned(n);
+        b->size = b->p ? n : 0;
+        return b->p ? 0 : -ENOMEM;
+}
+
+/* The rows [*r0, *r1) of thread ith: even shares in ROW_ALIGN units. */
+void matmul_split_rows(int64_t n_rows, int ith, int nth, int64_t *r0, int64_t *r1) {
+        int64_t units = (n_rows + ROW_ALIGN - 1) / ROW_ALIGN;
+        int64_t u0 = units * ith / nth, u1 = units * (ith + 1) / nth;
+
+        *r0 = MIN(u0 * ROW_ALIGN, n_rows);
+        *r1 = MIN(u1 * ROW_ALIGN, n_rows);
+}
+
+/* --- vec path ----------------------------------------------------------- */
+
+typedef struct vec_job {
+        const weight *w;
+        vec_dot_fn dot;
+        const uint8_t *act; /* n_tokens rows of act_row bytes */
+        size_t act_row;
+        int64_t n_tokens;
+        float *y;
+} vec_job;
+
+static void vec_worker(void *p, int ith, int nth) {
+        const vec_job *j = p;
+        const weight *w = j->w;
+        int64_t r0, r1;
+
+        matmul_split_rows(w->n_out, ith, nth, &r0, &r1);
+        for (int64_t r = r0; r < r1; r++) {
+                const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+                for (int64_t t = 0; t < j->n_tokens; t++)
+                        j->dot(w->n_in, &j->y[t * w->n_out + r], row, j->act + (size_t)t * j->act_row);
+        }
+}
+
+/* Convert n_tokens rows of activations to the dot type into c->act. */
+int matmul_quantize_act(matmul_ctx *c, uint32_t act_type, const float *x, int64_t n_in, int64_t n_tokens,
+                        size_t *ret_row) {
+        size_t row, total;
+        int r;
+
+        r = type_row_size(act_type, n_in, &row);
+        if (r < 0)
+                return r;
+        if (MUL_OVERFLOW(row, (size_t)n_tokens, &total))
+                return -EOVERFLOW;
+        if (c->act_size < total) {
+                free(c->act);
+                c->act = alloc_aligned(total);
+                c->act_size = c->act ? total : 0;
+                if (!c->act)
+                        return -ENOMEM;
+        }
+        for (int64_t t = 0; t < n_tokens; t++)
+                c->k->from_float[act_type](x + t * n_in, (uint8_t *)c->act + (size_t)t * row, n_in);
+        *ret_row = row;
+        return 0;
+}
+
+static int matmul_vec(matmul_ctx *c, const weight *w, const float *x, int64_t n_tokens, float *y) {
+        const type_traits *t = type_traits_get(w->type);
+        vec_job j = { .w = w, .dot = c->k->vec_dot[w->type], .n_tokens = n_tokens, .y = y };
+        int r;
+
+        if (t->vec_dot_type == TYPE_F32) {
+                j.act = (const uint8_t *)x;
+                j.act_row = (size_t)w->n_in * sizeof(float);
+        } else {
+                r = matmul_quantize_act(c, t->vec_dot_type, x, w->n_in, n_tokens, &j.act_row);
+                if (r < 0)
+                        return r;
+                j.act = c->act;
+        }
+        threadpool_run(c->tp, vec_worker, &j);
+        return 0;
+}
+
+/* --- sgemm path --------------------------------------------------------- */
+
+typedef struct sgemm_job {
+        const weight *w;
+        to_float_fn to_float;
+        const float *x;
+        int64_t n_tokens, panel;
+        float *y;
+        matmul_buf *scratch;
+} sgemm_job;
+
+static void sgemm_worker(void *p, int ith, int nth) {
+        const sgemm_job *j = p;
+        const weight *w = j->w;
+        int64_t r0, r1;
+
+        matmul_split_rows(w->n_out, ith, nth, &r0, &r1);
+        for (int64_t o = r0; o < r1; o += j->panel) {
+                int64_t rows = MIN(j->panel, r1 - o);
+                const float *wp;
+
+                if (w->type == TYPE_F32)
+                        wp = (const float *)((const uint8_t *)w->data + (size_t)o * w->row_bytes);
+                else {
+                        float *buf = j->scratch[ith].p;
+                        for (int64_t i = 0; i < rows; i++)
+                                j->to_float((const uint8_t *)w->data + (size_t)(o + i) * w->row_bytes,
+                                            buf + i * w->n_in, w->n_in);
+                        wp = buf;
+                }
+                /* Y[t][o..o+rows) = X[t][:] . Wp[0..rows)[:]^T */
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->n_tokens, (int)rows, (int)w->n_in,
+                            1.0f, j->x, (int)w->n_in, wp, (int)w->n_in, 0.0f, j->y + o, (int)w->n_out);
+        }
+}
+
+static int matmul_sgemm(matmul_ctx *c, const weight *w, const float *x, int64_t n_tokens, float *y) {
+        /* Panels of about 1 MiB of floats: they stay in L2 while sgemm
+         * streams the tokens through them. */
+        int64_t panel = MAX(ROW_ALIGN, ((1 << 18) / w->n_in) / ROW_ALIGN * ROW_ALIGN);
+        sgemm_job j = { .w = w, .to_float = c->k->to_float[w->type], .x = x, .n_tokens = n_tokens,
+                        .panel = panel, .y = y, .scratch = c->scratch };
+        size_t need;
+        int r;
+
+        if (w->type != TYPE_F32) {
+                if (MUL_OVERFLOW((size_t)panel, (size_t)w->n_in * sizeof(float), &need))
+                        return -EOVERFLOW;
+                for (int i = 0; i < c->n_threads; i++) {
+                        r = matmul_buf_reserve(&c->scratch[i], need);
+                        if (r < 0)
+                                return r;
+                }
+        }
+        /* Our pool splits the rows; each thread's sgemm runs alone. */
+        openblas_set_num_threads(1);
+        threadpool_run(c->tp, sgemm_worker, &j);
+        return 0;
+}
+
+/* --- dispatch ----------------------------------------------------------- */
+
+static int check_weight(const weight *w) {
+        size_t row;
+
+        if (!w || !w->data || !type_is_supported(w->type) || w->n_in <= 0 || w->n_out <= 0)
+                return -EINVAL;
+        if (w->n_in > INT32_MAX || w->n_out > INT32_MAX)
+                return -EOVERFLOW;
+        if (type_row_size(w->type, w->n_in, &row) < 0 || row != w->row_bytes)
+                return -EINVAL;
+        return 0;
+}
+
+int matmul(matmul_ctx *c, const weight *w, const float *x, int64_t n_tokens, float *y) {
+        int r;
+
+        r = check_weight(w);
+        if (r < 0)
+                return r;
+        if (n_tokens <= 0 || n_tokens > INT32_MAX)
+                return -EINVAL;
+        if (n_tokens < VEC_MAX_TOKENS)
+                return matmul_vec(c, w, x, n_tokens, y);
+
+        matmul_path p = matmul_choose_path(c, w, n_tokens);
+        c->last_path[w->type] = p;
+        if (p == MATMUL_PATH_INT8) {
+                r = matmul_int8(c, w, x, n_tokens, y);
+                if (r != -EOPNOTSUPP)
+                        return r;
+                c->last_path[w->type] = MATMUL_PATH_SGEMM;
+        }
+        return matmul_sgemm(c, w, x, n_tokens, y);
+}

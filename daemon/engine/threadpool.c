@@ -1,0 +1,181 @@
+/* SPDX-License-Identifier: MIT */
+/* The thread pool: workers wait for a new generation number, run the job,
+ * and count themselves done.  A decode step runs ~100 short jobs, so both
+ * sides spin for a while (SPIN_NS) before sleeping on a futex; a sleeper is
+ * woken only when someone announced it sleeps (store, then load, on both
+ * sides, all sequentially consistent, so no wake-up is lost). */
+#include <errno.h>
+#include <immintrin.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "macro.h"
+#include "threadpool.h"
+
+#define SPIN_NS 200000 /* 0.2 ms: longer than the gap between two matmuls */
+
+struct worker {
+        threadpool *tp;
+        pthread_t thread;
+        int ith;
+};
+
+struct threadpool {
+        int n;
+        struct worker *workers;
+
+        /* Written by the caller before a job, read by the workers. */
+        threadpool_fn fn;
+        void *ctx;
+        bool stop;
+
+        _Alignas(64) _Atomic uint32_t gen; /* futex: a new job */
+        _Atomic int sleepers;              /* workers asleep on gen */
+        _Alignas(64) _Atomic uint32_t done; /* futex: workers finished */
+        _Atomic int caller_sleeps;
+};
+
+static void futex_wait(_Atomic uint32_t *addr, uint32_t val) {
+        syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
+}
+
+static void futex_wake(_Atomic uint32_t *addr, int n) {
+        syscall(SYS_futex, addr, FUTEX_WAKE_PRIVATE, n, NULL, NULL, 0);
+}
+
+static uint64_t now_ns(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_MONOTONIC, &ts);
+        return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Spin until *addr != val or SPIN_NS passed; true when it changed. */
+static bool spin_while_equal(_Atomic uint32_t *addr, uint32_t val) {
+        uint64_t start = 0;
+
+        for (unsigned i = 1;; i++) {
+                if (atomic_load_explicit(addr, memory_order_acquire) != val)
+                        return true;
+                _mm_pause();
+                if ((i & 63) == 0) {
+                        uint64_t t = now_ns();
+                        if (!start)
+                                start = t;
+                        else if (t - start > SPIN_NS)
+                                return false;
+                }
+        }
+}
+
+static void *worker_main(void *p) {
+        struct worker *w = p;
+        threadpool *tp = w->tp;
+        uint32_t seen = 0;
+
+        for (;;) {
+                uint32_t g;
+                if (!spin_while_equal(&tp->gen, seen)) {
+                        atomic_fetch_add(&tp->sleepers, 1);
+                        while (atomic_load(&tp->gen) == seen)
+                                futex_wait(&tp->gen, seen);
+                        atomic_fetch_sub(&tp->sleepers, 1);
+                }
+                g = atomic_load_explicit(&tp->gen, memory_order_acquire);
+                seen = g;
+                if (tp->stop)
+                        return NULL;
+                tp->fn(tp->ctx, w->ith, tp->n);
+                if (atomic_fetch_add(&tp->done, 1) + 1 == (uint32_t)(tp->n - 1) &&
+                    atomic_load(&tp->caller_sleeps))
+                        futex_wake(&tp->done, 1);
+        }
+}
+
+static void start_generation(threadpool *tp) {
+        atomic_store(&tp->done, 0);
+        atomic_fetch_add(&tp->gen, 1);
+        if (atomic_load(&tp->sleepers) > 0)
+                futex_wake(&tp->gen, INT_MAX);
+}
+
+static void wait_workers(threadpool *tp) {
+        uint32_t want = (uint32_t)(tp->n - 1), d;
+
+        for (;;) {
+                d = atomic_load_explicit(&tp->done, memory_order_acquire);
+                if (d == want)
+                        return;
+                if (spin_while_equal(&tp->done, d))
+                        continue;
+                atomic_store(&tp->caller_sleeps, 1);
+                while ((d = atomic_load(&tp->done)) != want)
+                        futex_wait(&tp->done, d);
+                atomic_store(&tp->caller_sleeps, 0);
+                return;
+        }
+}
+
+int threadpool_new(int n_threads, threadpool **ret) {
+        threadpool *tp;
+        int r;
+
+        if (n_threads < 1 || n_threads > 1024)
+                return -EINVAL;
+        tp = calloc(1, sizeof *tp);
+        if (!tp)
+                return -ENOMEM;
+        tp->n = n_threads;
+        tp->workers = calloc((size_t)n_threads, sizeof *tp->workers);
+        if (!tp->workers) {
+                free(tp);
+                return -ENOMEM;
+        }
+        for (int i = 1; i < n_threads; i++) {
+                struct worker *w = &tp->workers[i];
+                w->tp = tp;
+                w->ith = i;
+                r = pthread_create(&w->thread, NULL, worker_main, w);
+                if (r != 0) {
+                        tp->n = i; /* only these exist: stop them */
+                        threadpool_free(tp);
+                        return -r;
+                }
+        }
+        *ret = tp;
+        return 0;
+}
+
+void threadpool_free(threadpool *tp) {
+        if (!tp)
+                return;
+        if (tp->n > 1) {
+                tp->stop = true;
+                start_generation(tp);
+                for (int i = 1; i < tp->n; i++)
+                        pthread_join(tp->workers[i].thread, NULL);
+        }
+        free(tp->workers);
+        free(tp);
+}
+
+int threadpool_size(const threadpool *tp) {
+        return tp->n;
+}
+
+void threadpool_run(threadpool *tp, threadpool_fn fn, void *ctx) {
+        if (tp->n == 1) {
+                fn(ctx, 0, 1);
+                return;
+        }
+        tp->fn = fn;
+        tp->ctx = ctx;
+        start_generation(tp);
+        fn(ctx, 0, tp->n);
+        wait_workers(tp);
+}

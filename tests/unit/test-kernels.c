@@ -1,0 +1,161 @@
+/* SPDX-License-Identifier: MIT */
+/* Every SIMD kernel set the CPU supports against the scalar reference, on
+ * random data:
+ *   - quantizers (Q8_0, Q8_K, F16, BF16 activations): bit for bit;
+ *   - dequantizers: bit for bit (the same float operations per element);
+ *   - dots of Q8_0/Q4_0: the per-block integer sums are exact and so is
+ *     their conversion; the SIMD kernels accumulate d_w*d_a*sum in float in
+ *     another order: a float sum of n/32 terms differs by at most
+ *     ~n/32 * 2^-24 of the sum of magnitudes, checked with margin at 1e-5;
+ *   - K-quant dots likewise (per super-block integer sums exact);
+ *   - F32/F16/BF16 dots: float products summed in another order versus
+ *     the double reference: 1e-5 of the sum of magnitudes for n <= 8192.
+ * Run with SOTTO_KERNELS unset it also checks that kernels_best() picks
+ * the widest supported set. */
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "tensor-type.h"
+#include "test.h"
+
+static uint64_t rng_state = 0x13198A2E03707344ull;
+static uint32_t rnd(void) {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        return (uint32_t)(rng_state >> 16);
+}
+static float rndf(void) {
+        float s = 0;
+        for (int i = 0; i < 4; i++)
+                s += (float)(rnd() & 0xFFFF) / 65536.f - 0.5f;
+        return s * 1.7f;
+}
+
+static void random_blocks(uint32_t type, void *p, int64_t n) {
+        const type_traits *t = type_traits_get(type);
+        uint8_t *b = p;
+        size_t nb = (size_t)(n / t->block_size);
+
+        for (size_t i = 0; i < nb * t->type_size; i++)
+                b[i] = (uint8_t)rnd();
+        for (size_t i = 0; i < nb; i++) {
+                uint8_t *blk = b + i * t->type_size;
+                uint16_t d = fp32_to_fp16((rnd() % 1000 + 1) * 1e-4f), dm = fp32_to_fp16((rnd() % 1000) * 1e-4f);
+                switch (type) {
+                case TYPE_Q6_K:
+                        memcpy(blk + 208, &d, 2);
+                        break;
+                case TYPE_Q4_K: case TYPE_Q5_K:
+                        memcpy(blk + 2, &dm, 2);
+                        /* fall through */
+                case TYPE_Q8_0: case TYPE_Q4_0:
+                        memcpy(blk, &d, 2);
+                        break;
+                }
+        }
+}
+
+static void fill_row(float *x, int64_t n, int mode) {
+        for (int64_t i = 0; i < n; i++)
+                x[i] = rndf();
+        if (mode == 1) /* ties for the rounding: multiples of 1/2 */
+                for (int64_t i = 0; i < n; i++)
+                        x[i] = roundf(x[i] * 254) / 2;
+        if (mode == 2) /* blocks of zeros and of one value */
+                for (int64_t i = 0; i < n; i++)
+                        x[i] = (i / 32) % 3 == 0 ? 0 : (i / 32) % 3 == 1 ? (i % 32 == 5 ? -2.f : 0) : x[i];
+        if (mode == 3) /* wide range, f16 overflows and subnormals */
+                for (int64_t i = 0; i < n; i++)
+                        x[i] = ldexpf(x[i], (int)(rnd() % 60) - 30);
+}
+
+static void test_set(const kernel_set *k) {
+        static const uint32_t act_types[] = { TYPE_Q8_0, TYPE_Q8_K, TYPE_F16, TYPE_BF16 };
+        static const uint32_t w_types[] = { TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K };
+        static const int64_t sizes[] = { 256, 512, 2048, 8192 };
+        enum { NMAX = 8192 };
+        static float x[NMAX], a[NMAX], y0[NMAX], y1[NMAX];
+        static uint8_t q0[NMAX * 4 + 64], q1[NMAX * 4 + 64], wq[NMAX * 4 + 64];
+
+        for (size_t si = 0; si < 4; si++) {
+                int64_t n = sizes[si];
+                for (int mode = 0; mode < 4; mode++) {
+                        fill_row(x, n, mode);
+                        for (size_t ai = 0; ai < 4; ai++) {
+                                uint32_t t = act_types[ai];
+                                size_t rb;
+                                CHECK_OK(type_row_size(t, n, &rb));
+                                memset(q0, 0xAA, rb);
+                                memset(q1, 0x55, rb);
+                                kernels_scalar.from_float[t](x, q0, n);
+                                k->from_float[t](x, q1, n);
+                                CHECK_MSG(memcmp(q0, q1, rb) == 0, "%s from_float %s n=%lld mode %d", k->name,
+                                          type_name(t), (long long)n, mode);
+                        }
+                }
+                for (size_t wi = 0; wi < 8; wi++) {
+                        uint32_t t = w_types[wi];
+                        const type_traits *tr = type_traits_get(t);
+                        for (int rep = 0; rep < 10; rep++) {
+                                fill_row(x, n, 0);
+                                fill_row(a, n, rep % 3 == 2 ? 2 : 0);
+                                if (tr->is_quantized)
+                                        random_blocks(t, wq, n);
+                                else
+                                        tr->from_float(x, wq, n);
+                                kernels_scalar.to_float[t](wq, y0, n);
+                                k->to_float[t](wq, y1, n);
+                                CHECK_MSG(memcmp(y0, y1, n * sizeof(float)) == 0, "%s to_float %s", k->name, tr->name);
+
+                                kernels_scalar.from_float[tr->vec_dot_type](a, q0, n);
+                                float s0, s1;
+                                kernels_scalar.vec_dot[t](n, &s0, wq, q0);
+                                k->vec_dot[t](n, &s1, wq, q0);
+                                /* magnitude: the dot of absolute values */
+                                kernels_scalar.to_float[tr->vec_dot_type](q0, a, n);
+                                double mag = 0;
+                                for (int64_t i = 0; i < n; i++)
+                                        mag += fabs((double)y0[i] * a[i]);
+                                CHECK_MSG(fabs((double)s0 - s1) <= 1e-5 * mag + 1e-30, "%s vec_dot %s n=%lld: %.9g vs %.9g (mag %g)",
+                                          k->name, tr->name, (long long)n, s0, s1, mag);
+                        }
+                }
+        }
+}
+
+int main(void) {
+        const char *names[] = { "scalar", "avx2", "avx512" };
+        int tested = 0;
+
+        for (size_t i = 0; i < 3; i++) {
+                const kernel_set *k = kernels_get(names[i]);
+                if (!k) {
+                        printf("%s: not supported here\n", names[i]);
+                        continue;
+                }
+                /* Completed sets have every entry the scalar set has. */
+                for (int t = 0; t < TYPE_COUNT; t++) {
+                        CHECK(!kernels_scalar.vec_dot[t] || k->vec_dot[t]);
+                        CHECK(!kernels_scalar.from_float[t] || k->from_float[t]);
+                        CHECK(!kernels_scalar.to_float[t] || k->to_float[t]);
+                }
+                test_set(k);
+                printf("%s: ok\n", names[i]);
+                tested++;
+        }
+        CHECK(!kernels_get("nonsense"));
+        const kernel_set *best = kernels_best();
+        const char *env = getenv("SOTTO_KERNELS");
+        if (env && kernels_get(env))
+                CHECK(strcmp(best->name, env) == 0);
+        else
+                for (size_t i = 3; i-- > 0;)
+                        if (kernels_get(names[i])) {
+                                CHECK_MSG(strcmp(best->name, names[i]) == 0, "best is %s", best->name);
+                                break;
+                        }
+        printf("kernels ok (%d sets, best %s)\n", tested, best->name);
+        return 0;
+}

@@ -1,0 +1,163 @@
+/* SPDX-License-Identifier: MIT */
+/* matmul against a plain double-precision product of the dequantized
+ * weights with the float activations, for every type, both paths and
+ * several thread counts; the vec path must not depend on the thread count. */
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#include "kernels.h"
+#include "matmul.h"
+#include "tensor-type.h"
+#include "test.h"
+
+static uint64_t rng_state = 0x243F6A8885A308D3ull;
+static uint32_t rnd(void) {
+        rng_state ^= rng_state << 13;
+        rng_state ^= rng_state >> 7;
+        rng_state ^= rng_state << 17;
+        return (uint32_t)(rng_state >> 16);
+}
+static float rndf(void) {
+        float s = 0;
+        for (int i = 0; i < 4; i++)
+                s += (float)(rnd() & 0xFFFF) / 65536.f - 0.5f;
+        return s * 1.7f;
+}
+
+/* Random weights of the type: quantized from random floats where we have a
+ * quantizer, else random blocks with small positive scales. */
+static void *make_weight(uint32_t type, int64_t n_in, int64_t n_out, size_t *row_bytes) {
+        const type_traits *t = type_traits_get(type);
+        size_t rb;
+        CHECK_OK(type_row_size(type, n_in, &rb));
+        uint8_t *w = malloc(rb * n_out);
+        float *x = malloc(sizeof(float) * n_in);
+        CHECK(w && x);
+        for (int64_t r = 0; r < n_out; r++) {
+                uint8_t *row = w + rb * r;
+                if (t->from_float) {
+                        for (int64_t i = 0; i < n_in; i++)
+                                x[i] = rndf();
+                        t->from_float(x, row, n_in);
+                        continue;
+                }
+                for (size_t i = 0; i < rb; i++)
+                        row[i] = (uint8_t)rnd();
+                for (int64_t b = 0; b < n_in / QK_K; b++) {
+                        uint8_t *blk = row + b * t->type_size;
+                        uint16_t d = fp32_to_fp16((rnd() % 100 + 1) * 1e-3f), dm = fp32_to_fp16((rnd() % 100) * 1e-3f);
+                        if (type == TYPE_Q6_K)
+                                memcpy(blk + 208, &d, 2);
+                        else {
+                                memcpy(blk, &d, 2);
+                                memcpy(blk + 2, &dm, 2);
+                        }
+                }
+        }
+        free(x);
+        *row_bytes = rb;
+        return w;
+}
+
+static void check_against_reference(const weight *w, const float *x, int64_t n_tokens, const float *y,
+                                    double tol) {
+        float *wf = malloc(sizeof(float) * w->n_in);
+        CHECK(wf);
+        for (int64_t o = 0; o < w->n_out; o++) {
+                CHECK_OK(weight_get_row(w, o, wf));
+                for (int64_t t = 0; t < n_tokens; t++) {
+                        double ref = 0, mag = 0;
+                        for (int64_t i = 0; i < w->n_in; i++) {
+                                ref += (double)wf[i] * x[t * w->n_in + i];
+                                mag += fabs((double)wf[i] * x[t * w->n_in + i]);
+                        }
+                        double got = y[t * w->n_out + o];
+                        CHECK_MSG(fabs(got - ref) <= tol * mag + 1e-6, "%s t=%lld o=%lld: %g vs %g (mag %g)",
+                                  type_name(w->type), (long long)t, (long long)o, got, ref, mag);
+                }
+        }
+        free(wf);
+}
+
+int main(void) {
+        static const uint32_t types[] = { TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K };
+        static const int64_t token_counts[] = { 1, 3, 7, 8, 37 };
+        const int64_t n_in = 512, n_out = 83;
+        matmul_ctx *ctx[4] = {};
+
+        for (int n = 1; n <= 3; n++)
+                CHECK_OK(matmul_ctx_new(n, &ctx[n]));
+
+        float *x = malloc(sizeof(float) * n_in * 37);
+        float *y = malloc(sizeof(float) * n_out * 37), *y1 = malloc(sizeof(float) * n_out * 37);
+        CHECK(x && y && y1);
+        for (int64_t i = 0; i < n_in * 37; i++)
+                x[i] = rndf();
+
+        for (size_t ti = 0; ti < sizeof types / sizeof types[0]; ti++) {
+                uint32_t type = types[ti];
+                weight w = { .name = "w", .type = type, .n_in = n_in, .n_out = n_out };
+                void *data = make_weight(type, n_in, n_out, &w.row_bytes);
+                w.data = data;
+                uint32_t act = type_traits_get(type)->vec_dot_type;
+                /* The vec path quantizes the activations: Q8 costs up to
+                 * half a step of 1/127 of each block's largest value per
+                 * element, bf16 2^-9, f16 2^-11 relative. */
+                double vec_tol = act == TYPE_F32 ? 1e-5 : act == TYPE_F16 ? 1e-3 : act == TYPE_BF16 ? 4e-3 : 1.5e-2;
+
+                for (size_t ki = 0; ki < sizeof token_counts / sizeof token_counts[0]; ki++) {
+                        int64_t nt = token_counts[ki];
+                        for (int n = 1; n <= 3; n++) {
+                                memset(y, 0xFF, sizeof(float) * n_out * nt);
+                                CHECK_OK(matmul(ctx[n], &w, x, nt, y));
+                                bool vec = nt < 8;
+                                check_against_reference(&w, x, nt, y, vec ? vec_tol : 1e-5);
+                                if (vec) {
+                                        if (n == 1)
+                                                memcpy(y1, y, sizeof(float) * n_out * nt);
+                                        else
+                                                CHECK_MSG(memcmp(y, y1, sizeof(float) * n_out * nt) == 0,
+                                                          "%s: %d threads differ from 1", type_name(type), n);
+                                } else
+                                        CHECK(matmul_last_path(ctx[n], type) != MATMUL_PATH_VEC);
+                        }
+                }
+                /* The vec path is the dot kernel of the best set, row by row. */
+                const kernel_set *k = kernels_best();
+                size_t arow;
+                CHECK_OK(type_row_size(act, n_in, &arow));
+                uint8_t *aq = malloc(arow);
+                CHECK(aq);
+                k->from_float[act](x, aq, n_in);
+                CHECK_OK(matmul(ctx[2], &w, x, 1, y));
+                for (int64_t o = 0; o < n_out; o++) {
+                        float s;
+                        k->vec_dot[type](n_in, &s, (const uint8_t *)data + o * w.row_bytes, aq);
+                        CHECK(s == y[o]);
+                }
+                free(aq);
+
+                /* Bad arguments are refused, not crashed on. */
+                weight bad = w;
+                bad.row_bytes++;
+                CHECK(matmul(ctx[1], &bad, x, 1, y) == -EINVAL);
+                bad = w;
+                bad.n_in = 100;
+                CHECK(matmul(ctx[1], &bad, x, 1, y) == -EINVAL);
+                CHECK(matmul(ctx[1], &w, x, 0, y) == -EINVAL);
+                CHECK(weight_get_row(&w, n_out, y) == -EINVAL);
+                free(data);
+        }
+        weight q41 = { .type = TYPE_Q4_1, .n_in = 64, .n_out = 1, .row_bytes = 40, .data = x };
+        CHECK(matmul(ctx[1], &q41, x, 1, y) == -EINVAL);
+        CHECK(strcmp(matmul_path_name(MATMUL_PATH_INT8), "int8") == 0);
+
+        for (int n = 1; n <= 3; n++)
+                matmul_ctx_free(ctx[n]);
+        free(x);
+        free(y);
+        free(y1);
+        printf("matmul ok\n");
+        return 0;
+}
