@@ -1,0 +1,15 @@
+# sotto-mkmodel: random-weight GGUF models of known shapes (tests, benchmarks).
+# Everything but main() also goes into an archive for tests/unit/test-mkmodel
+# (appended to UNIT_ARCHIVES: a test that references none of it pulls nothing).
+MKMODEL_SRCS := tests/tools/gguf-writer.c tests/tools/mkmodel-quant.c tests/tools/mkmodel-model.c \
+                tests/tools/mkmodel-llama.c tests/tools/mkmodel-write.c
+
+$(eval $(call add_program,sotto-mkmodel,tests/tools/sotto-mkmodel.c $(MKMODEL_SRCS)))
+
+$(BUILD)/libmkmodel.a: $(call obj,$(MKMODEL_SRCS))
+	rm -f $@ && $(AR) rcs $@ $^
+$(BUILD)/san/libmkmodel.a: $(call san,$(MKMODEL_SRCS))
+	@mkdir -p $(@D)
+	rm -f $@ && $(AR) rcs $@ $^
+UNIT_ARCHIVES += $(BUILD)/libmkmodel.a
+UNIT_SAN_ARCHIVES += $(BUILD)/san/libmkmodel.a
