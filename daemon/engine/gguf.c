@@ -360,8 +360,7 @@ static int tensor_nbytes(parser *p, gguf_tensor *t) {
                                  "tensor '%s': ne[0] = %" PRId64 " is not a multiple of the %s block size %" PRIu32,
                                  name, t->ne[0], ts->name, ts->blck);
         nel = t->ne[0];
-        nbytes = (uint64_t) (t->ne[0] / ts->blck) * ts->tsz;
-        if (nbytes > INT64_MAX)
+        if (MUL_OVERFLOW((uint64_t) (t->ne[0] / ts->blck), (uint64_t) ts->tsz, &nbytes) || nbytes > INT64_MAX)
                 goto overflow;
         for (int i = 1; i < GGUF_MAX_DIMS; i++) {
                 if (MUL_OVERFLOW(nel, t->ne[i], &nel) || MUL_OVERFLOW(nbytes, (uint64_t) t->ne[i], &nbytes) ||
