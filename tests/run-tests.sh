@@ -9,7 +9,7 @@
 # Logs go to build/test-logs/.  ONLY=regex restricts the run to matching names.
 set -u
 BUILD=${BUILD:-build}
-SHARED=${SHARED:-$(cd "$(dirname "$0")/../.." && pwd)/../shared}
+SHARED=${SHARED:-$(cd "$(dirname "$0")/.." && pwd)/../shared}
 FUZZ_SECONDS=${FUZZ_SECONDS:-20}
 TEST_TIMEOUT=${TEST_TIMEOUT:-900}
 ONLY=${ONLY:-}
