@@ -19,6 +19,7 @@
 
 #include "gguf-internal.h"
 #include "macro.h"
+#include "tensor-type.h"
 
 #define GGUF_DEFAULT_ALIGNMENT 32
 #define GGUF_MAX_ALIGNMENT (UINT32_C(1) << 24) /* no real file needs more than a page */
@@ -30,39 +31,6 @@
 #define HEADER_SIZE 24                /* magic, version, n_tensors, n_kv */
 #define KV_MIN_SIZE (8 + 0 + 4 + 1)   /* key length, key, type, 1-byte value */
 #define TENSOR_MIN_SIZE (8 + 4 + 8 + 4 + 8) /* name length, n_dims, ne[0], type, offset */
-
-/* ---- tensor types: block size and bytes per block (spec §2) ----
- * A private table so the reader validates any file on its own; ids that no
- * ggml version defines, and the removed repacked ones, have no entry. */
-typedef struct tensor_size {
-        const char *name;
-        uint32_t blck, tsz;
-} tensor_size;
-
-static const tensor_size tensor_sizes[] = {
-        [0] = { "F32", 1, 4 },          [1] = { "F16", 1, 2 },
-        [2] = { "Q4_0", 32, 18 },       [3] = { "Q4_1", 32, 20 },
-        [6] = { "Q5_0", 32, 22 },       [7] = { "Q5_1", 32, 24 },
-        [8] = { "Q8_0", 32, 34 },       [9] = { "Q8_1", 32, 36 },
-        [10] = { "Q2_K", 256, 84 },     [11] = { "Q3_K", 256, 110 },
-        [12] = { "Q4_K", 256, 144 },    [13] = { "Q5_K", 256, 176 },
-        [14] = { "Q6_K", 256, 210 },    [15] = { "Q8_K", 256, 292 },
-        [16] = { "IQ2_XXS", 256, 66 },  [17] = { "IQ2_XS", 256, 74 },
-        [18] = { "IQ3_XXS", 256, 98 },  [19] = { "IQ1_S", 256, 50 },
-        [20] = { "IQ4_NL", 32, 18 },    [21] = { "IQ3_S", 256, 110 },
-        [22] = { "IQ2_S", 256, 82 },    [23] = { "IQ4_XS", 256, 136 },
-        [24] = { "I8", 1, 1 },          [25] = { "I16", 1, 2 },
-        [26] = { "I32", 1, 4 },         [27] = { "I64", 1, 8 },
-        [28] = { "F64", 1, 8 },         [29] = { "IQ1_M", 256, 56 },
-        [30] = { "BF16", 1, 2 },        [34] = { "TQ1_0", 256, 54 },
-        [35] = { "TQ2_0", 256, 66 },    [39] = { "MXFP4", 32, 17 },
-};
-
-static const tensor_size *tensor_size_get(uint32_t type) {
-        if (type >= ELEMENTSOF(tensor_sizes) || tensor_sizes[type].blck == 0)
-                return NULL;
-        return &tensor_sizes[type];
-}
 
 static const char *const gguf_type_names[_GGUF_TYPE_MAX] = {
         "UINT8", "INT8", "UINT16", "INT16", "UINT32", "INT32", "FLOAT32",
@@ -342,26 +310,28 @@ static int parse_tensor(parser *p, int64_t idx, gguf_tensor *t) {
         return 0;
 }
 
-/* Size of a tensor: (ne[0]/blck)·tsz bytes per row, times the other dims,
- * each product checked; the total must fit in int64 (like ggml) so that
- * padding it to the alignment cannot wrap either. */
+/* Size of a tensor: (ne[0]/blck)·tsz bytes per row (tensor-type.c knows
+ * every ggml type's block), times the other dims, each product checked; the
+ * total must fit in int64 (like ggml) so that padding it to the alignment
+ * cannot wrap either. */
 static int tensor_nbytes(parser *p, gguf_tensor *t) {
         char name[PRETTY_MAX];
-        const tensor_size *ts = tensor_size_get(t->type);
-        int64_t nel;
+        const type_traits *tt = type_traits_get(t->type);
+        int64_t nel = t->ne[0];
+        size_t row;
         uint64_t nbytes;
 
         pretty(t->name, name);
-        if (!ts)
+        if (!tt)
                 return set_error(p->err, p->errlen, -EBADMSG, "tensor '%s': unknown tensor type id %" PRIu32, name,
                                  t->type);
-        if (t->ne[0] % ts->blck != 0)
+        if (t->ne[0] % tt->block_size != 0)
                 return set_error(p->err, p->errlen, -EBADMSG,
                                  "tensor '%s': ne[0] = %" PRId64 " is not a multiple of the %s block size %" PRIu32,
-                                 name, t->ne[0], ts->name, ts->blck);
-        nel = t->ne[0];
-        if (MUL_OVERFLOW((uint64_t) (t->ne[0] / ts->blck), (uint64_t) ts->tsz, &nbytes) || nbytes > INT64_MAX)
+                                 name, t->ne[0], tt->name, tt->block_size);
+        if (type_row_size(t->type, t->ne[0], &row) < 0 || row > INT64_MAX)
                 goto overflow;
+        nbytes = row;
         for (int i = 1; i < GGUF_MAX_DIMS; i++) {
                 if (MUL_OVERFLOW(nel, t->ne[i], &nel) || MUL_OVERFLOW(nbytes, (uint64_t) t->ne[i], &nbytes) ||
                     nbytes > INT64_MAX)
@@ -375,7 +345,7 @@ overflow:
         return set_error(p->err, p->errlen, -EBADMSG,
                          "tensor '%s': element count or byte size (%" PRId64 " x %" PRId64 " x %" PRId64 " x %" PRId64
                          " of %s) overflows 63 bits",
-                         name, t->ne[0], t->ne[1], t->ne[2], t->ne[3], ts->name);
+                         name, t->ne[0], t->ne[1], t->ne[2], t->ne[3], tt->name);
 }
 
 /* ---- the whole file ---- */
