@@ -174,16 +174,21 @@ static int parse_array(parser *p, gguf_kv *kv, const char *name) {
                 if (!kv->strs)
                         return set_error(p->err, p->errlen, -ENOMEM, "key '%s': out of memory", name);
         }
+        /* The loop runs once per vocabulary entry: the message is only
+         * formatted when an element is bad. */
         for (uint64_t i = 0; i < n; i++) {
-                char what[PRETTY_MAX + 64];
-                gguf_str s;
-                int r;
+                size_t at = p->pos;
+                uint64_t len;
 
-                kv->strs[i] = p->base + p->pos;
-                snprintf(what, sizeof what, "key '%s' element %" PRIu64, name, i);
-                r = read_str(p, GGUF_MAX_STRING_LEN, what, &s);
-                if (r < 0)
-                        return r;
+                kv->strs[i] = p->base + at;
+                if (!read_u64(p, &len) || len > left(p) || len > GGUF_MAX_STRING_LEN) {
+                        char what[PRETTY_MAX + 64];
+                        gguf_str s;
+                        p->pos = at;
+                        snprintf(what, sizeof what, "key '%s' element %" PRIu64, name, i);
+                        return read_str(p, GGUF_MAX_STRING_LEN, what, &s);
+                }
+                p->pos += len;
         }
         return 0;
 }
