@@ -493,6 +493,19 @@ static int parse(gguf_file *f, char *err, size_t errlen) {
                                          "tensor '%s': offset+size past end of file (offset %" PRIu64 ", %" PRIu64
                                          " bytes, data section of %" PRIu64 " bytes)",
                                          pretty(t->name, name), t->offset, t->nbytes, data_size);
+                /* Kernels read blocks in place through typed pointers: a
+                 * tensor must start at a file offset aligned like its blocks
+                 * (the largest power of two dividing the block size, at most
+                 * 8).  Any file with an alignment of 8 or more passes. */
+                {
+                        const type_traits *tt = type_traits_get(t->type);
+                        uint64_t need = MIN((uint64_t) (tt->type_size & -tt->type_size), UINT64_C(8));
+                        if ((f->data_start + t->offset) % need != 0)
+                                return set_error(err, errlen, -EBADMSG,
+                                                 "tensor '%s': data at file offset %" PRIu64
+                                                 " is not aligned to the %" PRIu64 " bytes its %s blocks need",
+                                                 pretty(t->name, name), f->data_start + t->offset, need, tt->name);
+                }
                 t->data = f->base + f->data_start + t->offset;
         }
 

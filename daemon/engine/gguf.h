@@ -40,7 +40,8 @@ typedef struct gguf_tensor {
         uint32_t type;     /* ggml type id, see tensor-type.h */
         uint64_t offset;   /* from the start of the data section */
         uint64_t nbytes;   /* checked to lie inside the file */
-        const void *data;  /* into the mapping */
+        const void *data;  /* into the mapping, at a file offset aligned for its blocks
+                            * (the largest power of two dividing the block size, <= 8) */
 } gguf_tensor;
 
 typedef struct gguf_file gguf_file;

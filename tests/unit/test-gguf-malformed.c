@@ -237,6 +237,15 @@ static void c_align_big_tensor(gb *b) { /* 2^24 alignment: tiny file cannot reac
         gb_tensor(b, "output.weight", 1, NE64, 0, 0), gb_pad(b, 32), gb_zeros(b, 256);
 }
 
+static void c_align_1_f32_odd(gb *b) { /* alignment 1 is legal, but an F32 tensor at an odd file offset is not */
+        gb_header(b, 3, 1, 2), arch_kv(b), gb_kv_u32(b, "general.alignment", 1);
+        gb_tensor(b, "output_norm.weight", 1, NE64, 0, 0);
+        if (b->n % 2 == 0)
+                gb_free(b), gb_header(b, 3, 1, 2), arch_kv(b), gb_kv_u32(b, "general.alignment", 1),
+                        gb_tensor(b, "output_norm.weight1", 1, NE64, 0, 0);
+        gb_zeros(b, 256);
+}
+
 typedef struct mcase {
         const char *name;
         void (*build)(gb *b);
@@ -309,6 +318,7 @@ static const mcase cases[] = {
         { "offset-wraps", c_offset_wraps, -EBADMSG, "tensor 'blk.0.attn_q.weight': offset+size past end of file" },
         { "offset-at-end", c_offset_at_end, -EBADMSG, "offset+size past end of file (offset 256" },
         { "offset-2^63", c_offset_2p63, -EBADMSG, "offset+size past end of file" },
+        { "alignment-1-f32-at-odd-offset", c_align_1_f32_odd, -EBADMSG, "is not aligned to the 4 bytes its f32 blocks need" },
         { "tensors-overlap", c_overlap, -EBADMSG, "tensors 'blk.0.attn_q.weight' and 'blk.0.attn_k.weight' overlap" },
         { "tensors-same-offset", c_overlap_same, -EBADMSG, "overlap" },
         { "duplicate-tensor", c_dup_tensor, -EBADMSG, "duplicate tensor name 'blk.0.attn_q.weight'" },

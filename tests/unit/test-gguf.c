@@ -301,6 +301,31 @@ static void test_all_types(void) {
         CHECK_EQ_INT(known, 40 - 8);
 }
 
+/* general.alignment 1 is legal: tensors may sit anywhere their blocks'
+ * own alignment allows. */
+static void test_alignment_1(void) {
+        gb b = { 0 };
+        gguf_file *f = NULL;
+        char err[256] = "";
+        size_t data_start, k;
+
+        gb_header(&b, 3, 2, 2);
+        gb_kv_str(&b, "general.architecture", "llama");
+        gb_kv_u32(&b, "general.alignment", 1);
+        gb_tensor(&b, "a", 1, (int64_t[]) { 1 }, 24, 0); /* one I8 */
+        data_start = b.n + 8 + 1 + 4 + 8 + 4 + 8;         /* after b's info */
+        k = 1 + (4 - (data_start + 1) % 4) % 4;           /* first F32-aligned offset > 0 */
+        gb_tensor(&b, "b", 1, (int64_t[]) { 4 }, 0, k);
+        CHECK_EQ_INT(b.n, data_start);
+        gb_zeros(&b, k + 16);
+        CHECK_MSG(gguf_open_memory(b.p, b.n, &f, err, sizeof err) == 0, "%s", err);
+        CHECK_EQ_INT(gguf_alignment(f), 1);
+        CHECK_EQ_INT((const uint8_t *) gguf_find_tensor(f, "a")->data - b.p, data_start);
+        CHECK_EQ_INT(((const uint8_t *) gguf_find_tensor(f, "b")->data - b.p) % 4, 0);
+        gguf_close(f);
+        gb_free(&b);
+}
+
 /* ---- the shared golden files ---- */
 
 static void check_tensors_inside(const gguf_file *f, const char *path) {
@@ -485,6 +510,7 @@ static void test_shared(void) {
 int main(void) {
         test_sample();
         test_all_types();
+        test_alignment_1();
         test_shared();
         return 0;
 }
