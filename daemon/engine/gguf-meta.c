@@ -276,6 +276,20 @@ int gguf_get_arr_f32(const gguf_file *f, const char *key, uint64_t i, float *ret
         return arr_f32(kv_by_name(f, key), i, ret);
 }
 
+int gguf_get_i64_at(const gguf_file *f, const char *key, uint64_t i, int64_t *ret) {
+        const gguf_kv *kv = kv_by_name(f, key);
+        if (kv && kv->type != GGUF_TYPE_ARRAY)
+                return int_to_i64(kv->type, kv->value, ret);
+        return arr_i64(kv, i, ret);
+}
+
+int gguf_get_f32_at(const gguf_file *f, const char *key, uint64_t i, float *ret) {
+        const gguf_kv *kv = kv_by_name(f, key);
+        if (kv && kv->type != GGUF_TYPE_ARRAY)
+                return float_to_f32(kv->type, kv->value, ret);
+        return arr_f32(kv, i, ret);
+}
+
 int gguf_kv_arr(const gguf_file *f, int64_t idx, gguf_type *elem_type, uint64_t *n, const void **data) {
         return arr_info(kv_by_index(f, idx), elem_type, n, data);
 }

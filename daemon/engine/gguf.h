@@ -44,6 +44,7 @@ typedef struct gguf_tensor {
                             * (the largest power of two dividing the block size, <= 8) */
 } gguf_tensor;
 
+/* Immutable once opened: any number of threads may read it concurrently. */
 typedef struct gguf_file gguf_file;
 
 /* Open and validate.  On failure returns -errno (-EBADMSG for a malformed
@@ -86,6 +87,12 @@ int gguf_get_arr_str(const gguf_file *f, const char *key, uint64_t i, gguf_str *
 /* Element i of a numeric array, converted like the scalar getters. */
 int gguf_get_arr_i64(const gguf_file *f, const char *key, uint64_t i, int64_t *ret);
 int gguf_get_arr_f32(const gguf_file *f, const char *key, uint64_t i, float *ret);
+
+/* A key that may be a scalar or an array (gemma3n.feed_forward_length is an
+ * INT32 array, one entry per layer; Gemma 3's is a UINT32 scalar): a scalar
+ * gives its value for any i, an array its element i (-ERANGE past the end). */
+int gguf_get_i64_at(const gguf_file *f, const char *key, uint64_t i, int64_t *ret);
+int gguf_get_f32_at(const gguf_file *f, const char *key, uint64_t i, float *ret);
 
 /* The same array accessors by key index (gguf_find_key), for loops over
  * large arrays such as a vocabulary. */

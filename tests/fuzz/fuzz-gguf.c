@@ -49,6 +49,8 @@ static void exercise_key(const gguf_file *f, int64_t k, const uint8_t *data, siz
         (void) gguf_get_i64(f, key, &i64);
         (void) gguf_get_f32(f, key, &x);
         (void) gguf_get_bool(f, key, &b);
+        (void) gguf_get_i64_at(f, key, 0, &i64);
+        (void) gguf_get_f32_at(f, key, 1, &x);
         if (gguf_get_str(f, key, &s) == 0) {
                 if (!INSIDE(s.p, s.len, data, size))
                         abort();
@@ -70,6 +72,8 @@ static void exercise_key(const gguf_file *f, int64_t k, const uint8_t *data, siz
                 }
                 if (i == n && (r1 == 0 || r2 == 0 || r3 == 0))
                         abort();
+                (void) gguf_get_i64_at(f, key, i, &i64);
+                (void) gguf_get_f32_at(f, key, i, &x);
                 (void) gguf_kv_arr_str(f, k, i, &s);
                 (void) gguf_kv_arr_i64(f, k, i, &i64);
                 (void) gguf_kv_arr_f32(f, k, i, &x);

@@ -180,6 +180,22 @@ static void check_sample(const gguf_file *f, const void *base) {
         CHECK_EQ_INT(gguf_get_arr_i64(f, "arr.u64", 1, &i64), -ERANGE);
         CHECK_EQ_INT(gguf_get_arr(f, "u8", &et, &n, &data), -EINVAL);
         CHECK_EQ_INT(gguf_get_arr(f, "missing", &et, &n, &data), -ENOENT);
+        /* scalar or array */
+        CHECK_OK(gguf_get_i64_at(f, "u8", 7, &i64));
+        CHECK_EQ_INT(i64, 200);
+        CHECK_OK(gguf_get_i64_at(f, "arr.i32", 2, &i64));
+        CHECK_EQ_INT(i64, 10);
+        CHECK_EQ_INT(gguf_get_i64_at(f, "arr.i32", 4, &i64), -ERANGE);
+        CHECK_EQ_INT(gguf_get_i64_at(f, "f32", 0, &i64), -EINVAL);
+        CHECK_EQ_INT(gguf_get_i64_at(f, "arr.str", 0, &i64), -EINVAL);
+        CHECK_EQ_INT(gguf_get_i64_at(f, "missing", 0, &i64), -ENOENT);
+        CHECK_OK(gguf_get_f32_at(f, "f64", 3, &x));
+        CHECK(x == 0.25f);
+        CHECK_OK(gguf_get_f32_at(f, "arr.f32", 0, &x));
+        CHECK(x == 1.5f);
+        CHECK_EQ_INT(gguf_get_f32_at(f, "arr.f32", 2, &x), -ERANGE);
+        CHECK_EQ_INT(gguf_get_f32_at(f, "u8", 0, &x), -EINVAL);
+        CHECK_EQ_INT(gguf_get_f32_at(f, "missing", 0, &x), -ENOENT);
         /* by key index */
         int k = gguf_find_key(f, "arr.str");
         CHECK_OK(k);
@@ -431,6 +447,12 @@ static void test_models(const char *dir) {
         CHECK_OK(gguf_get_arr_i64(f, "gemma3n.feed_forward_length", 24, &v));
         CHECK_EQ_INT(v, 128);
         CHECK_EQ_INT(gguf_get_u32(f, "gemma3n.feed_forward_length", &u), -EINVAL);
+        CHECK_OK(gguf_get_i64_at(f, "gemma3n.feed_forward_length", 3, &v));
+        CHECK_EQ_INT(v, 128);
+        CHECK_OK(gguf_get_i64_at(f, "gemma3n.block_count", 3, &v));
+        CHECK_EQ_INT(v, 25);
+        CHECK_OK(gguf_get_i64_at(f, "gemma3n.attention.sliding_window_pattern", 4, &v));
+        CHECK_EQ_INT(v, 0); /* layer 4 is global */
         CHECK_OK(gguf_get_arr_f32(f, "gemma3n.activation_sparsity_scale", 0, &x));
         CHECK(fabsf(x - 1.6448533535f) < 1e-5f);
         CHECK_OK(gguf_get_f32(f, "gemma3n.final_logit_softcapping", &x));
