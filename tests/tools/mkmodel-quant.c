@@ -125,9 +125,9 @@ static void quantize_k_asym(const float *x, int levels, uint16_t *d_out, uint16_
         for (int j = 0; j < 8; j++) {
                 sc[j] = (uint8_t)(d > 0 ? clampi(rnd(scale[j] / d), 0, 63) : 0);
                 m[j] = (uint8_t)(dmin > 0 ? clampi(rnd(mins[j] / dmin), 0, 63) : 0);
-                float ds = d * sc[j], dm = dmin * m[j];
+                float ds = d * sc[j], dm = dmin * m[j], ids = ds > 0 ? 1 / ds : 0;
                 for (int i = 0; i < 32; i++)
-                        q[32 * j + i] = (uint8_t)(ds > 0 ? clampi(rnd((x[32 * j + i] + dm) / ds), 0, levels - 1) : 0);
+                        q[32 * j + i] = (uint8_t)clampi(rnd((x[32 * j + i] + dm) * ids), 0, levels - 1);
         }
         pack_scales_k4(scales, sc, m);
 }
@@ -182,10 +182,10 @@ static void quantize_q6_K(const float *x, block_q6_K *y, int64_t nb) {
                 memset(y[b].qh, 0, sizeof y[b].qh);
                 for (int j = 0; j < 16; j++) {
                         y[b].scales[j] = (int8_t)(d > 0 ? clampi(rnd(s[j] / d), -127, 127) : 0);
-                        float ds = d * y[b].scales[j];
+                        float ds = d * y[b].scales[j], ids = ds != 0 ? 1 / ds : 0;
                         for (int i = 0; i < 16; i++) {
                                 int e = 16 * j + i;
-                                int q = ds != 0 ? clampi(rnd(x[e] / ds), -32, 31) + 32 : 32;
+                                int q = clampi(rnd(x[e] * ids), -32, 31) + 32;
                                 /* element e = 128h + 32k + l: low nibble in
                                  * ql[64h + l + 32(k&1)] (high nibble for k >= 2),
                                  * top two bits at 2k of qh[32h + l] */

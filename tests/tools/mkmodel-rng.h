@@ -43,18 +43,26 @@ static inline uint64_t mk_rng_next(mk_rng *r) {
         return result;
 }
 
-/* Uniform in (0, 1]: never 0, so that log() is finite. */
-static inline double mk_rng_uniform(mk_rng *r) { return ((mk_rng_next(r) >> 11) + 1) * 0x1.0p-53; }
+/* Two standard normal deviates from one draw, Box-Muller: u1 in (0, 1] (so
+ * that the log is finite) and u2 in [0, 1) of 24 bits each,
+ * sqrt(-2 ln u1) (cos, sin)(2 pi u2).
+ * In float: the tails stop at 5.8 sigma, which is plenty for weights. */
+static inline void mk_rng_normal2(mk_rng *r, float *a, float *b) {
+        uint64_t v = mk_rng_next(r);
+        float u1 = (float)((v >> 40) + 1) * 0x1.0p-24f, u2 = (float)((v >> 16) & 0xffffff) * 0x1.0p-24f;
+        float rad = sqrtf(-2.0f * logf(u1)), s, c;
+        sincosf(2.0f * (float)M_PI * u2, &s, &c);
+        *a = rad * c;
+        *b = rad * s;
+}
 
-/* Standard normal, Box-Muller: sqrt(-2 ln u1) * (cos, sin)(2 pi u2). */
 static inline float mk_rng_normal(mk_rng *r) {
         if (r->has_spare) {
                 r->has_spare = 0;
                 return r->spare;
         }
-        double u1 = mk_rng_uniform(r), u2 = mk_rng_uniform(r);
-        double rad = sqrt(-2.0 * log(u1)), th = 2.0 * M_PI * u2;
-        r->spare = (float)(rad * sin(th));
+        float a;
+        mk_rng_normal2(r, &a, &r->spare);
         r->has_spare = 1;
-        return (float)(rad * cos(th));
+        return a;
 }

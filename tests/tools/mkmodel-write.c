@@ -50,7 +50,7 @@ static void *worker(void *arg) {
                 mk_rng_init(&rng, b->seed, b->t_index, (uint64_t)(b->row0 + r));
                 float base = b->t->init == MK_INIT_NORM ? 1.0f : 0.0f;
                 for (int64_t i = 0; i < b->t->ne[0]; i++)
-                        x[i] = base + WEIGHT_STD * mk_rng_normal(&rng);
+                        x[i] = base + WEIGHT_STD * mk_rng_normal(&rng); /* ne[0] may be odd */
                 mk_quantize_row(b->t->type, x, b->out + (size_t)r * b->row_bytes, b->t->ne[0]);
         }
         free(x);

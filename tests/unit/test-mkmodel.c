@@ -2,13 +2,16 @@
 /* sotto-mkmodel: its quantizers against dequantizers written here from
  * specs/gguf.md §3 (an independent reading of the layouts), the f16/bf16
  * rounding, the Q4_K_M mix rule, and the files it writes (deterministic,
- * independent of the thread count, packed as llama.cpp requires). */
+ * independent of the thread count, packed as llama.cpp requires, read back
+ * by the engine's GGUF reader, decoded alike by its dequantizers). */
 #include <fcntl.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
+#include "gguf.h"
+#include "macro.h"
 #include "test.h"
 #include "tensor-type.h"
 #include "tests/tools/mkmodel-model.h"
@@ -241,6 +244,75 @@ static void test_q4_k_m_plan(void) {
         mk_model_done(&m);
 }
 
+/* ---- files: what the engine's GGUF reader and dequantizers see ---- */
+
+static void check_with_reader(const char *path, const mk_model *m) {
+        gguf_file *f;
+        char err[256];
+        int r = gguf_open_path(path, &f, err, sizeof err);
+        CHECK_MSG(r >= 0, "%s: %s", path, err);
+        gguf_str s;
+        uint32_t u;
+        CHECK_OK(gguf_get_str(f, "general.architecture", &s));
+        CHECK(gguf_str_eq(s, "llama"));
+        CHECK_OK(gguf_get_u32(f, "general.file_type", &u));
+        CHECK_EQ_INT(u, m->ftype->file_type);
+        CHECK_OK(gguf_get_u32(f, "llama.embedding_length", &u));
+        CHECK_EQ_INT(u, 256);
+        CHECK_OK(gguf_get_u32(f, "llama.block_count", &u));
+        CHECK_EQ_INT(u, 2);
+        CHECK_OK(gguf_get_u32(f, "llama.attention.head_count_kv", &u));
+        CHECK_EQ_INT(u, 2);
+        CHECK_OK(gguf_get_u32(f, "tokenizer.ggml.bos_token_id", &u));
+        CHECK_EQ_INT(u, 1);
+        gguf_type et;
+        uint64_t n;
+        const void *data;
+        CHECK_OK(gguf_get_arr(f, "tokenizer.ggml.tokens", &et, &n, &data));
+        CHECK_EQ_INT(et, GGUF_TYPE_STRING);
+        CHECK_EQ_INT(n, 512);
+        CHECK_OK(gguf_get_arr_str(f, "tokenizer.ggml.tokens", 3 + 0x41, &s));
+        CHECK(gguf_str_eq(s, "<0x41>"));
+        CHECK_OK(gguf_get_arr_str(f, "tokenizer.ggml.tokens", 511, &s));
+        CHECK(gguf_str_eq(s, "\xe2\x96\x81w252"));
+        int64_t tt;
+        CHECK_OK(gguf_get_arr_i64(f, "tokenizer.ggml.token_type", 1, &tt));
+        CHECK_EQ_INT(tt, 3);
+        CHECK_EQ_INT(gguf_alignment(f), 32);
+
+        CHECK_EQ_INT(gguf_n_tensors(f), (int64_t)m->n_tensors);
+        for (size_t i = 0; i < m->n_tensors; i++) {
+                const mk_tensor *t = &m->tensors[i];
+                const gguf_tensor *g = gguf_find_tensor(f, t->name);
+                CHECK_MSG(g, "tensor %s missing", t->name);
+                CHECK_EQ_INT(g->type, t->type);
+                CHECK_EQ_INT(g->n_dims, t->n_dims);
+                CHECK_EQ_INT(g->ne[0], t->ne[0]);
+                CHECK_EQ_INT(g->ne[1], t->ne[1]);
+                CHECK_EQ_INT(g->offset, t->offset);
+                CHECK_EQ_INT(g->nbytes, t->nbytes);
+
+                /* the engine's dequantizer and the one above agree on the
+                 * first and last rows */
+                const type_traits *tr = type_traits_get(g->type);
+                CHECK(tr && tr->to_float);
+                size_t row = mk_row_size(g->type, g->ne[0]);
+                float *y1 = malloc(g->ne[0] * sizeof *y1), *y2 = malloc(g->ne[0] * sizeof *y2);
+                CHECK(y1 && y2);
+                for (int64_t rr = 0; rr < g->ne[1]; rr += MAX(1, g->ne[1] - 1)) {
+                        const uint8_t *p = (const uint8_t *)g->data + rr * row;
+                        tr->to_float(p, y1, g->ne[0]);
+                        dequant(g->type, p, y2, g->ne[0]);
+                        for (int64_t k = 0; k < g->ne[0]; k++)
+                                CHECK_MSG(fabsf(y1[k] - y2[k]) <= 1e-6f * fabsf(y2[k]) + 1e-9f,
+                                          "%s row %" PRId64 " [%" PRId64 "]: engine %g, spec %g", t->name, rr, k, y1[k], y2[k]);
+                }
+                free(y1);
+                free(y2);
+        }
+        gguf_close(f);
+}
+
 /* ---- files: identical for any thread count, sized as planned ---- */
 
 static void test_files(void) {
@@ -268,6 +340,8 @@ static void test_files(void) {
                 const mk_tensor *t = &m.tensors[m.n_tensors - 1];
                 last_end = t->offset + ((t->nbytes + 31) & ~(uint64_t)31);
                 CHECK((na - last_end) % 32 == 0); /* data start aligned, file ends with the data */
+
+                check_with_reader(a, &m);
 
                 /* the first tensor's first row decodes to N(0, 0.02)-like values */
                 const mk_tensor *e = &m.tensors[0];
