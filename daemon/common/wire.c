@@ -1,0 +1,467 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "daemon/common/wire.h"
+#include "macro.h"
+
+/* ---- parameters ---- */
+
+void gen_params_default(gen_params *p) {
+        *p = (gen_params){
+                .temperature = 0.8f,
+                .top_k = 40,
+                .top_p = 0.95f,
+                .min_p = 0.05f,
+                .repeat_penalty = 1.0f,
+                .seed = 0,
+                .max_tokens = 512,
+        };
+}
+
+void gen_params_done(gen_params *p) {
+        for (uint32_t i = 0; i < p->n_stop && i < WIRE_MAX_STOP; i++)
+                free(p->stop[i]);
+        p->n_stop = 0;
+}
+
+int gen_params_copy(gen_params *dst, const gen_params *src) {
+        *dst = *src;
+        dst->n_stop = 0;
+        for (uint32_t i = 0; i < src->n_stop; i++) {
+                dst->stop[i] = strdup(src->stop[i]);
+                if (!dst->stop[i]) {
+                        gen_params_done(dst);
+                        return -ENOMEM;
+                }
+                dst->n_stop = i + 1;
+        }
+        return 0;
+}
+
+int gen_params_check(const gen_params *p, char *err, size_t errlen) {
+        if (!isfinite(p->temperature) || p->temperature < 0 || p->temperature > 10)
+                return set_error(err, errlen, -EINVAL, "temperature must be a number from 0 to 10");
+        if (p->top_k < 0 || p->top_k > 1000000)
+                return set_error(err, errlen, -EINVAL, "top-k must be from 0 (off) to 1000000");
+        if (!isfinite(p->top_p) || p->top_p <= 0 || p->top_p > 1)
+                return set_error(err, errlen, -EINVAL, "top-p must be above 0 and at most 1");
+        if (!isfinite(p->min_p) || p->min_p < 0 || p->min_p > 1)
+                return set_error(err, errlen, -EINVAL, "min-p must be from 0 to 1");
+        if (!isfinite(p->repeat_penalty) || p->repeat_penalty < 0.1f || p->repeat_penalty > 10)
+                return set_error(err, errlen, -EINVAL, "repeat-penalty must be from 0.1 to 10");
+        if (p->max_tokens < 1 || p->max_tokens > 65536)
+                return set_error(err, errlen, -EINVAL, "max-tokens must be from 1 to 65536");
+        if (p->n_stop > WIRE_MAX_STOP)
+                return set_error(err, errlen, -EINVAL, "at most %u stop strings", WIRE_MAX_STOP);
+        for (uint32_t i = 0; i < p->n_stop; i++) {
+                size_t n = strlen(p->stop[i]);
+                if (n < 1 || n > WIRE_MAX_STOP_LEN || !utf8_is_valid(p->stop[i], n))
+                        return set_error(err, errlen, -EINVAL,
+                                         "each stop string must be valid UTF-8 of 1 to %u bytes", WIRE_MAX_STOP_LEN);
+        }
+        return 0;
+}
+
+/* ---- output buffer ---- */
+
+void wire_buf_free(wire_buf *b) {
+        free(b->data);
+        *b = (wire_buf){};
+}
+
+static void put(wire_buf *b, const void *p, size_t n) {
+        if (b->failed)
+                return;
+        if (n > SIZE_MAX - b->len || b->len + n > (size_t)WIRE_MAX_PAYLOAD * 64) {
+                b->failed = true;
+                return;
+        }
+        if (b->len + n > b->cap) {
+                size_t cap = MAX(b->cap * 2, MAX(b->len + n, (size_t)4096));
+                uint8_t *d = realloc(b->data, cap);
+                if (!d) {
+                        b->failed = true;
+                        return;
+                }
+                b->data = d;
+                b->cap = cap;
+        }
+        memcpy(b->data + b->len, p, n);
+        b->len += n;
+}
+
+void wire_put_u32(wire_buf *b, uint32_t v) {
+        uint8_t x[4] = { v, v >> 8, v >> 16, v >> 24 };
+        put(b, x, 4);
+}
+
+void wire_put_u64(wire_buf *b, uint64_t v) {
+        wire_put_u32(b, (uint32_t)v);
+        wire_put_u32(b, (uint32_t)(v >> 32));
+}
+
+void wire_put_f32(wire_buf *b, float v) {
+        uint32_t u;
+        memcpy(&u, &v, 4);
+        wire_put_u32(b, u);
+}
+
+void wire_put_bytes(wire_buf *b, const void *p, uint32_t len) {
+        wire_put_u32(b, len);
+        put(b, p, len);
+}
+
+/* ---- reader ---- */
+
+int wire_get_u32(wire_reader *r, uint32_t *v) {
+        if (r->left < 4)
+                return -EBADMSG;
+        *v = (uint32_t)r->p[0] | (uint32_t)r->p[1] << 8 | (uint32_t)r->p[2] << 16 | (uint32_t)r->p[3] << 24;
+        r->p += 4;
+        r->left -= 4;
+        return 0;
+}
+
+int wire_get_u64(wire_reader *r, uint64_t *v) {
+        uint32_t lo, hi;
+        if (wire_get_u32(r, &lo) < 0 || wire_get_u32(r, &hi) < 0)
+                return -EBADMSG;
+        *v = (uint64_t)hi << 32 | lo;
+        return 0;
+}
+
+int wire_get_f32(wire_reader *r, float *v) {
+        uint32_t u;
+        if (wire_get_u32(r, &u) < 0)
+                return -EBADMSG;
+        memcpy(v, &u, 4);
+        return 0;
+}
+
+int wire_get_bytes(wire_reader *r, uint32_t max, const char **ret, uint32_t *len) {
+        uint32_t n;
+        if (wire_get_u32(r, &n) < 0 || n > max || n > r->left)
+                return -EBADMSG;
+        *ret = (const char *)r->p;
+        *len = n;
+        r->p += n;
+        r->left -= n;
+        return 0;
+}
+
+int wire_get_string(wire_reader *r, char *buf, size_t bufsize) {
+        const char *s;
+        uint32_t n;
+        if (bufsize == 0 || wire_get_bytes(r, (uint32_t)MIN(bufsize - 1, (size_t)UINT32_MAX), &s, &n) < 0)
+                return -EBADMSG;
+        if (memchr(s, 0, n))
+                return -EBADMSG;
+        memcpy(buf, s, n);
+        buf[n] = 0;
+        return 0;
+}
+
+/* ---- frames ---- */
+
+/* Reserves the header, returns its offset; finish_frame fills in the length. */
+static size_t begin_frame(wire_buf *b, uint32_t type) {
+        size_t at = b->len;
+        wire_put_u32(b, type);
+        wire_put_u32(b, 0);
+        return at;
+}
+
+static int finish_frame(wire_buf *b, size_t at) {
+        if (b->failed)
+                return -ENOMEM;
+        size_t n = b->len - at - WIRE_HEADER_SIZE;
+        if (n > WIRE_MAX_PAYLOAD) {
+                b->len = at;
+                return -EMSGSIZE;
+        }
+        uint8_t *p = b->data + at + 4;
+        p[0] = n, p[1] = n >> 8, p[2] = n >> 16, p[3] = n >> 24;
+        return 0;
+}
+
+int wire_parse_header(const uint8_t *buf, size_t len, uint32_t *type, uint32_t *plen) {
+        if (len < WIRE_HEADER_SIZE)
+                return 0;
+        wire_reader r = { buf, len };
+        (void)wire_get_u32(&r, type);
+        (void)wire_get_u32(&r, plen);
+        if (*plen > WIRE_MAX_PAYLOAD)
+                return -EBADMSG;
+        return len - WIRE_HEADER_SIZE >= *plen;
+}
+
+int wire_encode_generate(wire_buf *b, const wire_generate *g) {
+        const gen_params *p = &g->params;
+        if (g->prompt_len > WIRE_MAX_PROMPT || p->n_stop > WIRE_MAX_STOP)
+                return -EMSGSIZE;
+        size_t at = begin_frame(b, WIRE_GENERATE);
+        wire_put_u64(b, g->req_id);
+        wire_put_u64(b, g->chat_id);
+        wire_put_f32(b, p->temperature);
+        wire_put_u32(b, (uint32_t)p->top_k);
+        wire_put_f32(b, p->top_p);
+        wire_put_f32(b, p->min_p);
+        wire_put_f32(b, p->repeat_penalty);
+        wire_put_u64(b, p->seed);
+        wire_put_u32(b, p->max_tokens);
+        wire_put_u32(b, p->n_stop);
+        for (uint32_t i = 0; i < p->n_stop; i++)
+                wire_put_bytes(b, p->stop[i], (uint32_t)strlen(p->stop[i]));
+        wire_put_bytes(b, g->prompt, g->prompt_len);
+        return finish_frame(b, at);
+}
+
+int wire_decode_generate(const uint8_t *payload, size_t len, wire_generate *g) {
+        wire_reader r = { payload, len };
+        uint32_t top_k;
+        *g = (wire_generate){};
+        gen_params *p = &g->params;
+        if (wire_get_u64(&r, &g->req_id) < 0 || wire_get_u64(&r, &g->chat_id) < 0 ||
+            wire_get_f32(&r, &p->temperature) < 0 || wire_get_u32(&r, &top_k) < 0 ||
+            wire_get_f32(&r, &p->top_p) < 0 || wire_get_f32(&r, &p->min_p) < 0 ||
+            wire_get_f32(&r, &p->repeat_penalty) < 0 || wire_get_u64(&r, &p->seed) < 0 ||
+            wire_get_u32(&r, &p->max_tokens) < 0)
+                return -EBADMSG;
+        p->top_k = (int32_t)top_k;
+        uint32_t n_stop;
+        if (wire_get_u32(&r, &n_stop) < 0 || n_stop > WIRE_MAX_STOP)
+                return -EBADMSG;
+        for (uint32_t i = 0; i < n_stop; i++) {
+                const char *s;
+                uint32_t n;
+                if (wire_get_bytes(&r, WIRE_MAX_STOP_LEN, &s, &n) < 0 || memchr(s, 0, n)) {
+                        gen_params_done(p);
+                        return -EBADMSG;
+                }
+                p->stop[i] = strndup(s, n);
+                if (!p->stop[i]) {
+                        gen_params_done(p);
+                        return -ENOMEM;
+                }
+                p->n_stop = i + 1;
+        }
+        if (wire_get_bytes(&r, WIRE_MAX_PROMPT, &g->prompt, &g->prompt_len) < 0 || r.left != 0 ||
+            gen_params_check(p, NULL, 0) < 0) {
+                gen_params_done(p);
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+int wire_encode_u64(wire_buf *b, uint32_t type, uint64_t v) {
+        size_t at = begin_frame(b, type);
+        wire_put_u64(b, v);
+        return finish_frame(b, at);
+}
+
+int wire_decode_u64(const uint8_t *payload, size_t len, uint64_t *v) {
+        wire_reader r = { payload, len };
+        if (wire_get_u64(&r, v) < 0 || r.left != 0)
+                return -EBADMSG;
+        return 0;
+}
+
+int wire_encode_ready(wire_buf *b, const wire_ready *x) {
+        size_t at = begin_frame(b, WIRE_READY);
+        wire_put_u32(b, x->n_ctx);
+        wire_put_u32(b, x->n_ctx_train);
+        wire_put_u32(b, x->n_vocab);
+        wire_put_u32(b, x->pid);
+        wire_put_bytes(b, x->arch, (uint32_t)strnlen(x->arch, sizeof x->arch - 1));
+        wire_put_bytes(b, x->name, (uint32_t)strnlen(x->name, sizeof x->name - 1));
+        return finish_frame(b, at);
+}
+
+int wire_decode_ready(const uint8_t *payload, size_t len, wire_ready *x) {
+        wire_reader r = { payload, len };
+        *x = (wire_ready){};
+        if (wire_get_u32(&r, &x->n_ctx) < 0 || wire_get_u32(&r, &x->n_ctx_train) < 0 ||
+            wire_get_u32(&r, &x->n_vocab) < 0 || wire_get_u32(&r, &x->pid) < 0 ||
+            wire_get_string(&r, x->arch, sizeof x->arch) < 0 || wire_get_string(&r, x->name, sizeof x->name) < 0 ||
+            r.left != 0)
+                return -EBADMSG;
+        if (!utf8_is_valid(x->arch, strlen(x->arch)) || !utf8_is_valid(x->name, strlen(x->name)))
+                return -EBADMSG;
+        if (x->n_ctx < 1 || x->n_ctx > (1u << 20) || x->n_vocab < 1)
+                return -EBADMSG;
+        return 0;
+}
+
+int wire_encode_text(wire_buf *b, uint64_t req_id, uint32_t n_tokens, const char *text, uint32_t len) {
+        if (len > WIRE_MAX_TEXT)
+                return -EMSGSIZE;
+        size_t at = begin_frame(b, WIRE_TEXT);
+        wire_put_u64(b, req_id);
+        wire_put_u32(b, n_tokens);
+        wire_put_bytes(b, text, len);
+        return finish_frame(b, at);
+}
+
+int wire_decode_text(const uint8_t *payload, size_t len, wire_text *t) {
+        wire_reader r = { payload, len };
+        *t = (wire_text){};
+        if (wire_get_u64(&r, &t->req_id) < 0 || wire_get_u32(&r, &t->n_tokens) < 0 ||
+            wire_get_bytes(&r, WIRE_MAX_TEXT, &t->text, &t->len) < 0 || r.left != 0)
+                return -EBADMSG;
+        return 0;
+}
+
+int wire_encode_done(wire_buf *b, const wire_done *d) {
+        size_t at = begin_frame(b, WIRE_DONE);
+        wire_put_u64(b, d->req_id);
+        wire_put_u32(b, d->status);
+        wire_put_u32(b, d->stop_reason);
+        wire_put_u32(b, d->n_prompt);
+        wire_put_u32(b, d->n_generated);
+        wire_put_u32(b, d->n_past);
+        wire_put_u64(b, d->prompt_usec);
+        wire_put_u64(b, d->total_usec);
+        wire_put_bytes(b, d->message, (uint32_t)strnlen(d->message, sizeof d->message - 1));
+        return finish_frame(b, at);
+}
+
+int wire_decode_done(const uint8_t *payload, size_t len, wire_done *d) {
+        wire_reader r = { payload, len };
+        *d = (wire_done){};
+        if (wire_get_u64(&r, &d->req_id) < 0 || wire_get_u32(&r, &d->status) < 0 ||
+            wire_get_u32(&r, &d->stop_reason) < 0 || wire_get_u32(&r, &d->n_prompt) < 0 ||
+            wire_get_u32(&r, &d->n_generated) < 0 || wire_get_u32(&r, &d->n_past) < 0 ||
+            wire_get_u64(&r, &d->prompt_usec) < 0 || wire_get_u64(&r, &d->total_usec) < 0 ||
+            wire_get_string(&r, d->message, sizeof d->message) < 0 || r.left != 0)
+                return -EBADMSG;
+        if (d->status >= _WIRE_STATUS_MAX || d->stop_reason >= _WIRE_STOP_MAX ||
+            !utf8_is_valid(d->message, strlen(d->message)))
+                return -EBADMSG;
+        return 0;
+}
+
+/* ---- connection ---- */
+
+void wire_conn_init(wire_conn *c, int fd) {
+        *c = (wire_conn){ .fd = fd };
+}
+
+void wire_conn_done(wire_conn *c) {
+        if (c->fd >= 0)
+                close(c->fd);
+        free(c->in);
+        wire_buf_free(&c->out);
+        *c = (wire_conn){ .fd = -1 };
+}
+
+int wire_conn_read(wire_conn *c) {
+        /* Drop the frame handed out last. */
+        if (c->in_consumed > 0) {
+                memmove(c->in, c->in + c->in_consumed, c->in_len - c->in_consumed);
+                c->in_len -= c->in_consumed;
+                c->in_consumed = 0;
+        }
+        if (c->in_cap - c->in_len < 65536) {
+                size_t cap = c->in_cap ? c->in_cap * 2 : 131072;
+                if (cap > WIRE_MAX_PAYLOAD + WIRE_HEADER_SIZE + 131072)
+                        cap = WIRE_MAX_PAYLOAD + WIRE_HEADER_SIZE + 131072;
+                if (cap > c->in_cap) {
+                        uint8_t *p = realloc(c->in, cap);
+                        if (!p)
+                                return -ENOMEM;
+                        c->in = p;
+                        c->in_cap = cap;
+                }
+        }
+        if (c->in_len == c->in_cap)
+                return 0; /* full: the caller must consume frames first */
+        ssize_t n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+        if (n < 0)
+                return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+        if (n == 0)
+                return -EPIPE;
+        c->in_len += (size_t)n;
+        return 0;
+}
+
+int wire_conn_next(wire_conn *c, uint32_t *type, const uint8_t **payload, size_t *len) {
+        if (c->in_consumed > 0) {
+                memmove(c->in, c->in + c->in_consumed, c->in_len - c->in_consumed);
+                c->in_len -= c->in_consumed;
+                c->in_consumed = 0;
+        }
+        uint32_t plen;
+        int r = wire_parse_header(c->in, c->in_len, type, &plen);
+        if (r <= 0)
+                return r;
+        *payload = c->in + WIRE_HEADER_SIZE;
+        *len = plen;
+        c->in_consumed = WIRE_HEADER_SIZE + plen;
+        return 1;
+}
+
+int wire_conn_flush(wire_conn *c) {
+        while (c->out_sent < c->out.len) {
+                ssize_t n = send(c->fd, c->out.data + c->out_sent, c->out.len - c->out_sent,
+                                 MSG_NOSIGNAL | MSG_DONTWAIT);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN)
+                                break;
+                        return -errno;
+                }
+                c->out_sent += (size_t)n;
+        }
+        if (c->out_sent == c->out.len) {
+                c->out.len = 0;
+                c->out_sent = 0;
+                return 0;
+        }
+        if (c->out_sent > 1u << 20) {
+                memmove(c->out.data, c->out.data + c->out_sent, c->out.len - c->out_sent);
+                c->out.len -= c->out_sent;
+                c->out_sent = 0;
+        }
+        return 1;
+}
+
+/* ---- UTF-8 ---- */
+
+bool utf8_is_valid(const char *s, size_t len) {
+        const uint8_t *p = (const uint8_t *)s, *end = p + len;
+        while (p < end) {
+                uint8_t c = *p;
+                if (c < 0x80) {
+                        p++;
+                        continue;
+                }
+                size_t n;
+                uint32_t cp, min;
+                if ((c & 0xe0) == 0xc0)
+                        n = 2, cp = c & 0x1f, min = 0x80;
+                else if ((c & 0xf0) == 0xe0)
+                        n = 3, cp = c & 0x0f, min = 0x800;
+                else if ((c & 0xf8) == 0xf0)
+                        n = 4, cp = c & 0x07, min = 0x10000;
+                else
+                        return false;
+                if ((size_t)(end - p) < n)
+                        return false;
+                for (size_t i = 1; i < n; i++) {
+                        if ((p[i] & 0xc0) != 0x80)
+                                return false;
+                        cp = cp << 6 | (p[i] & 0x3f);
+                }
+                if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+                        return false;
+                p += n;
+        }
+        return true;
+}

@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/* The framed protocol between sottod and sotto-worker, over a SOCK_STREAM
+ * socketpair.  A frame is a header {u32 type, u32 length} followed by length
+ * bytes of payload, all little-endian.  Every length is checked against
+ * WIRE_MAX_PAYLOAD before anything is allocated, and every field is read
+ * through a bounds-checked reader: a short or oversized frame is -EBADMSG.
+ * Neither side trusts the other's bytes: sottod treats the worker (which
+ * parses untrusted content) as possibly compromised. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define WIRE_HEADER_SIZE 8u
+#define WIRE_MAX_PAYLOAD (6u << 20) /* a prompt of up to 4 MiB plus fields */
+#define WIRE_MAX_PROMPT (4u << 20)
+#define WIRE_MAX_STOP 8u
+#define WIRE_MAX_STOP_LEN 256u
+#define WIRE_MAX_TEXT 65536u
+#define WIRE_MAX_NAME 256u
+
+enum wire_type {
+        /* sottod -> worker */
+        WIRE_GENERATE = 1,
+        WIRE_CANCEL = 2,
+        WIRE_CHAT_CLOSE = 3,
+        WIRE_TEST_ESCAPE = 90, /* honoured only by a worker built with test hooks */
+        /* worker -> sottod */
+        WIRE_READY = 101,
+        WIRE_TEXT = 102,
+        WIRE_DONE = 103,
+        WIRE_TEST_RESULT = 190,
+};
+
+/* Sampling and stopping, as validated by sottod (options.c) and checked
+ * again by the worker. */
+typedef struct gen_params {
+        float temperature;
+        int32_t top_k;
+        float top_p;
+        float min_p;
+        float repeat_penalty;
+        uint64_t seed;
+        uint32_t max_tokens;
+        uint32_t n_stop;
+        char *stop[WIRE_MAX_STOP]; /* owned, NUL-terminated */
+} gen_params;
+
+void gen_params_default(gen_params *p);
+void gen_params_done(gen_params *p); /* frees the stop strings */
+int gen_params_copy(gen_params *dst, const gen_params *src);
+/* Range checks shared by both sides: 0 or -EINVAL with a sentence. */
+int gen_params_check(const gen_params *p, char *err, size_t errlen);
+
+/* WIRE_GENERATE: a one-shot request (chat_id 0) or a chat turn. */
+typedef struct wire_generate {
+        uint64_t req_id;
+        uint64_t chat_id;
+        gen_params params;
+        const char *prompt; /* points into the frame, not NUL-terminated */
+        uint32_t prompt_len;
+} wire_generate;
+
+enum wire_status {
+        WIRE_OK = 0,
+        WIRE_ERR_CANCELLED = 1,
+        WIRE_ERR_CONTEXT_FULL = 2,
+        WIRE_ERR_INVALID = 3,
+        WIRE_ERR_ENGINE = 4,
+        WIRE_ERR_BUSY = 5,
+        _WIRE_STATUS_MAX,
+};
+
+enum wire_stop_reason {
+        WIRE_STOP_EOG = 0,
+        WIRE_STOP_MAX_TOKENS = 1,
+        WIRE_STOP_STRING = 2,
+        WIRE_STOP_CONTEXT = 3,
+        WIRE_STOP_NONE = 4, /* failed or cancelled */
+        _WIRE_STOP_MAX,
+};
+
+typedef struct wire_done {
+        uint64_t req_id;
+        uint32_t status;      /* enum wire_status */
+        uint32_t stop_reason; /* enum wire_stop_reason */
+        uint32_t n_prompt;
+        uint32_t n_generated;
+        uint32_t n_past;      /* context used afterwards (chats) */
+        uint64_t prompt_usec;
+        uint64_t total_usec;
+        char message[WIRE_MAX_NAME]; /* NUL-terminated sentence, "" on success */
+} wire_done;
+
+typedef struct wire_ready {
+        uint32_t n_ctx;
+        uint32_t n_ctx_train;
+        uint32_t n_vocab;
+        uint32_t pid;
+        char arch[64];
+        char name[WIRE_MAX_NAME];
+} wire_ready;
+
+typedef struct wire_text {
+        uint64_t req_id;
+        uint32_t n_tokens; /* tokens generated so far */
+        const char *text;  /* points into the frame */
+        uint32_t len;
+} wire_text;
+
+/* ---- growable output buffer ---- */
+typedef struct wire_buf {
+        uint8_t *data;
+        size_t len, cap;
+        bool failed; /* an append ran out of memory or past the limit */
+} wire_buf;
+
+void wire_buf_free(wire_buf *b);
+void wire_put_u32(wire_buf *b, uint32_t v);
+void wire_put_u64(wire_buf *b, uint64_t v);
+void wire_put_f32(wire_buf *b, float v);
+void wire_put_bytes(wire_buf *b, const void *p, uint32_t len); /* u32 length + bytes */
+
+/* ---- bounds-checked reader ---- */
+typedef struct wire_reader {
+        const uint8_t *p;
+        size_t left;
+} wire_reader;
+
+int wire_get_u32(wire_reader *r, uint32_t *v);
+int wire_get_u64(wire_reader *r, uint64_t *v);
+int wire_get_f32(wire_reader *r, float *v);
+/* A length-prefixed byte string of at most max bytes; *ret points into the frame. */
+int wire_get_bytes(wire_reader *r, uint32_t max, const char **ret, uint32_t *len);
+/* Same, copied into buf (size bufsize, NUL-terminated); rejects embedded NULs. */
+int wire_get_string(wire_reader *r, char *buf, size_t bufsize);
+
+/* ---- message codecs: encode appends one whole frame to b ---- */
+int wire_encode_generate(wire_buf *b, const wire_generate *g);
+int wire_decode_generate(const uint8_t *payload, size_t len, wire_generate *g); /* g->params owns copies */
+int wire_encode_u64(wire_buf *b, uint32_t type, uint64_t v);                     /* CANCEL, CHAT_CLOSE */
+int wire_decode_u64(const uint8_t *payload, size_t len, uint64_t *v);
+int wire_encode_ready(wire_buf *b, const wire_ready *r);
+int wire_decode_ready(const uint8_t *payload, size_t len, wire_ready *r);
+int wire_encode_text(wire_buf *b, uint64_t req_id, uint32_t n_tokens, const char *text, uint32_t len);
+int wire_decode_text(const uint8_t *payload, size_t len, wire_text *t);
+int wire_encode_done(wire_buf *b, const wire_done *d);
+int wire_decode_done(const uint8_t *payload, size_t len, wire_done *d);
+
+/* ---- a non-blocking connection ---- */
+typedef struct wire_conn {
+        int fd;
+        uint8_t *in;
+        size_t in_len, in_cap;
+        size_t in_consumed; /* bytes of the frame handed out by wire_conn_next */
+        wire_buf out;
+        size_t out_sent;
+} wire_conn;
+
+void wire_conn_init(wire_conn *c, int fd); /* takes the fd */
+void wire_conn_done(wire_conn *c);         /* closes it */
+/* Reads what is available.  0: read something or EAGAIN; -EPIPE on EOF. */
+int wire_conn_read(wire_conn *c);
+/* The next complete frame: 1 with type/payload/len set (valid until the next
+ * call), 0 when none is complete yet, -EBADMSG for a bad header. */
+int wire_conn_next(wire_conn *c, uint32_t *type, const uint8_t **payload, size_t *len);
+/* Writes as much of the output buffer as the socket takes: 0 when all is
+ * sent, 1 when some is left (wait for POLLOUT), -errno on error. */
+int wire_conn_flush(wire_conn *c);
+/* Frame parsing of one buffer, for the fuzzer: 1 frame, 0 incomplete, -EBADMSG. */
+int wire_parse_header(const uint8_t *buf, size_t len, uint32_t *type, uint32_t *plen);
+
+/* True when p[0..len) is valid UTF-8 (no overlongs, surrogates or code
+ * points above U+10FFFF). */
+bool utf8_is_valid(const char *p, size_t len);

@@ -1,0 +1,293 @@
+/* SPDX-License-Identifier: MIT */
+/* sottod: the sotto monitor.  Owns org.sotto.Sotto1, checks and queues the
+ * callers' requests, and hands the work to a sandboxed sotto-worker. */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include "daemon/common/privs.h"
+#include "daemon/sottod/bus-errors.h"
+#include "daemon/sottod/log.h"
+#include "daemon/sottod/manager.h"
+
+#ifndef LIBEXECDIR
+#define LIBEXECDIR "/usr/libexec/sotto"
+#endif
+
+static void help(void) {
+        printf("Usage: sottod [OPTIONS]\n\n"
+               "Serve a language model to desktop programs over D-Bus (org.sotto.Sotto1).\n\n"
+               "  --system            use the system bus (default when started as root)\n"
+               "  --session           use the session bus (default otherwise)\n"
+               "  --address ADDR      use the bus at ADDR\n"
+               "  --model PATH        the GGUF model file to serve\n"
+               "  --config FILE       read settings from FILE (key=value lines)\n"
+               "  --context N         context size per request, in tokens (0: the model's, at most 4096)\n"
+               "  --threads N         threads of the worker (0: all CPUs)\n"
+               "  --max-active N      requests generated at once (default 8)\n"
+               "  --user NAME         user to switch to when started as root (default sotto)\n"
+               "  --worker PATH       the sotto-worker program\n"
+               "  --debug             log more\n"
+               "  -h, --help          show this help\n");
+}
+
+static int parse_u32(const char *s, uint32_t max, uint32_t *ret) {
+        char *end;
+        errno = 0;
+        unsigned long v = strtoul(s, &end, 10);
+        if (errno || end == s || *end || *s == '-' || v > max)
+                return -EINVAL;
+        *ret = (uint32_t)v;
+        return 0;
+}
+
+/* Settings file: "key = value" lines, '#' comments.  Issue 4 replaces this
+ * with the full sotto.conf; the keys here stay valid there. */
+static int config_apply(ManagerConfig *c, const char *key, const char *value) {
+        if (STREQ(key, "Model")) {
+                char *p = strdup(value);
+                if (!p)
+                        return -ENOMEM;
+                free(c->model_path);
+                c->model_path = p;
+                return 0;
+        }
+        if (STREQ(key, "ContextSize"))
+                return parse_u32(value, 1u << 20, &c->n_ctx);
+        if (STREQ(key, "Threads"))
+                return parse_u32(value, 1024, &c->n_threads);
+        if (STREQ(key, "MaxActive"))
+                return parse_u32(value, 256, &c->max_active);
+        if (STREQ(key, "MaxRequestsPerCaller"))
+                return parse_u32(value, 100000, &c->max_per_caller);
+        return -ENOENT;
+}
+
+static int config_load(ManagerConfig *c, const char *path) {
+        _cleanup_fclose_ FILE *f = fopen(path, "re");
+        char line[4096];
+        unsigned n = 0;
+        if (!f)
+                return log_error_errno(-errno, "cannot read %s: %m", path);
+        while (fgets(line, sizeof line, f)) {
+                n++;
+                char *s = line + strspn(line, " \t");
+                s[strcspn(s, "\r\n")] = 0;
+                if (!*s || *s == '#' || *s == ';' || *s == '[')
+                        continue;
+                char *eq = strchr(s, '=');
+                if (!eq)
+                        return log_error_errno(-EINVAL, "%s:%u: expected key = value", path, n);
+                char *k = s, *v = eq + 1, *e = eq;
+                while (e > k && (e[-1] == ' ' || e[-1] == '\t'))
+                        e--;
+                *e = 0;
+                v += strspn(v, " \t");
+                int r = config_apply(c, k, v);
+                if (r == -ENOENT)
+                        log_warning("%s:%u: unknown key '%s', ignored", path, n, k);
+                else if (r < 0)
+                        return log_error_errno(r, "%s:%u: bad value for %s", path, n, k);
+        }
+        return 0;
+}
+
+static int connect_bus(Manager *m, const char *address, bool system_bus) {
+        int r;
+        if (address) {
+                r = sd_bus_new(&m->bus);
+                if (r >= 0)
+                        r = sd_bus_set_address(m->bus, address);
+                if (r >= 0)
+                        r = sd_bus_set_bus_client(m->bus, true);
+                if (r >= 0)
+                        r = sd_bus_negotiate_fds(m->bus, true);
+                if (r >= 0)
+                        r = sd_bus_start(m->bus);
+        } else
+                r = system_bus ? sd_bus_open_system(&m->bus) : sd_bus_open_user(&m->bus);
+        if (r < 0)
+                return log_error_errno(r, "cannot connect to the %s bus: %m",
+                                       address ? address : system_bus ? "system" : "session");
+        r = sd_bus_attach_event(m->bus, m->event, 0);
+        if (r < 0)
+                return r;
+        /* Our own bus going away ends the daemon. */
+        (void)sd_bus_set_exit_on_disconnect(m->bus, true);
+        r = sd_bus_add_object_vtable(m->bus, NULL, SOTTO_OBJECT_PATH, SOTTO_IFACE_SERVICE, service_vtable, m);
+        if (r >= 0)
+                r = sd_bus_add_object_vtable(m->bus, NULL, SOTTO_OBJECT_PATH, SOTTO_IFACE_TEXT, text_vtable, m);
+        if (r >= 0)
+                r = sd_bus_add_fallback_vtable(m->bus, NULL, SOTTO_CHAT_PREFIX, SOTTO_IFACE_CHAT, chat_vtable,
+                                               chat_object_find, m);
+        if (r >= 0)
+                r = sd_bus_add_node_enumerator(m->bus, NULL, SOTTO_CHAT_PREFIX, chat_node_enumerator, m);
+        if (r < 0)
+                return log_error_errno(r, "cannot register the objects: %m");
+        r = sd_bus_request_name(m->bus, SOTTO_BUS_NAME, 0);
+        if (r < 0)
+                return log_error_errno(r, "cannot own the name %s (is another sottod running, or does the bus "
+                                          "policy not allow this user?): %m", SOTTO_BUS_NAME);
+        return 0;
+}
+
+static int on_signal(sd_event_source *s, const struct signalfd_siginfo *si, void *userdata) {
+        Manager *m = userdata;
+        if (si->ssi_signo == SIGHUP)
+                (void)manager_reload(m);
+        else {
+                log_info("received %s, stopping", strsignal((int)si->ssi_signo));
+                manager_stop(m);
+        }
+        return 0;
+}
+
+static int find_worker(ManagerConfig *c, const char *argv0) {
+        const char *env = getenv("SOTTO_WORKER");
+        char self[PATH_MAX], path[PATH_MAX + 32];
+        if (c->worker_path)
+                return 0;
+        if (env && *env)
+                return (c->worker_path = strdup(env)) ? 0 : -ENOMEM;
+        /* Next to sottod (build tree, or libexec when installed there). */
+        ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+        if (n > 0) {
+                self[n] = 0;
+                char *slash = strrchr(self, '/');
+                if (slash) {
+                        *slash = 0;
+                        snprintf(path, sizeof path, "%s/sotto-worker", self);
+                        if (access(path, X_OK) == 0)
+                                return (c->worker_path = strdup(path)) ? 0 : -ENOMEM;
+                }
+        }
+        return (c->worker_path = strdup(LIBEXECDIR "/sotto-worker")) ? 0 : -ENOMEM;
+}
+
+static int run(int argc, char **argv) {
+        ManagerConfig cfg = {
+                .max_active = 8,
+                .max_per_caller = 16,
+                .max_queued = 256,
+                .max_chats_per_caller = 8,
+                .max_chats = 64,
+                .max_prompt_bytes = 1u << 20,
+                .drain_usec = 5 * 1000000ull,
+        };
+        const char *address = NULL, *config_file = NULL, *model = NULL;
+        int system_bus = -1;
+        static const struct option opts[] = {
+                { "system", no_argument, NULL, 'S' },          { "session", no_argument, NULL, 'U' },
+                { "address", required_argument, NULL, 'A' },   { "model", required_argument, NULL, 'm' },
+                { "config", required_argument, NULL, 'c' },    { "context", required_argument, NULL, 'C' },
+                { "threads", required_argument, NULL, 't' },   { "max-active", required_argument, NULL, 'a' },
+                { "user", required_argument, NULL, 'u' },      { "worker", required_argument, NULL, 'w' },
+                { "debug", no_argument, NULL, 'd' },           { "help", no_argument, NULL, 'h' },
+                {},
+        };
+        char err[512];
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "h", opts, NULL)) >= 0) {
+                r = 0;
+                switch (c) {
+                case 'S': system_bus = 1; break;
+                case 'U': system_bus = 0; break;
+                case 'A': address = optarg; break;
+                case 'm': model = optarg; break;
+                case 'c': config_file = optarg; break;
+                case 'C': r = parse_u32(optarg, 1u << 20, &cfg.n_ctx); break;
+                case 't': r = parse_u32(optarg, 1024, &cfg.n_threads); break;
+                case 'a': r = parse_u32(optarg, 256, &cfg.max_active); break;
+                case 'u': cfg.user = strdup(optarg); break;
+                case 'w': cfg.worker_path = strdup(optarg); break;
+                case 'd': log_set_max_level(LOG_DEBUG); break;
+                case 'h': help(); return 0;
+                default: return -EINVAL;
+                }
+                if (r < 0)
+                        return log_error_errno(r, "bad value '%s' for option %s", optarg, argv[optind - 1]);
+        }
+        if (optind < argc)
+                return log_error_errno(-EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
+        if (config_file && (r = config_load(&cfg, config_file)) < 0)
+                return r;
+        if (model) {
+                free(cfg.model_path);
+                cfg.model_path = strdup(model);
+        }
+        if (!cfg.model_path)
+                return log_error_errno(-EINVAL, "no model given: use --model PATH or Model= in the configuration");
+        if (!cfg.user)
+                cfg.user = strdup("sotto");
+        if (cfg.max_active < 1)
+                cfg.max_active = 1;
+        if (system_bus < 0)
+                system_bus = geteuid() == 0;
+        r = find_worker(&cfg, argv[0]);
+        if (r < 0)
+                return r;
+
+        /* Signals are events; a closed output pipe is an error, not a death. */
+        sigset_t ss;
+        sigemptyset(&ss);
+        sigaddset(&ss, SIGTERM);
+        sigaddset(&ss, SIGINT);
+        sigaddset(&ss, SIGHUP);
+        sigaddset(&ss, SIGCHLD);
+        sigprocmask(SIG_BLOCK, &ss, NULL);
+        signal(SIGPIPE, SIG_IGN);
+
+        /* Many callers, each with an fd: use the hard limit. */
+        struct rlimit rl;
+        if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+                rl.rlim_cur = rl.rlim_max;
+                (void)setrlimit(RLIMIT_NOFILE, &rl);
+        }
+
+        _cleanup_(manager_freep) Manager *m = NULL;
+        r = manager_new(&cfg, &m);
+        if (r < 0)
+                return log_error_errno(r, "cannot set up: %m");
+        /* The model is opened before dropping privileges: its path comes from
+         * the administrator, and the worker only ever gets the fd. */
+        r = manager_open_model(m);
+        if (r < 0)
+                return r;
+        r = privs_drop(cfg.user, err, sizeof err);
+        if (r < 0)
+                return log_error_errno(r, "%s", err);
+        if (r > 0)
+                log_info("running as user %s", cfg.user);
+        else
+                log_info("not started as root: running as uid %d, skipped switching user (no_new_privs set)",
+                         (int)getuid());
+
+        r = connect_bus(m, address, system_bus);
+        if (r < 0)
+                return r;
+        (void)sd_event_add_signal(m->event, NULL, SIGTERM, on_signal, m);
+        (void)sd_event_add_signal(m->event, NULL, SIGINT, on_signal, m);
+        (void)sd_event_add_signal(m->event, NULL, SIGHUP, on_signal, m);
+        log_info("owning %s on the %s bus; loading %s", SOTTO_BUS_NAME,
+                 address ? address : system_bus ? "system" : "session", m->model_file);
+        manager_set_state(m, "starting", "loading %s", m->model_file);
+        r = manager_start(m);
+        if (r < 0)
+                return r;
+        r = sd_event_loop(m->event);
+        if (r < 0)
+                return log_error_errno(r, "event loop failed: %m");
+        log_info("stopped");
+        return 0;
+}
+
+int main(int argc, char **argv) {
+        return run(argc, argv) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}

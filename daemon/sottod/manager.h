@@ -1,0 +1,203 @@
+/* SPDX-License-Identifier: MIT */
+/* sottod's one context: the bus, the callers and what they hold (queued
+ * requests, chats), the worker process, the queue and the statistics. */
+#pragma once
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <systemd/sd-bus.h>
+#include <systemd/sd-event.h>
+
+#include "daemon/common/wire.h"
+#include "daemon/sottod/crashloop.h"
+#include "macro.h"
+
+#define SOTTO_BUS_NAME "org.sotto.Sotto1"
+#define SOTTO_OBJECT_PATH "/org/sotto/Sotto1"
+#define SOTTO_CHAT_PREFIX "/org/sotto/Sotto1/chat"
+#define SOTTO_IFACE_SERVICE "org.sotto.Sotto1.Service"
+#define SOTTO_IFACE_TEXT "org.sotto.Sotto1.Text"
+#define SOTTO_IFACE_CHAT "org.sotto.Sotto1.Chat"
+
+typedef struct Manager Manager;
+typedef struct Caller Caller;
+typedef struct Request Request;
+typedef struct Chat Chat;
+typedef struct Worker Worker;
+
+typedef enum RequestState {
+        REQUEST_QUEUED,
+        REQUEST_ACTIVE,    /* sent to the worker, DONE not yet received */
+        REQUEST_FINISHING, /* outcome known, output still draining */
+} RequestState;
+
+struct Request {
+        Manager *manager;
+        uint64_t id;
+        Caller *caller;
+        Chat *chat; /* NULL for Ask */
+        Worker *worker;
+        RequestState state;
+        sd_bus_message *call; /* replied to when the request ends */
+        int out_fd;
+        sd_event_source *out_source;
+        char *out_buf;
+        size_t out_len, out_cap;
+        bool out_broken; /* the reader went away */
+        char *prompt;
+        size_t prompt_len;
+        gen_params params;
+        uint64_t t_call, t_dispatch, t_first, t_cancel;
+        uint32_t n_tokens;           /* tokens generated, as reported by the worker */
+        uint32_t n_tokens_at_cancel;
+        bool cancel_sent;
+        const char *cancel_error; /* error name to reply with once cancelled */
+        char cancel_message[160];
+        /* outcome */
+        const char *error_name; /* NULL: success */
+        char error_message[300];
+        wire_done done;
+        Request *queue_next;  /* in the caller's queue */
+        Request *next, *prev; /* in manager->requests */
+};
+
+struct Chat {
+        Manager *manager;
+        uint64_t id;
+        char *path;
+        Caller *owner;
+        gen_params defaults;
+        Request *turn;    /* the turn being answered, if any */
+        Worker *worker;   /* the worker holding its KV cache, NULL before the first turn */
+        uint32_t n_past;
+        bool lost;        /* its worker died: the context is gone */
+        Chat *next, *prev; /* in manager->chats */
+};
+
+struct Caller {
+        Manager *manager;
+        char *name; /* unique bus name */
+        sd_bus_track *track;
+        Request *queue_head, *queue_tail; /* waiting for the worker */
+        uint32_t n_requests;             /* queued, active and finishing */
+        uint32_t n_chats;
+        bool gone; /* left the bus */
+        Caller *next, *prev;
+};
+
+struct Worker {
+        Manager *manager;
+        pid_t pid;
+        uint64_t generation;
+        sd_event_source *child_source, *io_source;
+        wire_conn conn;
+        bool ready, dead, draining;
+        uint32_t n_active;
+        uint64_t started_usec;
+        wire_ready info;
+        bool retiring; /* replaced by a reload: exits once idle, not a crash */
+        char kill_reason[160];
+        Worker *next; /* in manager->old_workers */
+};
+
+typedef struct Statistics {
+        uint64_t requests, completed, failed, cancelled, rejected;
+        uint64_t tokens_generated, prompt_tokens;
+        uint64_t worker_starts, worker_crashes;
+        uint64_t cancel_max_extra_tokens, cancel_max_usec;
+        uint64_t chats_opened;
+} Statistics;
+
+typedef struct ManagerConfig {
+        char *model_path;
+        char *worker_path;
+        char *user;
+        uint32_t n_ctx;        /* 0: the worker picks */
+        uint32_t n_threads;    /* 0: the worker picks */
+        uint32_t max_active;   /* requests generated at once */
+        uint32_t max_per_caller; /* queued + active per caller */
+        uint32_t max_queued;   /* in total */
+        uint32_t max_chats_per_caller;
+        uint32_t max_chats;
+        uint32_t max_prompt_bytes;
+        uint64_t drain_usec;   /* SIGTERM: how long active requests may finish */
+} ManagerConfig;
+
+struct Manager {
+        sd_event *event;
+        sd_bus *bus;
+        ManagerConfig config;
+        int model_fd;
+        char *model_file; /* base name */
+
+        Worker *worker; /* the one new requests go to */
+        Worker *old_workers; /* draining after a model reload */
+        uint64_t worker_generation;
+        crashloop crashes;
+        sd_event_source *restart_timer;
+
+        const char *state; /* "starting", "ready", "failed", "stopping" */
+        char state_reason[300];
+        bool notified_ready;
+
+        Caller *callers;
+        Caller *rr_last; /* the caller served last, for round robin */
+        Request *requests;
+        Chat *chats;
+        uint32_t n_queued, n_active, n_chats;
+        uint64_t next_request_id, next_chat_id;
+
+        bool stopping;
+        sd_event_source *drain_timer;
+        Statistics stats;
+};
+
+/* manager.c */
+int manager_new(const ManagerConfig *config, Manager **ret);
+Manager *manager_free(Manager *m);
+int manager_connect_bus(Manager *m, const char *address, bool system_bus);
+int manager_start(Manager *m);
+int manager_open_model(Manager *m);
+void manager_set_state(Manager *m, const char *state, const char *reason_fmt, ...) _printf_(3, 4);
+uint64_t now_usec(void);
+
+int caller_get(Manager *m, const char *name, Caller **ret);
+int request_new(Manager *m, Caller *c, Chat *chat, sd_bus_message *call, char *prompt, size_t prompt_len,
+                gen_params *params, int out_fd, Request **ret);
+void request_fail(Request *q, const char *error_name, const char *fmt, ...) _printf_(3, 4);
+void request_cancel(Request *q, const char *error_name, const char *fmt, ...) _printf_(3, 4);
+void manager_schedule(Manager *m);
+void manager_stop(Manager *m);
+void chat_free(Chat *c);
+int manager_reload(Manager *m);
+void request_finalize(Request *q);
+void caller_maybe_free(Caller *c);
+int submit_request(Manager *m, sd_bus_message *msg, Chat *chat, const char *prompt, gen_params *params, int fd,
+                   sd_bus_error *error);
+void worker_maybe_retire(Worker *w);
+void manager_check_stopped(Manager *m);
+
+/* worker-proc.c */
+int worker_start(Manager *m);
+void worker_send_generate(Worker *w, Request *q);
+void worker_send_u64(Worker *w, uint32_t type, uint64_t v);
+void worker_free(Worker *w);
+void worker_kill(Worker *w, const char *why);
+
+/* request.c: results delivered by the worker */
+void request_text(Request *q, const char *text, size_t len, uint32_t n_tokens);
+void request_done(Request *q, const wire_done *d);
+
+/* bus vtables */
+extern const sd_bus_vtable service_vtable[];
+extern const sd_bus_vtable text_vtable[];
+extern const sd_bus_vtable chat_vtable[];
+int chat_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
+                     sd_bus_error *error);
+int chat_node_enumerator(sd_bus *bus, const char *prefix, void *userdata, char ***nodes, sd_bus_error *error);
+int manager_statistics(Manager *m, sd_bus_message *reply);
+
+static inline void manager_freep(Manager **m) {
+        manager_free(*m);
+}

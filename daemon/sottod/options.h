@@ -1,0 +1,14 @@
+/* SPDX-License-Identifier: MIT */
+/* The a{sv} options of Ask, OpenChat and Chat.Send (see the XML for the
+ * keys).  Every value is checked for type and range; an unknown key, a
+ * duplicate key or a wrongly typed value is InvalidInput with a sentence. */
+#pragma once
+
+#include <systemd/sd-bus.h>
+
+#include "daemon/common/wire.h"
+
+/* Reads one a{sv} from m, applying it on top of *p (which the caller has
+ * filled with the defaults).  On error *p is left with its stop strings
+ * freed or intact as before, and error is set. */
+int options_parse(sd_bus_message *m, gen_params *p, sd_bus_error *error);

@@ -1,0 +1,110 @@
+/* SPDX-License-Identifier: MIT */
+/* sotto-worker: started by sottod with the protocol socket and the model
+ * file as inherited fds.  Set-up (drop privileges, map the model) happens
+ * before the seccomp filter; from then on the worker only computes and talks
+ * over its socket. */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/common/privs.h"
+#include "daemon/worker/sandbox.h"
+#include "daemon/worker/worker.h"
+#include "engine.h"
+#include "macro.h"
+
+static int parse_int(const char *s, int min, int max, int *ret) {
+        char *end;
+        errno = 0;
+        long v = strtol(s, &end, 10);
+        if (errno || end == s || *end || v < min || v > max)
+                return -EINVAL;
+        *ret = (int)v;
+        return 0;
+}
+
+static int run(int argc, char **argv) {
+        int sock_fd = 3, model_fd = 4, n_threads = 0, n_ctx = 0, max_active = 16, max_chats = 64;
+        const char *user = "sotto";
+        char err[512] = "";
+        static const struct option opts[] = {
+                { "socket-fd", required_argument, NULL, 's' }, { "model-fd", required_argument, NULL, 'm' },
+                { "threads", required_argument, NULL, 't' },   { "context", required_argument, NULL, 'c' },
+                { "user", required_argument, NULL, 'u' },      { "max-active", required_argument, NULL, 'a' },
+                { "max-chats", required_argument, NULL, 'C' }, {},
+        };
+        int c, r;
+
+        while ((c = getopt_long(argc, argv, "", opts, NULL)) >= 0) {
+                switch (c) {
+                case 's': r = parse_int(optarg, 0, 65535, &sock_fd); break;
+                case 'm': r = parse_int(optarg, 0, 65535, &model_fd); break;
+                case 't': r = parse_int(optarg, 0, 1024, &n_threads); break;
+                case 'c': r = parse_int(optarg, 0, 1 << 20, &n_ctx); break;
+                case 'a': r = parse_int(optarg, 1, 1024, &max_active); break;
+                case 'C': r = parse_int(optarg, 0, 4096, &max_chats); break;
+                case 'u': user = optarg; r = 0; break;
+                default: return -EINVAL;
+                }
+                if (r < 0) {
+                        fprintf(stderr, "sotto-worker: bad option value '%s'\n", optarg);
+                        return r;
+                }
+        }
+        /* Die with sottod, whatever happens to it. */
+        if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() == 1)
+                return -ESRCH;
+        struct stat st;
+        if (fstat(sock_fd, &st) < 0 || !S_ISSOCK(st.st_mode) || fstat(model_fd, &st) < 0 || !S_ISREG(st.st_mode)) {
+                fprintf(stderr, "sotto-worker: expects the protocol socket on fd %d and the model file on fd %d; "
+                                "it is started by sottod\n", sock_fd, model_fd);
+                return -EBADF;
+        }
+
+        r = privs_drop(user, err, sizeof err);
+        if (r < 0) {
+                fprintf(stderr, "sotto-worker: %s\n", err);
+                return r;
+        }
+        if (n_threads <= 0) {
+                long n = sysconf(_SC_NPROCESSORS_ONLN); /* reads /sys: before the sandbox */
+                n_threads = n > 0 ? (int)MIN(n, 64L) : 1;
+        }
+
+        engine_model_params mp;
+        engine_model *model = NULL;
+        engine_model_default_params(&mp);
+        mp.n_threads = n_threads;
+        r = engine_model_load_fd(model_fd, &mp, &model, err, sizeof err);
+        if (r < 0) {
+                fprintf(stderr, "sotto-worker: cannot load the model: %s\n", err);
+                return r;
+        }
+        close(model_fd);
+        if (n_ctx <= 0)
+                n_ctx = (int)MIN(MAX(engine_model_n_ctx_train(model), 1), 4096);
+
+        r = sandbox_apply(err, sizeof err);
+        if (r < 0) {
+                fprintf(stderr, "sotto-worker: %s\n", err);
+                engine_model_free(model);
+                return r;
+        }
+
+        worker_config cfg = { .n_ctx = n_ctx, .max_active = (uint32_t)max_active, .max_chats = (uint32_t)max_chats };
+        r = worker_run(model, &cfg, sock_fd);
+        engine_model_free(model);
+        if (r < 0)
+                fprintf(stderr, "sotto-worker: %s\n", strerror(-r));
+        return r;
+}
+
+int main(int argc, char **argv) {
+        return run(argc, argv) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+}
