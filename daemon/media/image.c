@@ -91,13 +91,21 @@ Image *image_free(Image *img) {
         return NULL;
 }
 
+static const uint8_t png_sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
+static const uint8_t jpeg_sig[3] = { 0xff, 0xd8, 0xff };
+
+/* A file cut inside the signature is truncated, not of another format. */
+static bool image_is_signature_prefix(const uint8_t *p, size_t size) {
+        return (size < sizeof png_sig && memcmp(p, png_sig, size) == 0) ||
+               (size < sizeof jpeg_sig && memcmp(p, jpeg_sig, size) == 0);
+}
+
 ImageFormat image_detect_format(const void *data, size_t size) {
-        static const uint8_t png_sig[8] = { 0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n' };
         const uint8_t *p = data;
 
         if (size >= sizeof png_sig && memcmp(p, png_sig, sizeof png_sig) == 0)
                 return IMAGE_FORMAT_PNG;
-        if (size >= 3 && p[0] == 0xff && p[1] == 0xd8 && p[2] == 0xff)
+        if (size >= sizeof jpeg_sig && memcmp(p, jpeg_sig, sizeof jpeg_sig) == 0)
                 return IMAGE_FORMAT_JPEG;
         return IMAGE_FORMAT_UNKNOWN;
 }
@@ -150,6 +158,8 @@ int image_decode_memory(const void *data, size_t size, const ImageLimits *limits
         default:
                 if (size == 0)
                         return set_error(err, errlen, -ENODATA, "image file is empty");
+                if (image_is_signature_prefix(data, size))
+                        return set_error(err, errlen, -ENODATA, "image file ends inside its signature (truncated)");
                 return set_error(err, errlen, -EMEDIUMTYPE, "not a PNG or JPEG image");
         }
 }

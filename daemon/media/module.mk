@@ -29,3 +29,6 @@ $(BUILD)/obj/tests/unit/test-image%.o $(BUILD)/san/tests/unit/test-image%.o: EXT
 $(BUILD)/fuzz/tests/fuzz/fuzz-%.o: EXTRA_CFLAGS += -Idaemon/media
 
 PROGRAMS += $(BUILD)/libsotto-media.a
+
+# test-image-limits writes its bombs with zlib and the libjpeg API.
+$(BUILD)/tests/test-image-limits $(BUILD)/san/tests/test-image-limits: UNIT_LIBS += -ljpeg -lz
