@@ -126,7 +126,8 @@ static int on_worker_io(sd_event_source *s, int fd, uint32_t revents, void *user
                 return 0;
         r = wire_conn_read(&w->conn);
         if (r < 0) {
-                worker_kill(w, r == -EPIPE ? "it closed its connection" : "its connection failed");
+                /* EOF: it is exiting; its exit status says why. */
+                worker_kill(w, r == -EPIPE ? NULL : "its connection failed");
                 return 0;
         }
         while (!w->dead && (r = wire_conn_next(&w->conn, &type, &payload, &len)) > 0)
@@ -142,7 +143,7 @@ static int on_worker_io(sd_event_source *s, int fd, uint32_t revents, void *user
 void worker_kill(Worker *w, const char *why) {
         if (w->dead)
                 return;
-        if (!w->kill_reason[0])
+        if (why && !w->kill_reason[0])
                 snprintf(w->kill_reason, sizeof w->kill_reason, "%s", why);
         /* The exit handler does the rest once the kernel confirms it. */
         w->io_source = sd_event_source_disable_unref(w->io_source);
@@ -194,7 +195,8 @@ static void worker_died(Worker *w, const char *how) {
 
         w->dead = true;
         w->io_source = sd_event_source_disable_unref(w->io_source);
-        snprintf(reason, sizeof reason, "%s%s%s", how, w->kill_reason[0] ? " after " : "", w->kill_reason);
+        snprintf(reason, sizeof reason, "%s%s%s%s", how, w->kill_reason[0] ? " because " : "", w->kill_reason,
+                 w->kill_reason[0] ? "" : "");
         bool expected = w->retiring && !w->n_active;
         if (expected)
                 log_info("worker %d exited: %s", (int)w->pid, reason);

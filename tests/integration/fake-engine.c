@@ -7,7 +7,7 @@
  *
  * "Model" file: a text file whose first line is "SOTTO-FAKE-MODEL" followed
  * by key=value lines: n_ctx (training context), step_usec (time of one
- * decoding step), name.  Tokens are bytes (id = byte + 3; 0 unk, 1 bos,
+ * decoding step), eos_every (0: never end on its own), name.  Tokens are bytes (id = byte + 3; 0 unk, 1 bos,
  * 2 eos).  The next token is a hash of the session's whole history, so the
  * output depends on the prompt and, with temperature > 0, on the seed. */
 #include <errno.h>
@@ -30,6 +30,7 @@ struct engine_model {
         tokenizer tok;
         int32_t n_ctx_train;
         long step_usec;
+        long eos_every; /* about one token in eos_every ends the text; 0: never */
         char name[64];
 };
 
@@ -67,12 +68,15 @@ int engine_model_load_fd(int fd, const engine_model_params *p, engine_model **re
         engine_model *m = calloc(1, sizeof *m);
         m->n_ctx_train = 512;
         m->step_usec = 1000;
+        m->eos_every = 97;
         snprintf(m->name, sizeof m->name, "fake");
         for (char *save, *line = strtok_r(text + 17, "\n", &save); line; line = strtok_r(NULL, "\n", &save)) {
                 if (!strncmp(line, "n_ctx=", 6))
                         m->n_ctx_train = atoi(line + 6);
                 else if (!strncmp(line, "step_usec=", 10))
                         m->step_usec = atol(line + 10);
+                else if (!strncmp(line, "eos_every=", 10))
+                        m->eos_every = atol(line + 10);
                 else if (!strncmp(line, "name=", 5))
                         snprintf(m->name, sizeof m->name, "%s", line + 5);
         }
@@ -186,7 +190,7 @@ int engine_session_eval(engine_session *s, const int32_t *tokens, int32_t n_toke
                 static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz     .,";
                 int best = alphabet[(h >> 17) % (sizeof alphabet - 1)] + 3;
                 logits[best] = 5.0f;
-                if ((h >> 40) % 97 == 0)
+                if (s->m->eos_every > 0 && (h >> 40) % (uint64_t)s->m->eos_every == 0)
                         logits[2] = 6.0f;
         }
         return 0;

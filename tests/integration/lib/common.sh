@@ -105,8 +105,8 @@ EOB
 	export BUS_ADDRESS
 }
 
-svc_fake_model() { # [step_usec] [n_ctx]
-	printf 'SOTTO-FAKE-MODEL\nn_ctx=%s\nstep_usec=%s\nname=fake-test\n' "${2:-256}" "${1:-2000}" > "$SVC_DIR/fake.model"
+svc_fake_model() { # [step_usec] [n_ctx] [eos_every]
+	printf 'SOTTO-FAKE-MODEL\nn_ctx=%s\nstep_usec=%s\neos_every=%s\nname=fake-test\n' "${2:-256}" "${1:-2000}" "${3:-97}" > "$SVC_DIR/fake.model"
 	chmod 644 "$SVC_DIR/fake.model"
 	echo "$SVC_DIR/fake.model"
 }
