@@ -13,3 +13,8 @@ $(BUILD)/san/libmkmodel.a: $(call san,$(MKMODEL_SRCS))
 	rm -f $@ && $(AR) rcs $@ $^
 UNIT_ARCHIVES += $(BUILD)/libmkmodel.a
 UNIT_SAN_ARCHIVES += $(BUILD)/san/libmkmodel.a
+
+# Whisper developer tools: a random-weight model generator in whisper.cpp's
+# ggml-*.bin layout, and a transcriber for trying models on WAV files.
+$(eval $(call add_program,sotto-mkwhisper,tests/tools/mkwhisper.c))
+$(eval $(call add_program,sotto-whisper,tests/tools/sotto-whisper.c))
