@@ -80,7 +80,9 @@ int gguf_get_bool(const gguf_file *f, const char *key, bool *ret);
 int gguf_get_str(const gguf_file *f, const char *key, gguf_str *ret);
 
 /* Arrays.  gguf_get_arr gives the element type and count; for fixed-size
- * element types *data points at the packed little-endian elements. */
+ * element types *data points at the packed little-endian elements (NULL for
+ * strings).  Metadata has no alignment: *data may be misaligned for its
+ * type, so read elements with memcpy or the accessors below. */
 int gguf_get_arr(const gguf_file *f, const char *key, gguf_type *elem_type, uint64_t *n, const void **data);
 /* Element i of a string array: O(1) (the reader indexes string arrays). */
 int gguf_get_arr_str(const gguf_file *f, const char *key, uint64_t i, gguf_str *ret);
