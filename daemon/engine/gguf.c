@@ -168,19 +168,15 @@ static int parse_array(parser *p, gguf_kv *kv, const char *name) {
                 return 0;
         }
 
-        /* Index the elements so that element i is found in O(1). */
-        if (n > 0) {
-                kv->strs = malloc(n * sizeof(*kv->strs));
-                if (!kv->strs)
-                        return set_error(p->err, p->errlen, -ENOMEM, "key '%s': out of memory", name);
-        }
-        /* The loop runs once per vocabulary entry: the message is only
-         * formatted when an element is bad. */
+        /* Walk the elements first, checking each length (the loop runs once
+         * per vocabulary entry: a message is only formatted for a bad one);
+         * only an array that is whole gets its index, so that element i is
+         * found in O(1). */
+        const uint8_t *start = p->base + p->pos;
         for (uint64_t i = 0; i < n; i++) {
                 size_t at = p->pos;
                 uint64_t len;
 
-                kv->strs[i] = p->base + at;
                 if (!read_u64(p, &len) || len > left(p) || len > GGUF_MAX_STRING_LEN) {
                         char what[PRETTY_MAX + 64];
                         gguf_str s;
@@ -189,6 +185,17 @@ static int parse_array(parser *p, gguf_kv *kv, const char *name) {
                         return read_str(p, GGUF_MAX_STRING_LEN, what, &s);
                 }
                 p->pos += len;
+        }
+        if (n == 0)
+                return 0;
+        kv->strs = malloc(n * sizeof(*kv->strs));
+        if (!kv->strs)
+                return set_error(p->err, p->errlen, -ENOMEM, "key '%s': out of memory", name);
+        for (uint64_t i = 0; i < n; i++) {
+                uint64_t len;
+                kv->strs[i] = start;
+                memcpy(&len, start, 8);
+                start += 8 + le64toh(len);
         }
         return 0;
 }
@@ -420,9 +427,29 @@ static int parse_header(parser *p, gguf_file *f) {
         return 0;
 }
 
+/* Makes room for element n of an array of at most max elements, doubling:
+ * the arrays grow with the records actually read, not with the counts the
+ * header declares (a big file with bogus counts costs nothing up front). */
+static void *grow(void *arr, size_t *cap, size_t n, size_t max, size_t elem_size) {
+        uint8_t *q;
+        size_t c;
+
+        if (n < *cap)
+                return arr;
+        c = MIN(MAX(*cap * 2, (size_t) 64), max);
+        q = realloc(arr, c * elem_size);
+        if (!q)
+                return NULL;
+        memset(q + *cap * elem_size, 0, (c - *cap) * elem_size);
+        *cap = c;
+        return q;
+}
+
 static int parse(gguf_file *f, char *err, size_t errlen) {
         parser p = { .base = f->base, .size = f->size, .err = err, .errlen = errlen };
         char name[PRETTY_MAX], name2[PRETTY_MAX];
+        int64_t n_kv, n_tensors;
+        size_t cap_kv = 0, cap_tensors = 0;
         uint64_t data_size;
         int r;
 
@@ -430,12 +457,18 @@ static int parse(gguf_file *f, char *err, size_t errlen) {
         if (r < 0)
                 return r;
 
-        f->kv = calloc(MAX(f->n_kv, 1), sizeof(gguf_kv));
-        f->tensors = calloc(MAX(f->n_tensors, 1), sizeof(gguf_tensor));
-        if (!f->kv || !f->tensors)
-                return set_error(err, errlen, -ENOMEM, "out of memory");
+        /* f->n_kv and f->n_tensors count the records read so far, so that
+         * gguf_close frees exactly those. */
+        n_kv = f->n_kv;
+        n_tensors = f->n_tensors;
+        f->n_kv = f->n_tensors = 0;
 
-        for (int64_t i = 0; i < f->n_kv; i++) {
+        for (int64_t i = 0; i < n_kv; i++) {
+                gguf_kv *kv = grow(f->kv, &cap_kv, (size_t) i, (size_t) n_kv, sizeof(gguf_kv));
+                if (!kv)
+                        return set_error(err, errlen, -ENOMEM, "out of memory");
+                f->kv = kv;
+                f->n_kv = i + 1;
                 r = parse_kv(&p, i, &f->kv[i]);
                 if (r < 0)
                         return r;
@@ -452,7 +485,12 @@ static int parse(gguf_file *f, char *err, size_t errlen) {
         if (r < 0)
                 return r;
 
-        for (int64_t i = 0; i < f->n_tensors; i++) {
+        for (int64_t i = 0; i < n_tensors; i++) {
+                gguf_tensor *t = grow(f->tensors, &cap_tensors, (size_t) i, (size_t) n_tensors, sizeof(gguf_tensor));
+                if (!t)
+                        return set_error(err, errlen, -ENOMEM, "out of memory");
+                f->tensors = t;
+                f->n_tensors = i + 1;
                 r = parse_tensor(&p, i, &f->tensors[i]);
                 if (r < 0)
                         return r;

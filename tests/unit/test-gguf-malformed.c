@@ -246,6 +246,22 @@ static void c_align_1_f32_odd(gb *b) { /* alignment 1 is legal, but an F32 tenso
         gb_zeros(b, 256);
 }
 
+/* A 4 MiB file whose header declares as many records as could fit, with
+ * one real record followed by zeros: memory must follow the records read. */
+#define BIG (4u << 20)
+static void c_nkv_max_big(gb *b) {
+        gb_header(b, 3, 0, (BIG - 24) / 13), arch_kv(b), gb_zeros(b, BIG - b->n);
+}
+static void c_ntensors_max_big(gb *b) {
+        gb_header(b, 3, (BIG - 24 - 45) / 32, 1), arch_kv(b), gb_tensor(b, "output.weight", 1, NE64, 0, 0);
+        gb_zeros(b, BIG - b->n);
+}
+static void c_arr_max_big(gb *b) { /* 2^19 strings declared, 3 present */
+        gb_header(b, 3, 0, 1), gb_kv_arr(b, "tokenizer.ggml.tokens", 8, (BIG - 128) / 8);
+        gb_str(b, "a"), gb_str(b, "b"), gb_u64(b, UINT64_MAX);
+        gb_zeros(b, BIG - b->n);
+}
+
 typedef struct mcase {
         const char *name;
         void (*build)(gb *b);
@@ -268,6 +284,9 @@ static const mcase cases[] = {
         { "n-tensors-minus-1", c_ntensors_minus1, -EBADMSG, "negative tensor count -1" },
         { "n-kv-2^62", c_nkv_2p62, -EBADMSG, "4611686018427387904 keys cannot fit" },
         { "n-tensors-2^40", c_ntensors_2p40, -EBADMSG, "1099511627776 tensors" },
+        { "n-kv-322638-in-4MiB-of-zeros", c_nkv_max_big, -EBADMSG, "key #1: empty name" },
+        { "n-tensors-131069-in-4MiB-of-zeros", c_ntensors_max_big, -EBADMSG, "tensor #1: empty name" },
+        { "array-524272-strings-3-present", c_arr_max_big, -EBADMSG, "key 'tokenizer.ggml.tokens' element 2" },
         { "n-kv-more-than-present", c_nkv_too_many, -EBADMSG, "key #1: file truncated" },
         { "key-length-2^64-1", c_key_len_max, -EBADMSG, "key #0: string length 18446744073709551615" },
         { "key-length-past-end", c_key_len_past_end, -EBADMSG, "key #0: string length 1000 at offset 24 exceeds" },
@@ -563,7 +582,8 @@ static void write_corpus(const char *dir) {
         gb_free(&b);
         for (size_t i = 0; i < ELEMENTSOF(cases); i++) {
                 cases[i].build(&b);
-                write_seed(dir, cases[i].name, &b);
+                if (b.n <= 65536) /* the 4 MiB ones would only slow the fuzzer */
+                        write_seed(dir, cases[i].name, &b);
                 gb_free(&b);
         }
 }
