@@ -18,6 +18,7 @@ struct matmul_ctx {
         size_t act_size;
         matmul_buf *scratch; /* one per thread */
         matmul_path last_path[TYPE_COUNT];
+        matmul_path forced; /* _MATMUL_PATH_MAX: choose */
 };
 
 int matmul_buf_reserve(matmul_buf *b, size_t n);

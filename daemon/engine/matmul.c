@@ -54,6 +54,7 @@ int matmul_ctx_new(int n_threads, matmul_ctx **ret) {
         }
         for (int t = 0; t < TYPE_COUNT; t++)
                 c->last_path[t] = MATMUL_PATH_VEC;
+        c->forced = _MATMUL_PATH_MAX;
         *ret = c;
         return 0;
 }
@@ -76,6 +77,10 @@ threadpool *matmul_ctx_pool(matmul_ctx *c) {
 
 matmul_path matmul_last_path(const matmul_ctx *c, uint32_t type) {
         return type < TYPE_COUNT ? c->last_path[type] : MATMUL_PATH_VEC;
+}
+
+void matmul_ctx_force_path(matmul_ctx *c, matmul_path p) {
+        c->forced = p;
 }
 
 const char *matmul_path_name(matmul_path p) {
@@ -263,10 +268,15 @@ int matmul(matmul_ctx *c, const weight *w, const float *x, int64_t n_tokens, flo
                 return r;
         if (n_tokens <= 0 || n_tokens > INT32_MAX)
                 return -EINVAL;
-        if (n_tokens < VEC_MAX_TOKENS)
+        matmul_path p = c->forced;
+        if (p == _MATMUL_PATH_MAX)
+                p = n_tokens < VEC_MAX_TOKENS ? MATMUL_PATH_VEC : matmul_choose_path(c, w, n_tokens);
+        if (p == MATMUL_PATH_VEC) {
+                if (n_tokens > 1)
+                        c->last_path[w->type] = p;
                 return matmul_vec(c, w, x, n_tokens, y);
+        }
 
-        matmul_path p = matmul_choose_path(c, w, n_tokens);
         c->last_path[w->type] = p;
         if (p == MATMUL_PATH_INT8) {
                 r = matmul_int8(c, w, x, n_tokens, y);

@@ -41,3 +41,7 @@ int weight_get_row(const weight *w, int64_t r, float *out);
 /* The path the last matmul with more than one token took, for sotto-bench. */
 matmul_path matmul_last_path(const matmul_ctx *c, uint32_t type);
 const char *matmul_path_name(matmul_path p);
+/* Force the path of matmuls with more than one token (benchmarks, tests);
+ * _MATMUL_PATH_MAX restores the automatic choice.  A forced path the type
+ * or CPU lacks falls back to sgemm. */
+void matmul_ctx_force_path(matmul_ctx *c, matmul_path p);
