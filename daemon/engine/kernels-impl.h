@@ -27,6 +27,20 @@ static inline void k_scales_mins(const uint8_t *q, uint8_t sc[8], uint8_t m[8]) 
                 k_scale_min(j, q, &sc[j], &m[j]);
 }
 
+/* The same unpacking without branches, as words: scales in bytes 0..7
+ * of u[0..1], mins in bytes 0..7 of u[2..3]. */
+static inline void k_scales_mins_u32(const uint8_t *q, uint32_t u[4]) {
+        const uint32_t m6 = 0x3f3f3f3f, m4 = 0x0f0f0f0f, m2 = 0x03030303;
+        uint32_t a, b, c;
+        memcpy(&a, q, 4);
+        memcpy(&b, q + 4, 4);
+        memcpy(&c, q + 8, 4);
+        u[0] = a & m6;                                       /* sc 0..3 */
+        u[1] = (c & m4) | (((a >> 6) & m2) << 4);            /* sc 4..7 */
+        u[2] = b & m6;                                       /* m 0..3 */
+        u[3] = ((c >> 4) & m4) | (((b >> 6) & m2) << 4);     /* m 4..7 */
+}
+
 /* Round half to even, as ggml's activation quantizers do (the SIMD ones
  * with _mm256_round_ps, the Q8_K one with its magic-number trick); valid
  * for |x| < 2^22. */

@@ -5,7 +5,7 @@
  *
  * 1. Memory: read bandwidth (a streaming sum) and memcpy, 1 and 2 threads.
  * 2. Vec-mat, per type: a stack of weight matrices of Llama-3.2-1B shapes
- *    (2048x2048, 2048x8192, 8192x2048) totalling -m MiB (default 512, far
+ *    (2048x2048, 2048x8192, 8192x2048) totalling -m MiB (default 1024, far
  *    beyond the caches), one token through all of them, as in decoding;
  *    reported as weight GB/s and as a fraction of the read bandwidth.
  * 3. Matmul of 512 tokens by a 2048x8192 and an 8192x2048 weight per path
@@ -167,6 +167,50 @@ static void bench_vec(uint32_t type, int n_threads, size_t budget, double second
         matmul_ctx_free(c);
 }
 
+static double cpu_now(void) {
+        struct timespec ts;
+        clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+        return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+/* Compute speed of the dot kernels alone: 64 rows of 4096 that stay in L2,
+ * timed in thread CPU time (robust to other load on the machine). */
+static void bench_dot(uint32_t type) {
+        static const char *sets[] = { "scalar", "avx2", "avx512" };
+        const int64_t n = 4096, rows = 64;
+        const type_traits *t = type_traits_get(type);
+        size_t rb, arb;
+        void *w = make_weights(type, n, rows, &rb);
+        float x[4096];
+        static uint8_t aq[4096 * 4];
+
+        for (int i = 0; i < n; i++)
+                x[i] = ((int)(rnd() % 2001) - 1000) * 1e-3f;
+        type_row_size(t->vec_dot_type, n, &arb);
+        printf("dot   %-5s in L2:", t->name);
+        for (int k = 0; k < 3; k++) {
+                const kernel_set *ks = kernels_get(sets[k]);
+                if (!ks)
+                        continue;
+                ks->from_float[t->vec_dot_type](x, aq, n);
+                double best = 1e9;
+                float sink = 0;
+                for (int rep = 0; rep < 30; rep++) {
+                        double t0 = cpu_now();
+                        for (int r = 0; r < rows; r++) {
+                                float s;
+                                ks->vec_dot[type](n, &s, (const uint8_t *)w + r * rb, aq);
+                                sink += s;
+                        }
+                        double dt = cpu_now() - t0;
+                        best = dt < best ? dt : best;
+                }
+                printf("  %s %6.2f GB/s", sets[k], rows * rb / best / 1e9 + sink * 0);
+        }
+        printf("\n");
+        free(w);
+}
+
 static void bench_gemm(uint32_t type, int n_threads, double seconds) {
         const int64_t nt = 512;
         matmul_ctx *c;
@@ -209,11 +253,12 @@ static void bench_gemm(uint32_t type, int n_threads, double seconds) {
 
 int main(int argc, char **argv) {
         double seconds = 2;
-        size_t budget = 512;
+        size_t budget = 1024; /* beyond a 480 MiB L3 */
         int gemm_threads = 2, opt;
         bool do_vec = true, do_gemm = true;
 
-        while ((opt = getopt(argc, argv, "t:m:s:g:VG")) != -1)
+        bool do_dot = true;
+        while ((opt = getopt(argc, argv, "t:m:s:g:VGD")) != -1)
                 switch (opt) {
                 case 't': seconds = atof(optarg); break;
                 case 'm': budget = (size_t)atol(optarg); break;
@@ -221,8 +266,9 @@ int main(int argc, char **argv) {
                 case 'g': gemm_threads = atoi(optarg); break;
                 case 'V': do_vec = false; break;
                 case 'G': do_gemm = false; break;
+                case 'D': do_dot = false; break;
                 default:
-                        fprintf(stderr, "usage: %s [-t SECONDS] [-m MiB] [-s SET] [-g THREADS] [-V] [-G] [TYPE...]\n", argv[0]);
+                        fprintf(stderr, "usage: %s [-t SECONDS] [-m MiB] [-s SET] [-g THREADS] [-V] [-G] [-D] [TYPE...]\n", argv[0]);
                         return 2;
                 }
         budget <<= 20;
@@ -258,6 +304,8 @@ int main(int argc, char **argv) {
                 for (size_t k = 0; k < sizeof all / sizeof all[0]; k++)
                         types[n_types++] = all[k];
 
+        for (int i = 0; i < n_types && do_dot; i++)
+                bench_dot(types[i]);
         for (int i = 0; i < n_types && do_vec; i++)
                 for (int n = 1; n <= 2; n++)
                         bench_vec(types[i], n, budget, seconds, read_bw[n]);

@@ -80,7 +80,7 @@ static void check_against_reference(const weight *w, const float *x, int64_t n_t
         free(wf);
 }
 
-int main(void) {
+static void test_set(void) {
         static const uint32_t types[] = { TYPE_F32, TYPE_F16, TYPE_BF16, TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K };
         static const int64_t token_counts[] = { 1, 3, 7, 8, 37 };
         const int64_t n_in = 512, n_out = 83;
@@ -158,6 +158,19 @@ int main(void) {
         free(x);
         free(y);
         free(y1);
-        printf("matmul ok\n");
+}
+
+/* Every kernel set the CPU has: matmul contexts take kernels_best(), which
+ * follows SOTTO_KERNELS. */
+int main(void) {
+        static const char *sets[] = { "scalar", "avx2", "avx512" };
+        for (size_t i = 0; i < 3; i++) {
+                if (!kernels_get(sets[i]))
+                        continue;
+                setenv("SOTTO_KERNELS", sets[i], 1);
+                CHECK(strcmp(kernels_best()->name, sets[i]) == 0);
+                test_set();
+                printf("matmul with %s kernels ok\n", sets[i]);
+        }
         return 0;
 }
