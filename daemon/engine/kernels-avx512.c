@@ -24,11 +24,6 @@ static inline __m512i load2x256(const void *lo, const void *hi) {
         return _mm512_inserti64x4(_mm512_castsi256_si512(_mm256_loadu_si256(lo)), _mm256_loadu_si256(hi), 1);
 }
 
-/* [a x8, b x8] */
-static inline __m512 splat2(float a, float b) {
-        return _mm512_insertf32x8(_mm512_castps256_ps512(_mm256_set1_ps(a)), _mm256_set1_ps(b), 1);
-}
-
 /* One half to float with F16C, inline (the scalar converter is a call). */
 #define H2F(h) _cvtsh_ss(h)
 
