@@ -120,14 +120,7 @@ static int connect_bus(Manager *m, const char *address, bool system_bus) {
                 return r;
         /* Our own bus going away ends the daemon. */
         (void)sd_bus_set_exit_on_disconnect(m->bus, true);
-        r = sd_bus_add_object_vtable(m->bus, NULL, SOTTO_OBJECT_PATH, SOTTO_IFACE_SERVICE, service_vtable, m);
-        if (r >= 0)
-                r = sd_bus_add_object_vtable(m->bus, NULL, SOTTO_OBJECT_PATH, SOTTO_IFACE_TEXT, text_vtable, m);
-        if (r >= 0)
-                r = sd_bus_add_fallback_vtable(m->bus, NULL, SOTTO_CHAT_PREFIX, SOTTO_IFACE_CHAT, chat_vtable,
-                                               chat_object_find, m);
-        if (r >= 0)
-                r = sd_bus_add_node_enumerator(m->bus, NULL, SOTTO_CHAT_PREFIX, chat_node_enumerator, m);
+        r = manager_register_objects(m);
         if (r < 0)
                 return log_error_errno(r, "cannot register the objects: %m");
         r = sd_bus_request_name(m->bus, SOTTO_BUS_NAME, 0);

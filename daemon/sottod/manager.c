@@ -161,6 +161,18 @@ int manager_reload(Manager *m) {
         return r;
 }
 
+int manager_register_objects(Manager *m) {
+        int r = sd_bus_add_object_vtable(m->bus, NULL, SOTTO_OBJECT_PATH, SOTTO_IFACE_SERVICE, service_vtable, m);
+        if (r >= 0)
+                r = sd_bus_add_object_vtable(m->bus, NULL, SOTTO_OBJECT_PATH, SOTTO_IFACE_TEXT, text_vtable, m);
+        if (r >= 0)
+                r = sd_bus_add_fallback_vtable(m->bus, NULL, SOTTO_CHAT_PREFIX, SOTTO_IFACE_CHAT, chat_vtable,
+                                               chat_object_find, m);
+        if (r >= 0)
+                r = sd_bus_add_node_enumerator(m->bus, NULL, SOTTO_CHAT_PREFIX, chat_node_enumerator, m);
+        return r;
+}
+
 /* ---- callers ---- */
 
 static int on_caller_gone(sd_bus_track *t, void *userdata) {
@@ -224,6 +236,11 @@ int caller_get(Manager *m, const char *name, Caller **ret) {
         r = sd_bus_track_new(m->bus, &c->track, on_caller_gone, c);
         if (r >= 0)
                 r = sd_bus_track_add_name(c->track, name);
+#ifdef SOTTO_FUZZING
+        /* The fuzzer talks peer to peer, where there are no names to track. */
+        if (r < 0 && c->track)
+                r = 0;
+#endif
         if (r < 0) {
                 sd_bus_track_unref(c->track);
                 free(c->name);

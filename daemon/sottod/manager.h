@@ -156,7 +156,7 @@ struct Manager {
 /* manager.c */
 int manager_new(const ManagerConfig *config, Manager **ret);
 Manager *manager_free(Manager *m);
-int manager_connect_bus(Manager *m, const char *address, bool system_bus);
+int manager_register_objects(Manager *m);
 int manager_start(Manager *m);
 int manager_open_model(Manager *m);
 void manager_set_state(Manager *m, const char *state, const char *reason_fmt, ...) _printf_(3, 4);

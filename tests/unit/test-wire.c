@@ -1,0 +1,156 @@
+/* SPDX-License-Identifier: MIT */
+/* The sottod <-> worker protocol: every message round-trips, every
+ * truncation and every oversized length is refused, UTF-8 validation. */
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "daemon/common/wire.h"
+#include "test.h"
+
+static void test_generate_roundtrip(void) {
+        wire_buf b = {};
+        gen_params p;
+        gen_params_default(&p);
+        p.temperature = 0;
+        p.seed = 0x1122334455667788ull;
+        p.max_tokens = 77;
+        p.n_stop = 2;
+        p.stop[0] = strdup("\n\n");
+        p.stop[1] = strdup("The end");
+        wire_generate g = { .req_id = 5, .chat_id = 9, .params = p, .prompt = "héllo", .prompt_len = 6 };
+        CHECK_OK(wire_encode_generate(&b, &g));
+        uint32_t type, len;
+        CHECK_EQ_INT(wire_parse_header(b.data, b.len, &type, &len), 1);
+        CHECK_EQ_INT(type, WIRE_GENERATE);
+        CHECK_EQ_INT(len + WIRE_HEADER_SIZE, b.len);
+        wire_generate d;
+        CHECK_OK(wire_decode_generate(b.data + WIRE_HEADER_SIZE, len, &d));
+        CHECK(d.req_id == 5 && d.chat_id == 9 && d.params.seed == p.seed && d.params.max_tokens == 77);
+        CHECK(d.params.n_stop == 2 && !strcmp(d.params.stop[1], "The end"));
+        CHECK(d.prompt_len == 6 && !memcmp(d.prompt, "héllo", 6));
+        gen_params_done(&d.params);
+        /* Every truncation is refused, never read past. */
+        for (uint32_t n = 0; n < len; n++) {
+                uint8_t *copy = malloc(n ? n : 1);
+                memcpy(copy, b.data + WIRE_HEADER_SIZE, n);
+                CHECK(wire_decode_generate(copy, n, &d) < 0);
+                free(copy);
+        }
+        /* Out-of-range parameters from the other side are refused too. */
+        uint8_t *bad = malloc(len);
+        memcpy(bad, b.data + WIRE_HEADER_SIZE, len);
+        float nan = __builtin_nanf("");
+        memcpy(bad + 16, &nan, 4); /* temperature */
+        CHECK(wire_decode_generate(bad, len, &d) < 0);
+        free(bad);
+        gen_params_done(&p);
+        wire_buf_free(&b);
+}
+
+static void test_done_ready_text(void) {
+        wire_buf b = {};
+        wire_done d = { .req_id = 3, .status = WIRE_ERR_CONTEXT_FULL, .stop_reason = WIRE_STOP_NONE, .n_prompt = 10 };
+        strcpy(d.message, "too long");
+        CHECK_OK(wire_encode_done(&b, &d));
+        wire_done e;
+        CHECK_OK(wire_decode_done(b.data + 8, b.len - 8, &e));
+        CHECK(e.req_id == 3 && e.status == WIRE_ERR_CONTEXT_FULL && !strcmp(e.message, "too long"));
+        /* A status outside the enum is a violation. */
+        b.data[8 + 8] = 77;
+        CHECK(wire_decode_done(b.data + 8, b.len - 8, &e) < 0);
+        wire_buf_free(&b);
+
+        wire_ready r = { .n_ctx = 512, .n_ctx_train = 512, .n_vocab = 32000, .pid = 42 };
+        strcpy(r.arch, "llama");
+        strcpy(r.name, "stories");
+        CHECK_OK(wire_encode_ready(&b, &r));
+        wire_ready r2;
+        CHECK_OK(wire_decode_ready(b.data + 8, b.len - 8, &r2));
+        CHECK(r2.n_ctx == 512 && !strcmp(r2.name, "stories"));
+        wire_buf_free(&b);
+
+        CHECK_OK(wire_encode_text(&b, 7, 3, "abc", 3));
+        wire_text t;
+        CHECK_OK(wire_decode_text(b.data + 8, b.len - 8, &t));
+        CHECK(t.req_id == 7 && t.n_tokens == 3 && t.len == 3 && !memcmp(t.text, "abc", 3));
+        /* A length field pointing past the frame. */
+        b.data[8 + 12] = 200;
+        CHECK(wire_decode_text(b.data + 8, b.len - 8, &t) < 0);
+        wire_buf_free(&b);
+}
+
+static void test_header_limits(void) {
+        uint8_t h[8] = { 1, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f };
+        uint32_t type, len;
+        CHECK_EQ_INT(wire_parse_header(h, 8, &type, &len), -EBADMSG);
+        CHECK_EQ_INT(wire_parse_header(h, 7, &type, &len), 0);
+        uint8_t ok[8] = { 2, 0, 0, 0, 8, 0, 0, 0 };
+        CHECK_EQ_INT(wire_parse_header(ok, 8, &type, &len), 0); /* complete header, payload missing */
+}
+
+static void test_conn(void) {
+        int sp[2];
+        CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM, 0, sp));
+        wire_conn a, b;
+        wire_conn_init(&a, sp[0]);
+        wire_conn_init(&b, sp[1]);
+        /* Many frames, one of them large, through a non-blocking pair. */
+        char *big = malloc(WIRE_MAX_TEXT);
+        memset(big, 'x', WIRE_MAX_TEXT);
+        for (int i = 0; i < 50; i++)
+                CHECK_OK(wire_encode_text(&a.out, (uint64_t)i, (uint32_t)i, big, i == 25 ? WIRE_MAX_TEXT : 1));
+        int got = 0;
+        while (got < 50) {
+                int r = wire_conn_flush(&a);
+                CHECK(r >= 0);
+                CHECK_OK(wire_conn_read(&b));
+                uint32_t type;
+                const uint8_t *p;
+                size_t len;
+                while (wire_conn_next(&b, &type, &p, &len) > 0) {
+                        wire_text t;
+                        CHECK_OK(wire_decode_text(p, len, &t));
+                        CHECK_EQ_INT(t.req_id, got);
+                        CHECK_EQ_INT(t.len, got == 25 ? WIRE_MAX_TEXT : 1);
+                        got++;
+                }
+        }
+        wire_conn_done(&a);
+        CHECK_EQ_INT(wire_conn_read(&b), -EPIPE);
+        wire_conn_done(&b);
+        free(big);
+}
+
+static void test_utf8(void) {
+        CHECK(utf8_is_valid("", 0));
+        CHECK(utf8_is_valid("héllo wörld €𝄞", strlen("héllo wörld €𝄞")));
+        CHECK(!utf8_is_valid("\xc3", 1));             /* truncated */
+        CHECK(!utf8_is_valid("\xc0\xaf", 2));         /* overlong */
+        CHECK(!utf8_is_valid("\xed\xa0\x80", 3));     /* surrogate */
+        CHECK(!utf8_is_valid("\xf4\x90\x80\x80", 4)); /* above U+10FFFF */
+        CHECK(!utf8_is_valid("\xff", 1));
+}
+
+static void test_params_check(void) {
+        gen_params p;
+        char err[160];
+        gen_params_default(&p);
+        CHECK_OK(gen_params_check(&p, err, sizeof err));
+        p.max_tokens = 0;
+        CHECK(gen_params_check(&p, err, sizeof err) < 0);
+        gen_params_default(&p);
+        p.top_p = 0;
+        CHECK(gen_params_check(&p, err, sizeof err) < 0);
+}
+
+int main(void) {
+        test_generate_roundtrip();
+        test_done_ready_text();
+        test_header_limits();
+        test_conn();
+        test_utf8();
+        test_params_check();
+        return 0;
+}
