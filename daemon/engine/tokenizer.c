@@ -34,6 +34,31 @@ int32_t tokenizer_eos(const tokenizer *t) {
         return t->eos;
 }
 
+int32_t tokenizer_eot(const tokenizer *t) {
+        return t->eot;
+}
+
+int tokenizer_token_type(const tokenizer *t, int32_t id) {
+        if (id < 0 || id >= t->n_vocab)
+                return -EINVAL;
+        switch (t->tokens[id].attr) {
+        case TOK_NORMAL:
+                return 1;
+        case TOK_UNKNOWN:
+                return 2;
+        case TOK_CONTROL:
+                return 3;
+        case TOK_USER_DEFINED:
+                return 4;
+        case TOK_UNUSED:
+                return 5;
+        case TOK_BYTE:
+                return 6;
+        default:
+                return 0;
+        }
+}
+
 bool tokenizer_add_bos(const tokenizer *t) {
         return t->add_bos;
 }
@@ -160,7 +185,8 @@ int tokenizer_encode(const tokenizer *t, const char *text, size_t len, bool add_
 
         if (!t || (!text && len > 0) || !ret || !n_ret)
                 return -EINVAL;
-        if (len > INT32_MAX)
+        /* Symbol indices are int32 and a byte can grow to three (▁). */
+        if (len > (1u << 28))
                 return -E2BIG;
 
         r = partition(t, text, len, parse_special, &at);

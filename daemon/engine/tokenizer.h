@@ -12,6 +12,10 @@
 
 typedef struct tokenizer tokenizer;
 
+/* Reads tokenizer.ggml.* and checks it; on failure returns -errno and names
+ * the key at fault in err.  The tokenizer copies what it needs: f may be
+ * closed afterwards.  A loaded tokenizer is read-only and may be used from
+ * several threads at once. */
 int tokenizer_load(const gguf_file *f, tokenizer **ret, char *err, size_t errlen);
 void tokenizer_free(tokenizer *t);
 
@@ -19,6 +23,14 @@ int32_t tokenizer_n_vocab(const tokenizer *t);
 int32_t tokenizer_bos(const tokenizer *t); /* -1 when none */
 int32_t tokenizer_eos(const tokenizer *t);
 bool tokenizer_add_bos(const tokenizer *t);
+/* End of turn (<end_of_turn>, <|eot_id|>, <|im_end|>, ...), -1 when none. */
+int32_t tokenizer_eot(const tokenizer *t);
+/* The token's type as in tokenizer.ggml.token_type (0 undefined, 1 normal,
+ * 2 unknown, 3 control, 4 user-defined, 5 unused, 6 byte), after the
+ * adjustments the reference makes at load time (end-of-turn and similar
+ * markers become control tokens); -EINVAL for an id out of range.  For
+ * masking ids that can never be produced (unused, control) when sampling. */
+int tokenizer_token_type(const tokenizer *t, int32_t id);
 /* End of generation: EOS, EOT (<end_of_turn>, <|eot_id|>, <|im_end|>), ... */
 bool tokenizer_is_eog(const tokenizer *t, int32_t id);
 /* Id of a token by its exact text (for control tokens such as

@@ -234,6 +234,10 @@ static void test_spm(void) {
                    IDS(SPM_BYTE0 + '<', SPM_C, SPM_BYTE0 + 't', SPM_BYTE0 + 'l', SPM_BYTE0 + '>', SPM_A));
         /* text-detected end of turn: control, end of generation */
         CHECK(tokenizer_is_eog(t, SPM_EOT));
+        CHECK_EQ_INT(tokenizer_eot(t), SPM_EOT);
+        CHECK_EQ_INT(tokenizer_token_type(t, SPM_EOT), 3); /* typed normal in the file */
+        CHECK_EQ_INT(tokenizer_token_type(t, SPM_UNK), 2);
+        CHECK_EQ_INT(tokenizer_token_type(t, SPM_N), -EINVAL);
         CHECK(tokenizer_is_eog(t, SPM_EOS));
         CHECK(!tokenizer_is_eog(t, SPM_BOS));
         expect_ids(t, "<end_of_turn>", false, true, IDS(SPM_EOT));

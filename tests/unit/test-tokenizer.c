@@ -382,6 +382,13 @@ static void test_gemma_behaviour(void) {
         CHECK_EQ_INT(tokenizer_find(t, "<end_of_turn>"), 106);
         CHECK(tokenizer_is_eog(t, 1));
         CHECK(tokenizer_is_eog(t, 106));
+        CHECK_EQ_INT(tokenizer_eot(t), 106);
+        CHECK_EQ_INT(tokenizer_token_type(t, 106), 3);
+        CHECK_EQ_INT(tokenizer_token_type(t, 2), 3);
+        CHECK_EQ_INT(tokenizer_token_type(t, 138), 4); /* user-defined "▁▁" */
+        CHECK_EQ_INT(tokenizer_token_type(t, 236761), 1);
+        CHECK_EQ_INT(tokenizer_token_type(t, tokenizer_find(t, "<0x41>")), 6);
+        CHECK_EQ_INT(tokenizer_token_type(t, 262144), -EINVAL);
         CHECK(!tokenizer_is_eog(t, 105));
         CHECK(!tokenizer_is_eog(t, -1));
         CHECK(!tokenizer_is_eog(t, 262144));
@@ -464,7 +471,7 @@ static void test_gemma_behaviour(void) {
                len, n, best, v.load_ms);
 #ifndef UNDER_SANITIZER
         CHECK_MSG(best < 250, "encoding 10 KB took %.1f ms", best);
-        CHECK_MSG(v.load_ms < 500, "loading took %.1f ms", v.load_ms);
+        CHECK_MSG(v.load_ms < 1000, "loading took %.1f ms", v.load_ms);
 #endif
         free(big);
         free_vocab(&v);
