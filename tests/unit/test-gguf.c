@@ -279,6 +279,13 @@ static void test_sample(void) {
         CHECK(strstr(err, "/nonexistent/x.gguf"));
         CHECK_EQ_INT(gguf_open_path("/tmp", &f, err, sizeof err), -EISDIR);
         CHECK_EQ_INT(gguf_open_fd(-1, &f, NULL, 0), -EINVAL);
+        /* only regular files are mapped */
+        int pfd[2];
+        CHECK(pipe(pfd) == 0);
+        CHECK_EQ_INT(gguf_open_fd(pfd[0], &f, err, sizeof err), -EINVAL);
+        close(pfd[0]), close(pfd[1]);
+        CHECK_EQ_INT(gguf_open_path("/dev/null", &f, err, sizeof err), -EINVAL);
+        CHECK(strstr(err, "/dev/null: the model is not a regular file"));
         gguf_close(NULL);
         gb_free(&b);
 }
