@@ -50,7 +50,9 @@ typedef struct gguf_file gguf_file;
 /* Open and validate.  On failure returns -errno (-EBADMSG for a malformed
  * file, -EPROTONOSUPPORT for another GGUF version) and writes a sentence
  * naming the key or tensor at fault into err (when err is not NULL).
- * gguf_open_fd does not take the fd: the mapping outlives it. */
+ * gguf_open_fd does not take the fd: the mapping outlives it.  Once open,
+ * keys and tensor names are non-empty with no NUL byte (tensor names under
+ * 64 bytes), both unique, and tensors lie in the file without overlapping. */
 int gguf_open_fd(int fd, gguf_file **ret, char *err, size_t errlen);
 int gguf_open_path(const char *path, gguf_file **ret, char *err, size_t errlen);
 /* Validate a buffer the caller keeps alive (fuzzing, tests); no copy. */
