@@ -106,6 +106,28 @@ static inline float round_clamp(float v) {
         return v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
 }
 
+static inline float clamp255(float v) {
+        return v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+}
+
+/* One row through the horizontal kernel; always inlined so that the
+ * callers' constant channel counts unroll the inner loops.  The result is
+ * clamped between the passes, as PIL (8 bits) and ImageMagick (16 bits)
+ * do: Lanczos overshoot does not carry into the second pass. */
+static inline __attribute__((always_inline)) void row_pass(const uint8_t *row, const Coeffs *cx, uint32_t w,
+                                                           uint32_t sc, uint32_t nc, float *t) {
+        for (uint32_t x = 0; x < w; x++) {
+                const float *wx = cx->w + (size_t) x * cx->max_taps;
+                const uint8_t *p = row + (size_t) cx->first[x] * sc;
+                float acc[4] = {};
+                for (uint32_t j = 0; j < cx->count[x]; j++, p += sc)
+                        for (uint32_t c = 0; c < nc; c++)
+                                acc[c] += wx[j] * p[c];
+                for (uint32_t c = 0; c < nc; c++)
+                        t[(size_t) x * nc + c] = clamp255(acc[c]);
+        }
+}
+
 /* Resize channels [0, nc) of rect; out is w * h * nc floats. */
 static int resize_channels(const Image *src, const ImageRect *rect, uint32_t w, uint32_t h,
                            ImageFilter filter, uint32_t nc, float *out) {
@@ -139,23 +161,17 @@ static int resize_channels(const Image *src, const ImageRect *rect, uint32_t w, 
         }
 
         /* Rows: tmp[y][x][c] = sum_j src[y][first + j][c] wx[x][j]. */
-        const uint32_t sc = src->channels;
         for (uint32_t y = y0; y < y1; y++) {
-                const uint8_t *row = src->pixels + (size_t) (rect->y + y) * src->stride + (size_t) rect->x * sc;
+                const uint8_t *row = src->pixels + (size_t) (rect->y + y) * src->stride + (size_t) rect->x * src->channels;
                 float *t = tmp + (size_t) (y - y0) * rowlen;
-                for (uint32_t x = 0; x < w; x++) {
-                        const float *wx = cx.w + (size_t) x * cx.max_taps;
-                        const uint8_t *p = row + (size_t) cx.first[x] * sc;
-                        float acc[4] = {};
-                        for (uint32_t j = 0; j < cx.count[x]; j++, p += sc)
-                                for (uint32_t c = 0; c < nc; c++)
-                                        acc[c] += wx[j] * p[c];
-                        /* Clamped between the passes, as PIL (8 bits) and
-                                 * ImageMagick (16 bits) do: Lanczos overshoot
-                                 * does not carry into the second pass. */
-                        for (uint32_t c = 0; c < nc; c++)
-                                t[(size_t) x * nc + c] = acc[c] < 0.0f ? 0.0f : acc[c] > 255.0f ? 255.0f : acc[c];
-                }
+                if (nc == 3 && src->channels == 3)
+                        row_pass(row, &cx, w, 3, 3, t);
+                else if (nc == 3 && src->channels == 4)
+                        row_pass(row, &cx, w, 4, 3, t);
+                else if (nc == 4)
+                        row_pass(row, &cx, w, 4, 4, t);
+                else
+                        row_pass(row, &cx, w, src->channels, nc, t);
         }
 
         /* Columns: out[y][x][c] = sum_j tmp[first + j][x][c] wy[y][j]. */

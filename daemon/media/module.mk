@@ -30,5 +30,9 @@ $(BUILD)/fuzz/tests/fuzz/fuzz-%.o: EXTRA_CFLAGS += -Idaemon/media
 
 PROGRAMS += $(BUILD)/libsotto-media.a
 
+# build/sotto-imgdecode: decode to PAM, show the preprocessed squares, time both.
+$(eval $(call add_program,sotto-imgdecode,daemon/media/tools/sotto-imgdecode.c,$(BUILD)/libsotto-media.a $(BUILD)/libsotto-engine.a $(MEDIA_LIBS)))
+$(BUILD)/sotto-imgdecode: $(BUILD)/libsotto-media.a
+
 # test-image-limits writes its bombs with zlib and the libjpeg API.
 $(BUILD)/tests/test-image-limits $(BUILD)/san/tests/test-image-limits: UNIT_LIBS += -ljpeg -lz
