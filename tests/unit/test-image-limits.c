@@ -487,6 +487,63 @@ static void test_corruption(void) {
         printf("corrupt, unsupported and empty files get their named errors\n");
 }
 
+/* The chunk allocation cap (1 MiB) must not refuse a valid file whose
+ * pixel data sits in one big IDAT: libpng streams IDAT in small pieces.
+ * A noisy 1200x1000 image (about 3.6 MB of IDAT) is written by libpng,
+ * its IDATs merged into one chunk, and both files must decode alike. */
+static void test_large_idat(void) {
+        const uint32_t w = 1200, h = 1000;
+        png_image pi = { .version = PNG_IMAGE_VERSION, .width = w, .height = h, .format = PNG_FORMAT_RGB };
+        uint8_t *px = malloc((size_t) w * h * 3);
+        uint32_t seed = 1;
+        char err[256];
+
+        CHECK(px);
+        for (size_t i = 0; i < (size_t) w * h * 3; i++) {
+                seed = seed * 1103515245u + 12345u;
+                px[i] = (uint8_t) (seed >> 24);
+        }
+        png_alloc_size_t size = 0;
+        CHECK(png_image_write_to_memory(&pi, NULL, &size, 0, px, 0, NULL));
+        Buf orig = { .p = malloc(size), .n = size, .cap = size };
+        CHECK(orig.p && png_image_write_to_memory(&pi, orig.p, &size, 0, px, 0, NULL));
+        orig.n = size;
+
+        /* Copy chunks, gathering every IDAT into one. */
+        Buf merged = {}, idat = {};
+        unsigned n_idat = 0;
+        buf_put(&merged, orig.p, 8);
+        for (size_t pos = 8; pos + 12 <= orig.n;) {
+                uint32_t len = (uint32_t) orig.p[pos] << 24 | orig.p[pos + 1] << 16 | orig.p[pos + 2] << 8 | orig.p[pos + 3];
+                const char *type = (const char *) orig.p + pos + 4;
+                CHECK(len <= orig.n - pos - 12);
+                if (memcmp(type, "IDAT", 4) == 0) {
+                        buf_put(&idat, orig.p + pos + 8, len);
+                        n_idat++;
+                } else {
+                        if (memcmp(type, "IEND", 4) == 0)
+                                png_chunk(&merged, "IDAT", idat.p, (uint32_t) idat.n);
+                        buf_put(&merged, orig.p + pos, 12 + (size_t) len);
+                }
+                pos += 12 + (size_t) len;
+        }
+        CHECK(n_idat > 1 && idat.n > 2u << 20);
+
+        Image *a = NULL, *b = NULL;
+        CHECK_OK(image_decode_memory(orig.p, orig.n, NULL, &a, err, sizeof err));
+        int r = image_decode_memory(merged.p, merged.n, NULL, &b, err, sizeof err);
+        CHECK_MSG(r == 0, "one %zu-byte IDAT: %s", idat.n, err);
+        CHECK(a->width == w && b->width == w && memcmp(a->pixels, px, (size_t) w * h * 3) == 0 &&
+              memcmp(b->pixels, px, (size_t) w * h * 3) == 0);
+        printf("one IDAT of %zu bytes (was %u chunks) decodes like the original\n", idat.n, n_idat);
+        image_free(a);
+        image_free(b);
+        free(orig.p);
+        free(merged.p);
+        free(idat.p);
+        free(px);
+}
+
 /* ---- fds ---- */
 
 static void test_fds(void) {
@@ -530,6 +587,34 @@ static void test_fds(void) {
         close(p[0]);
         close(p[1]);
 
+        /* A slow writer on a non-blocking pipe, more than a pipe buffer:
+         * the reader waits in poll() and gets it all. */
+        Buf big = make_jpeg(1024, 768, TJSAMP_444, 0);
+        CHECK(big.n > 128 * 1024);
+        CHECK(pipe2(p, O_NONBLOCK) == 0);
+        pid_t pid = fork();
+        CHECK(pid >= 0);
+        if (pid == 0) {
+                close(p[0]);
+                int fl = fcntl(p[1], F_GETFL);
+                fcntl(p[1], F_SETFL, fl & ~O_NONBLOCK);
+                for (size_t off = 0; off < big.n; off += 10000) {
+                        size_t k = MIN((size_t) 10000, big.n - off);
+                        if (write(p[1], big.p + off, k) != (ssize_t) k)
+                                _exit(1);
+                        usleep(500);
+                }
+                _exit(0);
+        }
+        close(p[1]);
+        CHECK_OK(image_decode_fd(p[0], &l, IMAGE_FD_ALLOW_PIPE, &img, err, sizeof err));
+        CHECK(img->width == 1024 && img->height == 768);
+        img = image_free(img);
+        close(p[0]);
+        int status;
+        CHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0);
+        free(big.p);
+
         CHECK(socketpair(AF_UNIX, SOCK_STREAM, 0, s) == 0);
         CHECK_EQ_INT(image_decode_fd(s[0], &l, IMAGE_FD_ALLOW_PIPE, &img, err, sizeof err), -EBADFD);
         close(s[0]);
@@ -554,6 +639,7 @@ int main(void) {
         setvbuf(stdout, NULL, _IOLBF, 0);
         test_bombs();
         test_corruption();
+        test_large_idat();
         test_fds();
         return 0;
 }
