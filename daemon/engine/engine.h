@@ -41,6 +41,8 @@ int32_t engine_model_n_ctx_train(const engine_model *m);
 const tokenizer *engine_model_tokenizer(const engine_model *m);
 /* Bytes of weights read for one generated token (for the bandwidth bound). */
 uint64_t engine_model_bytes_per_token(const engine_model *m);
+/* Threads the model's forward passes run on. */
+int engine_model_n_threads(const engine_model *m);
 
 /* ---- session ---- */
 
@@ -78,8 +80,10 @@ typedef struct engine_sampler_params {
         float min_p;          /* <= 0: off */
         float repeat_penalty; /* 1: off */
         int32_t repeat_last_n;
-        uint64_t seed;
+        uint64_t seed;        /* ENGINE_SEED_RANDOM: from getrandom() */
 } engine_sampler_params;
+
+#define ENGINE_SEED_RANDOM UINT64_MAX
 
 void engine_sampler_default_params(engine_sampler_params *p);
 int engine_sampler_new(const engine_sampler_params *p, int32_t n_vocab, engine_sampler **ret);

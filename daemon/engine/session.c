@@ -1,0 +1,112 @@
+/* SPDX-License-Identifier: MIT */
+/* Sessions: the mutable state of one conversation (KV cache, position,
+ * scratch).  Evaluation splits the tokens into chunks of n_batch, each
+ * going through the architecture's forward pass in one piece. */
+#include <string.h>
+
+#include "macro.h"
+#include "model.h"
+
+/* Tokens per forward chunk: large enough that the products run as matrix
+ * products, small enough that the scratch stays modest. */
+#define SESSION_N_BATCH 512
+#define SESSION_DEFAULT_MAX_CTX 4096
+#define SESSION_MAX_CTX (1 << 20)
+
+void engine_session_default_params(engine_session_params *p) {
+        *p = (engine_session_params){ .n_ctx = 0, .abort_cb = NULL, .abort_userdata = NULL };
+}
+
+void engine_session_free(engine_session *s) {
+        if (!s)
+                return;
+        s->model->arch->session_done(s);
+        free(s);
+}
+
+DEFINE_TRIVIAL_CLEANUP_FUNC(engine_session *, engine_session_free);
+
+int engine_session_new(const engine_model *m, const engine_session_params *p, engine_session **ret, char *err,
+                       size_t errlen) {
+        _cleanup_(engine_session_freep) engine_session *s = NULL;
+        engine_session_params defaults;
+        int r;
+
+        if (!m || !ret)
+                return set_error(err, errlen, -EINVAL, "no model");
+        if (!p) {
+                engine_session_default_params(&defaults);
+                p = &defaults;
+        }
+        if (p->n_ctx < 0 || p->n_ctx > SESSION_MAX_CTX)
+                return set_error(err, errlen, -EINVAL, "context size %d is out of range [0, %d]", p->n_ctx,
+                                 SESSION_MAX_CTX);
+
+        s = calloc(1, sizeof *s);
+        if (!s)
+                return set_error(err, errlen, -ENOMEM, "out of memory");
+        s->model = m;
+        s->params = *p;
+        s->n_ctx = p->n_ctx > 0 ? p->n_ctx : MIN(m->hp.n_ctx_train, SESSION_DEFAULT_MAX_CTX);
+        s->n_batch = MIN(s->n_ctx, SESSION_N_BATCH);
+
+        r = m->arch->session_init(s, err, errlen);
+        if (r < 0)
+                return r;
+        *ret = TAKE_PTR(s);
+        return 0;
+}
+
+int32_t engine_session_n_past(const engine_session *s) {
+        return s->n_past;
+}
+
+int32_t engine_session_n_ctx(const engine_session *s) {
+        return s->n_ctx;
+}
+
+int engine_session_rewind(engine_session *s, int32_t n_past) {
+        if (n_past < 0 || n_past > s->n_past)
+                return -EINVAL;
+        /* The cache rows after n_past are simply overwritten later: attention
+         * only ever reads positions < n_past + the tokens being evaluated. */
+        s->n_past = n_past;
+        return 0;
+}
+
+int engine_session_eval(engine_session *s, const int32_t *tokens, int32_t n_tokens, bool all_logits, float *logits) {
+        const engine_model *m = s->model;
+        int32_t start = s->n_past, n_vocab = m->hp.n_vocab;
+        int r = 0;
+
+        if (n_tokens < 0 || (n_tokens > 0 && !tokens))
+                return -EINVAL;
+        if (n_tokens == 0)
+                return 0;
+        for (int32_t i = 0; i < n_tokens; i++)
+                if (tokens[i] < 0 || tokens[i] >= n_vocab)
+                        return -EINVAL;
+        if (n_tokens > s->n_ctx - s->n_past)
+                return -ENOSPC;
+
+        pthread_mutex_lock((pthread_mutex_t *)&m->lock);
+        for (int32_t done = 0; done < n_tokens;) {
+                int32_t n = MIN(s->n_batch, n_tokens - done);
+                bool final = done + n == n_tokens;
+                float *out = NULL;
+
+                if (logits && all_logits)
+                        out = logits + (size_t)done * (size_t)n_vocab;
+                else if (logits && final)
+                        out = logits;
+                r = m->arch->forward(s, tokens + done, n, all_logits, out);
+                if (r < 0) {
+                        s->n_past = start; /* as if nothing happened */
+                        break;
+                }
+                s->n_past += n;
+                done += n;
+        }
+        pthread_mutex_unlock((pthread_mutex_t *)&m->lock);
+        return r;
+}
