@@ -4,6 +4,8 @@
  * architecture read its hyperparameters and bind its weights in place. */
 #include <cblas.h>
 #include <fcntl.h>
+#include <inttypes.h>
+#include <math.h>
 #include <stdarg.h>
 #include <string.h>
 

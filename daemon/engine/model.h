@@ -9,6 +9,7 @@
 #include "arch.h"
 #include "engine.h"
 #include "kv-cache.h"
+#include "macro.h"
 #include "matmul.h"
 
 /* Hyperparameters every decoder-only architecture has.  Per-architecture

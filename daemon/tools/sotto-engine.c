@@ -146,8 +146,8 @@ static int eval(engine_session *s, const int32_t *tokens, int32_t n, bool all, f
 /* ---- logits ---- */
 
 static int cmd_logits(char **argv) {
-        _cleanup_(engine_modelp) engine_model *m = NULL;
-        _cleanup_(engine_sessionp) engine_session *s = NULL;
+        _cleanup_(engine_model_freep) engine_model *m = NULL;
+        _cleanup_(engine_session_freep) engine_session *s = NULL;
         _cleanup_free_ int32_t *tokens = NULL;
         _cleanup_free_ float *logits = NULL;
         _cleanup_fclose_ FILE *out = NULL;
@@ -184,8 +184,8 @@ static int32_t argmax(const float *x, int32_t n) {
 }
 
 static int cmd_greedy(char **argv) {
-        _cleanup_(engine_modelp) engine_model *m = NULL;
-        _cleanup_(engine_sessionp) engine_session *s = NULL;
+        _cleanup_(engine_model_freep) engine_model *m = NULL;
+        _cleanup_(engine_session_freep) engine_session *s = NULL;
         _cleanup_free_ int32_t *tokens = NULL;
         _cleanup_free_ float *logits = NULL;
         int32_t n, n_vocab;
@@ -227,7 +227,7 @@ static int tokenize(const engine_model *m, const char *text, bool add_special, i
 }
 
 static int cmd_tokenize(char **argv) {
-        _cleanup_(engine_modelp) engine_model *m = NULL;
+        _cleanup_(engine_model_freep) engine_model *m = NULL;
         _cleanup_free_ int32_t *ids = NULL;
         size_t n;
         int r;
@@ -243,9 +243,9 @@ static int cmd_tokenize(char **argv) {
 /* ---- generate ---- */
 
 static int cmd_generate(char **argv) {
-        _cleanup_(engine_modelp) engine_model *m = NULL;
-        _cleanup_(engine_sessionp) engine_session *s = NULL;
-        _cleanup_(engine_samplerp) engine_sampler *smp = NULL;
+        _cleanup_(engine_model_freep) engine_model *m = NULL;
+        _cleanup_(engine_session_freep) engine_session *s = NULL;
+        _cleanup_(engine_sampler_freep) engine_sampler *smp = NULL;
         _cleanup_free_ int32_t *ids = NULL;
         _cleanup_free_ float *logits = NULL;
         const tokenizer *tok;
