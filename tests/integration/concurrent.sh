@@ -39,20 +39,32 @@ for t in 0 0.8; do
 	note "temperature $t: 8 concurrent answers equal the lone ones ($(( (t1 - t0) / 1000000 )) ms for all 8)"
 done
 
-# Against the engine's own greedy decoding (real engine only).
+# Against the engine's own greedy decoding (real engine only): the same
+# tokens (sotto-engine tokenize), the same ids (sotto-engine greedy, whose
+# count must match the service's), the same text (sotto-engine generate,
+# greedy by default, which prints the prompt and then the continuation).
 if [ -x "$BUILD/sotto-engine" ] && echo "$args" | grep -q stories260K; then
 	model="$SHARED/models/stories260K.gguf"
-	prompt_ids="$SHARED/golden/stories260K.prompt.i32"
-	[ -f "$prompt_ids" ] || skip "no $prompt_ids"
-	# The golden prompt is "Once upon a time" (BOS 1 403 407 261 378).
-	"$BUILD/sotto-engine" greedy "$model" "$prompt_ids" $N > "$SVC_DIR/engine.greedy" 2>&1 || fail "sotto-engine greedy"
-	note "sotto-engine greedy: $(head -c 300 "$SVC_DIR/engine.greedy")"
-	want=$(cat "$SVC_DIR/engine.greedy")
-	got=$(cat "$SVC_DIR/alone.0.0")
-	case "$want" in
-	*"$got"*) note "service answer equals the engine's greedy text" ;;
-	*) fail "service '$got' differs from sotto-engine greedy '$want'" ;;
-	esac
+	for i in 0 1 2 3 4 5 6 7; do
+		p=${prompts[$i]}
+		ids=$("$BUILD/sotto-engine" tokenize "$model" "$p") || fail "sotto-engine tokenize"
+		perl -e 'print pack("l<*", @ARGV)' $ids > "$SVC_DIR/tokens.$i.i32"
+		greedy=$("$BUILD/sotto-engine" greedy "$model" "$SVC_DIR/tokens.$i.i32" $N 2>/dev/null) || fail "sotto-engine greedy"
+		[ "$(echo $greedy | wc -w)" = $N ] || fail "sotto-engine greedy gave $(echo $greedy | wc -w) ids"
+		text=$("$BUILD/sotto-engine" generate "$model" "$p" $N 2>/dev/null) || fail "sotto-engine generate"
+		want=${text#"$p"}
+		got=$(cat "$SVC_DIR/alone.0.$i")
+		[ "$want" = "$got" ] || fail "prompt '$p': service '$got', engine '$want'"
+		grep -q '"generated-tokens":'"$N" "$SVC_DIR/conc.0.$i" || fail "token count differs from the engine's $N"
+	done
+	note "temperature 0: all 8 answers equal sotto-engine's greedy continuation ($N tokens each)"
+	golden="$SHARED/golden/stories260K.greedy.txt"
+	if [ -f "$golden" ]; then
+		case "$(cat "$golden")" in
+		"$(cat "$SVC_DIR/alone.0.0")"*) note "and \"Once upon a time\" matches the reference peer's golden text" ;;
+		*) fail "the answer to 'Once upon a time' differs from $golden" ;;
+		esac
+	fi
 else
 	note "the engine comparison needs the real engine (build/sotto-engine, stories260K): not run"
 fi
