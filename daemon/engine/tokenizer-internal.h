@@ -108,6 +108,11 @@ int32_t tok_merge_rank(const tokenizer *t, const char *l, size_t ln, const char 
 /* Special-token trie: the child of node for byte, or -1 (root is 0). */
 int32_t tok_trie_step(const tokenizer *t, int32_t node, uint8_t byte);
 
+/* How the special-token partition is computed: 0 chooses, 1 always from
+ * the list of occurrences, 2 always by scanning.  Tests only: both must
+ * give the same result. */
+extern int tok_partition_mode;
+
 /* Encode one raw-text fragment (no special tokens in it), appending ids. */
 int tokenizer_spm_encode(const tokenizer *t, const char *text, size_t len, bool space_prefix, tok_vec *out);
 int tokenizer_bpe_encode(const tokenizer *t, const char *text, size_t len, tok_vec *out);

@@ -77,91 +77,107 @@ int32_t tokenizer_find(const tokenizer *t, const char *text) {
  *
  * The reference takes the special tokens longest first and, for each, splits
  * every remaining raw fragment at each of its occurrences, left to right.
- * The same result, without rescanning the text once per special token:
- *   1. find every occurrence of every special text with one trie walk per
- *      input position;
- *   2. order the occurrences by (token rank, position) with a counting sort;
- *   3. accept an occurrence when none of its bytes is taken yet (a taken
- *      byte belongs to a token accepted earlier, i.e. longer or of lower
- *      rank, or to an earlier occurrence of the same token); accepted ones
- *      take their bytes.
- * An occurrence whose bytes are all free lies inside a single raw fragment
- * of the reference's partition at that point, and vice versa. */
+ * An occurrence whose bytes are all still free lies inside a single raw
+ * fragment at that point, and vice versa; so, with one trie walk per input
+ * position to find the special tokens present:
+ *   - occurrences: record every occurrence, bucketed by token rank (a
+ *     counting sort; positions stay increasing within a rank), and accept
+ *     each whose bytes are all free;
+ *   - scan: when nested matches would make that list large (runs of spaces
+ *     against Gemma's whitespace tokens), search the text once per token
+ *     present instead, which needs no memory beyond the text's.
+ * Both accept exactly the reference's occurrences. */
 
-typedef struct occurrence {
-        int32_t rank;
-        uint32_t pos;
-} occurrence;
+int tok_partition_mode = 0;
+
+/* The rank of the special token at each position's match, filtered by
+ * parse_special (without it only user-defined tokens are matched). */
+static bool special_allowed(const tokenizer *t, int32_t rank, bool parse_special) {
+        return parse_special || !(t->tokens[t->special[rank]].attr & (TOK_CONTROL | TOK_UNKNOWN));
+}
+
+/* Accept the occurrence of special rank at p if its bytes are free:
+ * at[i] is -1 for a free byte, -2 inside an accepted token, else the id of
+ * the token starting there. */
+static bool try_accept(const tokenizer *t, int32_t *at, int32_t rank, size_t p) {
+        int32_t id = t->special[rank];
+        uint32_t l = t->tokens[id].len;
+        for (uint32_t k = 0; k < l; k++)
+                if (at[p + k] != -1)
+                        return false;
+        at[p] = id;
+        for (uint32_t k = 1; k < l; k++)
+                at[p + k] = -2;
+        return true;
+}
 
 static int partition(const tokenizer *t, const char *text, size_t len, bool parse_special, int32_t **ret_at) {
-        _cleanup_free_ occurrence *occ = NULL, *sorted = NULL;
-        _cleanup_free_ int32_t *count = NULL;
-        _cleanup_free_ int32_t *at = NULL;
-        size_t n_occ = 0, cap = 0;
+        _cleanup_free_ int32_t *start = NULL, *at = NULL;
+        _cleanup_free_ uint32_t *pos = NULL;
+        size_t n_occ = 0;
 
         *ret_at = NULL;
         if (t->n_special == 0 || len == 0)
                 return 0;
 
-        for (size_t pos = 0; pos < len; pos++) {
+        /* start[rank + 1]: occurrences of each rank, later prefix sums */
+        start = calloc((size_t)t->n_special + 1, sizeof(int32_t));
+        if (!start)
+                return -ENOMEM;
+        for (size_t p = 0; p < len; p++) {
                 int32_t node = 0;
-                for (size_t j = pos; j < len; j++) {
-                        node = tok_trie_step(t, node, (uint8_t)text[j]);
-                        if (node < 0)
-                                break;
+                for (size_t j = p; j < len && (node = tok_trie_step(t, node, (uint8_t)text[j])) >= 0; j++) {
                         int32_t rank = t->trie_token[node];
-                        if (rank < 0)
-                                continue;
-                        uint8_t attr = t->tokens[t->special[rank]].attr;
-                        /* Without parse_special only user-defined tokens are
-                         * matched. */
-                        if (!parse_special && (attr & (TOK_CONTROL | TOK_UNKNOWN)))
-                                continue;
-                        if (n_occ == cap) {
-                                size_t c = cap ? cap * 2 : 64;
-                                occurrence *p = realloc(occ, c * sizeof(occurrence));
-                                if (!p)
-                                        return -ENOMEM;
-                                occ = p;
-                                cap = c;
+                        if (rank >= 0 && special_allowed(t, rank, parse_special) && start[rank + 1] < INT32_MAX) {
+                                start[rank + 1]++;
+                                n_occ++;
                         }
-                        occ[n_occ++] = (occurrence){ rank, (uint32_t)pos };
                 }
         }
         if (n_occ == 0)
                 return 0;
 
-        /* Counting sort by rank; positions stay increasing within a rank. */
-        count = calloc((size_t)t->n_special + 1, sizeof(int32_t));
-        sorted = malloc(n_occ * sizeof(occurrence));
         at = malloc(len * sizeof(int32_t));
-        if (!count || !sorted || !at)
+        if (!at)
                 return -ENOMEM;
-        for (size_t i = 0; i < n_occ; i++)
-                count[occ[i].rank + 1]++;
-        for (int32_t k = 0; k < t->n_special; k++)
-                count[k + 1] += count[k];
-        for (size_t i = 0; i < n_occ; i++)
-                sorted[count[occ[i].rank]++] = occ[i];
-
-        /* at[i]: -1 free, -2 inside an accepted token, else the token id
-         * starting at i. */
         for (size_t i = 0; i < len; i++)
                 at[i] = -1;
-        for (size_t i = 0; i < n_occ; i++) {
-                int32_t id = t->special[sorted[i].rank];
-                uint32_t p = sorted[i].pos, l = t->tokens[id].len;
-                bool free_ = true;
-                for (uint32_t k = 0; k < l; k++)
-                        if (at[p + k] != -1) {
-                                free_ = false;
-                                break;
+
+        bool scan = tok_partition_mode == 2 || (tok_partition_mode == 0 && n_occ > 4 * len + 1024);
+        if (scan) {
+                for (int32_t rank = 0; rank < t->n_special; rank++) {
+                        if (start[rank + 1] == 0)
+                                continue;
+                        const tok_entry *e = &t->tokens[t->special[rank]];
+                        const char *s = t->text + e->off;
+                        for (size_t p = 0; p + e->len <= len;) {
+                                const char *m = memmem(text + p, len - p, s, e->len);
+                                if (!m)
+                                        break;
+                                size_t q = (size_t)(m - text);
+                                p = try_accept(t, at, rank, q) ? q + e->len : q + 1;
                         }
-                if (!free_)
-                        continue;
-                at[p] = id;
-                for (uint32_t k = 1; k < l; k++)
-                        at[p + k] = -2;
+                }
+        } else {
+                pos = malloc(n_occ * sizeof(uint32_t));
+                if (!pos)
+                        return -ENOMEM;
+                for (int32_t k = 0; k < t->n_special; k++)
+                        start[k + 1] += start[k];
+                /* second walk: fill the buckets (start[rank] moves to the
+                 * end of its bucket, i.e. the next bucket's start) */
+                for (size_t p = 0; p < len; p++) {
+                        int32_t node = 0;
+                        for (size_t j = p; j < len && (node = tok_trie_step(t, node, (uint8_t)text[j])) >= 0; j++) {
+                                int32_t rank = t->trie_token[node];
+                                if (rank >= 0 && special_allowed(t, rank, parse_special))
+                                        pos[start[rank]++] = (uint32_t)p;
+                        }
+                }
+                size_t i = 0;
+                for (int32_t rank = 0; rank < t->n_special; rank++)
+                        for (; i < (size_t)start[rank]; i++)
+                                (void)try_accept(t, at, rank, pos[i]);
         }
         *ret_at = TAKE_PTR(at);
         return 0;

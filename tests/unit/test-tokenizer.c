@@ -8,6 +8,7 @@
 #include "gguf.h"
 #include "macro.h"
 #include "test.h"
+#include "tokenizer-internal.h"
 #include "tokenizer.h"
 
 #if defined(__SANITIZE_ADDRESS__)
@@ -450,6 +451,38 @@ static void test_gemma_behaviour(void) {
 
         roundtrip(t, "gemma3");
 
+        /* The two ways of finding special tokens agree, also where nested
+         * matches (whitespace runs) make the scan the automatic choice. */
+        {
+                static const char *const pieces[] = { " ", "\n", "\t", "<start_of_turn>", "<end_of_turn>", "a", "<", "\n\n" };
+                char *text = malloc(20000);
+                size_t tl = 0;
+                unsigned seed = 1;
+                while (tl < 19000) {
+                        seed = seed * 1103515245 + 12345;
+                        const char *p = pieces[(seed >> 16) % ELEMENTSOF(pieces)];
+                        size_t rep = 1 + (seed >> 8) % 40;
+                        for (size_t k = 0; k < rep && tl + strlen(p) < 20000; k++) {
+                                memcpy(text + tl, p, strlen(p));
+                                tl += strlen(p);
+                        }
+                }
+                for (int ps = 0; ps < 2; ps++) {
+                        int32_t *a, *b;
+                        size_t na, nb;
+                        tok_partition_mode = 1;
+                        CHECK_OK(tokenizer_encode(t, text, tl, true, ps, &a, &na));
+                        tok_partition_mode = 2;
+                        CHECK_OK(tokenizer_encode(t, text, tl, true, ps, &b, &nb));
+                        tok_partition_mode = 0;
+                        CHECK_EQ_INT(na, nb);
+                        CHECK(memcmp(a, b, na * sizeof(int32_t)) == 0);
+                        free(a);
+                        free(b);
+                }
+                free(text);
+        }
+
         /* Timing: about 10 KB of mixed text. */
         char *big = malloc(16384);
         size_t len = 0;
@@ -511,6 +544,9 @@ int main(void) {
         test_inp_out("llama-bpe", "llama-bpe-vocab.gguf");
         test_inp_out("qwen2", "qwen2-vocab.gguf");
         test_json("gemma3-strings.json", "gemma3-vocab.gguf", true, true);
+        tok_partition_mode = 2; /* the same through the scanning partition */
+        test_json("gemma3-strings.json", "gemma3-vocab.gguf", true, true);
+        tok_partition_mode = 0;
         test_json("llama-bpe-strings.json", "llama-bpe-vocab.gguf", false, true);
         test_json("qwen2-strings.json", "qwen2-vocab.gguf", false, true);
         test_stories();
