@@ -320,7 +320,7 @@ static int cmd_chat(sotto *s, int argc, char **argv) {
         sd_bus_error e = SD_BUS_ERROR_NULL;
         sotto_chat *chat = NULL;
         bool tty = isatty(STDIN_FILENO);
-        int r, code = EXIT_OK;
+        int r, code = EXIT_OK, failed = EXIT_OK;
 
         r = sotto_chat_open(s, &arg.opts, &chat, &e);
         if (r < 0) {
@@ -355,6 +355,12 @@ static int cmd_chat(sotto *s, int argc, char **argv) {
                         add_history(line);
                 code = stream_one(s, chat, line);
                 free(line);
+                /* A turn that was refused (too long, invalid) leaves the chat
+                 * as it was: go on with the next one. */
+                if (code == EXIT_INVALID) {
+                        failed = code;
+                        continue;
+                }
                 if (code != EXIT_OK && code != EXIT_CANCELLED)
                         break;
                 if (!tty && code == EXIT_CANCELLED)
@@ -362,7 +368,7 @@ static int cmd_chat(sotto *s, int argc, char **argv) {
                 code = EXIT_OK;
         }
         sotto_chat_close(chat);
-        return code;
+        return code != EXIT_OK ? code : failed;
 }
 
 static int cmd_status(sotto *s) {

@@ -7,7 +7,8 @@
  *
  * "Model" file: a text file whose first line is "SOTTO-FAKE-MODEL" followed
  * by key=value lines: n_ctx (training context), step_usec (time of one
- * decoding step), eos_every (0: never end on its own), name.  Tokens are bytes (id = byte + 3; 0 unk, 1 bos,
+ * decoding step), eos_every (0: never end on its own), salt (other text),
+ * name.  Tokens are bytes (id = byte + 3; 0 unk, 1 bos,
  * 2 eos).  The next token is a hash of the session's whole history, so the
  * output depends on the prompt and, with temperature > 0, on the seed. */
 #include <errno.h>
@@ -31,6 +32,7 @@ struct engine_model {
         int32_t n_ctx_train;
         long step_usec;
         long eos_every; /* about one token in eos_every ends the text; 0: never */
+        uint64_t salt;  /* another "model" gives other text */
         char name[64];
 };
 
@@ -75,6 +77,8 @@ int engine_model_load_fd(int fd, const engine_model_params *p, engine_model **re
                         m->n_ctx_train = atoi(line + 6);
                 else if (!strncmp(line, "step_usec=", 10))
                         m->step_usec = atol(line + 10);
+                else if (!strncmp(line, "salt=", 5))
+                        m->salt = strtoull(line + 5, NULL, 10);
                 else if (!strncmp(line, "eos_every=", 10))
                         m->eos_every = atol(line + 10);
                 else if (!strncmp(line, "name=", 5))
@@ -129,7 +133,7 @@ int engine_session_new(const engine_model *m, const engine_session_params *p, en
                 free(s);
                 return -ENOMEM;
         }
-        s->hash[0] = 1469598103934665603ull;
+        s->hash[0] = 1469598103934665603ull ^ (m->salt * 0x9e3779b97f4a7c15ull);
         *ret = s;
         return 0;
 }
