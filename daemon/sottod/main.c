@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* sottod: the sotto monitor.  Owns org.sotto.Sotto1, checks and queues the
  * callers' requests, and hands the work to a sandboxed sotto-worker. */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <limits.h>
@@ -163,6 +164,29 @@ static int find_worker(ManagerConfig *c, const char *argv0) {
         return (c->worker_path = strdup(LIBEXECDIR "/sotto-worker")) ? 0 : -ENOMEM;
 }
 
+/* The first GGUF (by name) in the model directory of this kind of bus. */
+static int find_default_model(ManagerConfig *c, bool system_bus) {
+        _cleanup_free_ char *dir = NULL;
+        const char *home = getenv("HOME");
+        if (system_bus)
+                dir = strdup("/var/lib/sotto/models");
+        else if (home && asprintf(&dir, "%s/.local/share/sotto/models", home) < 0)
+                dir = NULL;
+        if (!dir)
+                return -ENOENT;
+        struct dirent **list = NULL;
+        int n = scandir(dir, &list, NULL, alphasort), r = -ENOENT;
+        for (int i = 0; i < n; i++) {
+                size_t len = strlen(list[i]->d_name);
+                if (r < 0 && len > 5 && STREQ(list[i]->d_name + len - 5, ".gguf") &&
+                    asprintf(&c->model_path, "%s/%s", dir, list[i]->d_name) >= 0)
+                        r = 0;
+                free(list[i]);
+        }
+        free(list);
+        return r;
+}
+
 static int run(int argc, char **argv) {
         ManagerConfig cfg = {
                 .max_active = 8,
@@ -215,12 +239,19 @@ static int run(int argc, char **argv) {
                 free(cfg.model_path);
                 cfg.model_path = strdup(model);
         }
-        if (!cfg.model_path)
-                return log_error_errno(-EINVAL, "no model given: use --model PATH or Model= in the configuration");
+        if (!cfg.model_path && find_default_model(&cfg, system_bus == 1 || (system_bus < 0 && geteuid() == 0)) < 0)
+                return log_error_errno(-ENOENT, "no model given and none found: use --model PATH, Model= in the "
+                                                "configuration, or put a GGUF file into %s",
+                                       system_bus == 1 || (system_bus < 0 && geteuid() == 0)
+                                               ? "/var/lib/sotto/models/"
+                                               : "~/.local/share/sotto/models/");
         if (!cfg.user)
                 cfg.user = strdup("sotto");
         if (cfg.max_active < 1)
                 cfg.max_active = 1;
+        /* Activated by a bus: serve on that bus. */
+        if (system_bus < 0 && !address && getenv("DBUS_STARTER_ADDRESS"))
+                address = getenv("DBUS_STARTER_ADDRESS");
         if (system_bus < 0)
                 system_bus = geteuid() == 0;
         r = find_worker(&cfg, argv[0]);
