@@ -17,6 +17,7 @@ struct matmul_ctx {
         void *act; /* activations converted to the dot type */
         size_t act_size;
         matmul_buf *scratch; /* one per thread */
+        matmul_buf int8_act; /* activations of the int8 path */
         matmul_path last_path[TYPE_COUNT];
         matmul_path forced; /* _MATMUL_PATH_MAX: choose */
 };

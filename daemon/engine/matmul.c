@@ -67,6 +67,7 @@ void matmul_ctx_free(matmul_ctx *c) {
                 for (int i = 0; i < c->n_threads; i++)
                         free(c->scratch[i].p);
         free(c->scratch);
+        free(c->int8_act.p);
         free(c->act);
         free(c);
 }

@@ -112,7 +112,10 @@ static void test_set(void) {
                                 memset(y, 0xFF, sizeof(float) * n_out * nt);
                                 CHECK_OK(matmul(ctx[n], &w, x, nt, y));
                                 bool vec = nt < 8;
-                                check_against_reference(&w, x, nt, y, vec ? vec_tol : 1e-5);
+                                /* sgemm works on the float activations; the
+                                 * vec and int8 paths on quantized ones */
+                                bool exact_act = !vec && matmul_last_path(ctx[n], type) == MATMUL_PATH_SGEMM;
+                                check_against_reference(&w, x, nt, y, exact_act ? 1e-5 : vec_tol);
                                 if (vec) {
                                         if (n == 1)
                                                 memcpy(y1, y, sizeof(float) * n_out * nt);
@@ -123,6 +126,45 @@ static void test_set(void) {
                                         CHECK(matmul_last_path(ctx[n], type) != MATMUL_PATH_VEC);
                         }
                 }
+                /* Forced paths on 37 tokens: int8 and vec see the same
+                 * quantized activations, so they agree to float rounding
+                 * (1e-5 of the magnitude: a few hundred float adds). */
+                {
+                        float *yv = malloc(sizeof(float) * n_out * 37), *yi = malloc(sizeof(float) * n_out * 37);
+                        CHECK(yv && yi);
+                        for (int n = 1; n <= 3; n += 2) {
+                                matmul_ctx_force_path(ctx[n], MATMUL_PATH_VEC);
+                                CHECK_OK(matmul(ctx[n], &w, x, 37, yv));
+                                CHECK(matmul_last_path(ctx[n], type) == MATMUL_PATH_VEC);
+                                matmul_ctx_force_path(ctx[n], MATMUL_PATH_SGEMM);
+                                CHECK_OK(matmul(ctx[n], &w, x, 37, yi));
+                                CHECK(matmul_last_path(ctx[n], type) == MATMUL_PATH_SGEMM);
+                                check_against_reference(&w, x, 37, yi, 1e-5);
+                                matmul_ctx_force_path(ctx[n], MATMUL_PATH_INT8);
+                                CHECK_OK(matmul(ctx[n], &w, x, 37, yi));
+                                if (matmul_last_path(ctx[n], type) == MATMUL_PATH_INT8) {
+                                        float *wf = malloc(sizeof(float) * n_in);
+                                        CHECK(wf);
+                                        for (int64_t o = 0; o < n_out; o++) {
+                                                CHECK_OK(weight_get_row(&w, o, wf));
+                                                for (int64_t t = 0; t < 37; t++) {
+                                                        double mag = 0;
+                                                        for (int64_t i = 0; i < n_in; i++)
+                                                                mag += fabs((double)wf[i] * x[t * n_in + i]);
+                                                        CHECK_MSG(fabs(yi[t * n_out + o] - yv[t * n_out + o]) <= 1e-5 * mag,
+                                                                  "%s int8 vs vec t=%lld o=%lld: %g vs %g", type_name(type),
+                                                                  (long long)t, (long long)o, yi[t * n_out + o], yv[t * n_out + o]);
+                                                }
+                                        }
+                                        free(wf);
+                                } else
+                                        CHECK(!type_traits_get(type)->is_quantized || !kernels_get("avx512"));
+                                matmul_ctx_force_path(ctx[n], _MATMUL_PATH_MAX);
+                        }
+                        free(yv);
+                        free(yi);
+                }
+
                 /* The vec path is the dot kernel of the best set, row by row. */
                 const kernel_set *k = kernels_best();
                 size_t arow;
