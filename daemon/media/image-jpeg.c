@@ -101,8 +101,16 @@ static int walk_markers(const uint8_t *p, size_t n, const ImageLimits *limits, J
                 if (is_sof(code)) {
                         if (m->have_sof)
                                 return set_error(err, errlen, -EBADMSG, "JPEG has more than one frame header");
-                        if (seglen < 6)
+                        if (seglen < 6 || seglen < 6 + 3 * (size_t) seg[5])
                                 return set_error(err, errlen, -EBADMSG, "JPEG frame header too short");
+                        /* libjpeg-turbo 2.1 (8-bit build) decodes baseline,
+                         * extended, progressive, Huffman or arithmetic; not
+                         * lossless or hierarchical frames, not 12-bit samples. */
+                        if (code != 0xc0 && code != 0xc1 && code != 0xc2 && code != 0xc9 && code != 0xca)
+                                return set_error(err, errlen, -EMEDIUMTYPE, "JPEG frame type 0x%02x (%s) is not supported", code,
+                                                 (code & 3) == 3 ? "lossless" : "hierarchical");
+                        if (seg[0] != 8)
+                                return set_error(err, errlen, -EMEDIUMTYPE, "JPEG with %u-bit samples is not supported", seg[0]);
                         m->have_sof = true;
                         m->progressive = code == 0xc2 || code == 0xc6 || code == 0xca || code == 0xce;
                         m->height = be16(seg + 1);

@@ -471,6 +471,15 @@ static void test_corruption(void) {
         c.p[dqt + 1] = 0xd8;
         check_error("JPEG with a second SOI", &c, IMAGE_ERROR_CORRUPT);
         free(c.p);
+        /* 12-bit samples and lossless frames: valid JPEG, not ours to decode. */
+        c = copy(&jpg);
+        size_t sof = find_marker(&c, 0xc0);
+        c.p[sof + 4] = 12;
+        check_error("JPEG with 12-bit samples", &c, IMAGE_ERROR_UNSUPPORTED);
+        c.p[sof + 4] = 8;
+        c.p[sof + 1] = 0xc3;
+        check_error("lossless JPEG", &c, IMAGE_ERROR_UNSUPPORTED);
+        free(c.p);
         CHECK(decode(&jpg, NULL, err, sizeof err) == 0);
         free(jpg.p);
 
