@@ -157,7 +157,9 @@ worker_pid() {
 # is built, else the engine test double.
 svc_model_args() {
 	if [ -x "$BUILD/sotto-worker" ] && [ -f "$SHARED/models/stories260K.gguf" ]; then
-		echo "--model $SHARED/models/stories260K.gguf --worker $BUILD/sotto-worker"
+		# One thread: on a small shared CI machine the engine's thread
+		# hand-offs cost more than they give on a 260K-parameter model.
+		echo "--model $SHARED/models/stories260K.gguf --worker $BUILD/sotto-worker --threads 1"
 	else
 		echo "--model $(svc_fake_model "$@") --worker $BUILD/tests/sotto-worker-fake"
 	fi
