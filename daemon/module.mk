@@ -55,3 +55,9 @@ $(BUILD)/tests/sotto-worker-fake: $(patsubst %.c,$(BUILD)/obj/testhooks/%.o,$(WO
 		$(call obj,tests/integration/fake-engine.c) $(BUILD)/libsotto-daemon.a $(BUILD)/libsotto-engine.a
 	@mkdir -p $(@D)
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(DAEMON_LIBS)
+
+# sottod under ASan+UBSan, for tests/integration/asan-sottod.sh.
+PROGRAMS += $(BUILD)/san/sottod
+$(BUILD)/san/sottod: $(call san,daemon/sottod/main.c) $(BUILD)/san/libsotto-daemon.a $(BUILD)/san/libsotto-engine.a
+	@mkdir -p $(@D)
+	$(SAN_CC) $(SAN_CFLAGS) -o $@ $^ $(DAEMON_LIBS)

@@ -16,7 +16,9 @@ SHARED=${SHARED:-$ROOT/../shared}
 
 BUILD=$(cd "$ROOT" && cd "$BUILD" && pwd)
 SOTTO="$BUILD/sotto"
-SOTTOD="$BUILD/sottod"
+# asan-sottod.sh runs the scenarios with an ASan build, started directly as
+# the service user (LeakSanitizer cannot inspect a process that switched uid).
+SOTTOD=${SOTTOD_UNDER_TEST:-$BUILD/sottod}
 PIDS=""
 
 fail() {
@@ -127,7 +129,12 @@ svc_wait_ready() {
 
 svc_start_sottod() { # extra args
 	svc_user
-	"$SOTTOD" --address "$BUS_ADDRESS" --user "$SVC_USER" "$@" >>"$SVC_DIR/sottod.log" 2>&1 &
+	if [ -n "${SOTTOD_AS_USER:-}" ] && [ "$(id -u)" = 0 ]; then
+		setpriv --reuid="$SVC_USER" --regid="$SVC_USER" --init-groups \
+			"$SOTTOD" --address "$BUS_ADDRESS" --user "$SVC_USER" "$@" >>"$SVC_DIR/sottod.log" 2>&1 &
+	else
+		"$SOTTOD" --address "$BUS_ADDRESS" --user "$SVC_USER" "$@" >>"$SVC_DIR/sottod.log" 2>&1 &
+	fi
 	SOTTOD_PID=$!
 	PIDS="$SOTTOD_PID $PIDS"
 	svc_wait_ready 30
