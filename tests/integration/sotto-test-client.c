@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/stat.h>
 #include <systemd/sd-bus.h>
 #include <time.h>
@@ -370,6 +371,30 @@ static int cmd_hold_chat(void) {
                 pause();
 }
 
+/* Receives sd_notify() datagrams on PATH and prints them, one per line. */
+static int cmd_notify_listen(const char *path) {
+        struct sockaddr_un sa = { .sun_family = AF_UNIX };
+        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+        snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path);
+        unlink(path);
+        mode_t old = umask(0); /* the daemon writes here after switching user */
+        if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0)
+                return 2;
+        umask(old);
+        for (;;) {
+                char buf[4096];
+                ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+                if (n < 0)
+                        return 1;
+                buf[n] = 0;
+                for (char *p = buf; *p; p++)
+                        if (*p == '\n')
+                                *p = ' ';
+                printf("%s\n", buf);
+                fflush(stdout);
+        }
+}
+
 int main(int argc, char **argv) {
         if (argc < 3) {
                 fprintf(stderr, "usage: %s ADDRESS COMMAND [ARGS]\n", argv[0]);
@@ -385,6 +410,8 @@ int main(int argc, char **argv) {
                 return cmd_introspect_chat();
         if (strcmp(cmd, "hold-chat") == 0)
                 return cmd_hold_chat();
+        if (strcmp(cmd, "notify-listen") == 0 && argc > 3)
+                return cmd_notify_listen(argv[3]);
         fprintf(stderr, "unknown command %s\n", cmd);
         return 2;
 }
