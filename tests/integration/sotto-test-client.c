@@ -274,7 +274,7 @@ static int on_flood_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_e
         return 0;
 }
 
-static int cmd_flood(int n) {
+static int cmd_flood(int n, int32_t max_tokens, bool burst) {
         sd_bus *bus = connect_bus();
         static flood_state st;
         flood_slot *slots = calloc((size_t)n, sizeof *slots);
@@ -285,10 +285,9 @@ static int cmd_flood(int n) {
         fcntl(p[0], F_SETFL, O_NONBLOCK);
         for (int i = 0; i < n; i++) {
                 sd_bus_message *m = NULL;
-                int32_t one = 4;
                 slots[i] = (flood_slot){ &st, i };
                 sd_bus_message_new_method_call(bus, &m, DEST, PATH, TEXT, "Ask");
-                build_ask(m, &(ask_args){ "Once upon a time", "max-tokens", 'i', &one, p[1] });
+                build_ask(m, &(ask_args){ "Once upon a time", "max-tokens", 'i', &max_tokens, p[1] });
                 st.sent[i] = now_usec();
                 if (sd_bus_call_async(bus, NULL, m, on_flood_reply, &slots[i], 60 * 1000000ull) < 0) {
                         fprintf(stderr, "cannot queue call %d\n", i);
@@ -317,6 +316,8 @@ static int cmd_flood(int n) {
         if (st.other_name[0])
                 printf("flood: other errors are like %s\n", st.other_name);
         sd_bus_flush_close_unref(bus);
+        if (burst)
+                return st.ok == n ? 0 : 1;
         return st.replies == n && st.other == 0 && st.busy > 0 ? 0 : 1;
 }
 
@@ -405,7 +406,9 @@ int main(int argc, char **argv) {
         if (strcmp(cmd, "hostile") == 0)
                 return cmd_hostile();
         if (strcmp(cmd, "flood") == 0)
-                return cmd_flood(argc > 3 ? atoi(argv[3]) : 10000);
+                return cmd_flood(argc > 3 ? atoi(argv[3]) : 10000, 4, false);
+        if (strcmp(cmd, "burst") == 0 && argc > 4)
+                return cmd_flood(atoi(argv[3]), atoi(argv[4]), true);
         if (strcmp(cmd, "introspect-chat") == 0)
                 return cmd_introspect_chat();
         if (strcmp(cmd, "hold-chat") == 0)
