@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "daemon/sottod/bus-errors.h"
+#include "daemon/sottod/config.h"
 #include "daemon/sottod/log.h"
 #include "daemon/sottod/manager.h"
 
@@ -78,6 +79,7 @@ Manager *manager_free(Manager *m) {
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
         free(m->config.model_path);
+        free(m->config.config_path);
         free(m->config.worker_path);
         free(m->config.user);
         free(m);
@@ -135,13 +137,39 @@ int manager_start(Manager *m) {
         return worker_start(m);
 }
 
-/* SIGHUP: the model file is opened again (it may have been replaced) and a
+/* SIGHUP: the configuration is read again (with --config; a broken file
+ * keeps the last good settings), the model file is opened again (it may
+ * have been replaced, or Model= changed) and a
  * new worker loads it.  Requests and chats already on the old worker finish
  * there; new ones go to the new worker once it is ready. */
 int manager_reload(Manager *m) {
         int r;
         if (m->stopping)
                 return 0;
+        if (m->config.config_path) {
+                /* Into a copy: a broken file leaves the last good settings. */
+                ManagerConfig c = m->config;
+                c.model_path = strdup(m->config.model_path);
+                if (!c.model_path)
+                        return -ENOMEM;
+                r = config_load(&c, m->config.config_path);
+                if (r < 0) {
+                        free(c.model_path);
+                        log_warning("keeping the last good configuration");
+                } else {
+                        if (m->config.model_from_cli)
+                                free(c.model_path);
+                        else {
+                                free(m->config.model_path);
+                                m->config.model_path = c.model_path;
+                        }
+                        m->config.n_ctx = c.n_ctx;
+                        m->config.n_threads = c.n_threads;
+                        m->config.max_active = MAX(c.max_active, 1u);
+                        m->config.max_per_caller = c.max_per_caller;
+                        log_info("configuration %s reloaded", m->config.config_path);
+                }
+        }
         log_info("reloading the model %s", m->config.model_path);
         r = manager_open_model(m);
         if (r < 0)

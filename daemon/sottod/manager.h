@@ -111,6 +111,8 @@ typedef struct Statistics {
 
 typedef struct ManagerConfig {
         char *model_path;
+        bool model_from_cli; /* --model wins over Model= on every reload */
+        char *config_path;   /* re-read on SIGHUP */
         char *worker_path;
         char *user;
         uint32_t n_ctx;        /* 0: the worker picks */
