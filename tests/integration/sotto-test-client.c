@@ -361,10 +361,30 @@ static int cmd_introspect_chat(void) {
         return 0;
 }
 
-static int cmd_hold_chat(void) {
+/* One turn in the chat; the answer is small enough for the pipe's buffer,
+ * so a blocking call is fine here. */
+static int chat_turn(sd_bus *bus, const char *path, const char *text, uint32_t max_tokens) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        int r = sd_bus_call_method(bus, DEST, path, "org.sotto.Sotto1.Chat", "Send", &e, NULL, "sa{sv}h", text, 1,
+                                   "max-tokens", "u", max_tokens, p[1]);
+        close(p[1]);
+        close(p[0]);
+        if (r < 0)
+                fprintf(stderr, "Send: %s\n", e.message ? e.message : strerror(-r));
+        sd_bus_error_free(&e);
+        return r;
+}
+
+static int cmd_hold_chat(const char *turn, uint32_t max_tokens) {
         sd_bus *bus = connect_bus();
         char *path;
         if (open_chat(bus, &path) < 0)
+                return 1;
+        (void)sd_bus_set_method_call_timeout(bus, 600 * 1000000ull);
+        if (turn && chat_turn(bus, path, turn, max_tokens) < 0)
                 return 1;
         printf("%s\n", path);
         fflush(stdout);
@@ -412,7 +432,7 @@ int main(int argc, char **argv) {
         if (strcmp(cmd, "introspect-chat") == 0)
                 return cmd_introspect_chat();
         if (strcmp(cmd, "hold-chat") == 0)
-                return cmd_hold_chat();
+                return cmd_hold_chat(argc > 3 ? argv[3] : NULL, argc > 4 ? (uint32_t)atoi(argv[4]) : 8);
         if (strcmp(cmd, "notify-listen") == 0 && argc > 3)
                 return cmd_notify_listen(argv[3]);
         fprintf(stderr, "unknown command %s\n", cmd);
