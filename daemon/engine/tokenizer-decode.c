@@ -103,6 +103,10 @@ int tokenizer_token_to_piece(const tokenizer *t, int32_t id, bool render_special
 
 /* --- streaming ------------------------------------------------------------------- */
 
+size_t detok_stream_max_output(const tokenizer *t) {
+        return 3 * ((size_t)t->max_token_len + 3);
+}
+
 void detok_stream_init(detok_stream *s) {
         memset(s, 0, sizeof(*s));
         s->first = true;

@@ -52,6 +52,7 @@ struct tokenizer {
         tokenizer_kind kind;
         pretok_kind pre;
         int32_t n_vocab;
+        uint32_t max_token_len;
 
         char *text; /* all token texts, back to back */
         tok_entry *tokens;

@@ -208,6 +208,7 @@ static int load_tokens(tokenizer *t, const gguf_file *f, char *err, size_t errle
                         return r;
                 e->off = (uint32_t)start;
                 e->len = (uint32_t)(off - start);
+                t->max_token_len = MAX(t->max_token_len, e->len);
                 if (scores)
                         memcpy(&e->score, (const char *)scores + 4 * i, 4);
                 else

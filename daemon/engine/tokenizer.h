@@ -58,6 +58,11 @@ typedef struct detok_stream {
 } detok_stream;
 
 void detok_stream_init(detok_stream *s);
+/* The most bytes one detok_stream_push() or tokenizer_token_to_piece() can
+ * write with this vocabulary (its longest token, every byte of it and of a
+ * held-back tail possibly turned into U+FFFD).  Llama 3 and Qwen have
+ * tokens of 256 bytes: size output buffers with this. */
+size_t detok_stream_max_output(const tokenizer *t);
 /* Appends the complete characters now available to out; returns bytes
  * written or -ENOBUFS. */
 int detok_stream_push(const tokenizer *t, detok_stream *s, int32_t id, char *out, size_t outlen);

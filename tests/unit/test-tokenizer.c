@@ -369,6 +369,28 @@ static void roundtrip(const tokenizer *t, const char *label) {
         }
 }
 
+/* Every token streams into a buffer of detok_stream_max_output() bytes,
+ * even after a held-back partial character. */
+static void check_max_output(const tokenizer *t, const char *label) {
+        size_t cap = detok_stream_max_output(t);
+        char *out = malloc(cap);
+        int32_t lead = tokenizer_find(t, "<0xF0>");
+        if (lead < 0)
+                lead = tokenizer_find(t, "\xc3\xb0"); /* ð: byte F0 in byte-level BPE */
+        CHECK(lead >= 0);
+        size_t longest = 0;
+        for (int32_t id = 0; id < tokenizer_n_vocab(t); id++) {
+                detok_stream s;
+                detok_stream_init(&s);
+                CHECK_OK(detok_stream_push(t, &s, lead, out, cap));
+                int r = detok_stream_push(t, &s, id, out, cap);
+                CHECK_MSG(r >= 0, "%s: token %d does not fit in %zu bytes", label, id, cap);
+                longest = MAX(longest, (size_t)r);
+        }
+        printf("%s: detok_stream_max_output %zu, longest streamed output %zu\n", label, cap, longest);
+        free(out);
+}
+
 static void test_gemma_behaviour(void) {
         vocab v = load_vocab("gemma3-vocab.gguf");
         const tokenizer *t = v.t;
@@ -450,6 +472,7 @@ static void test_gemma_behaviour(void) {
         free(ids);
 
         roundtrip(t, "gemma3");
+        check_max_output(t, "gemma3");
 
         /* The two ways of finding special tokens agree, also where nested
          * matches (whitespace runs) make the scan the automatic choice. */
@@ -513,6 +536,7 @@ static void test_gemma_behaviour(void) {
 static void test_bpe_behaviour(const char *vocab_file) {
         vocab v = load_vocab(vocab_file);
         roundtrip(v.t, vocab_file);
+        check_max_output(v.t, vocab_file);
 
         char *big = malloc(16384);
         size_t len = 0;
