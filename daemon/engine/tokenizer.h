@@ -1,7 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /* Tokenizers read from GGUF metadata: SentencePiece-style ("llama": Llama 2,
  * Gemma) with byte fallback, and byte-level BPE ("gpt2": Llama 3, Qwen)
- * with its pre-tokenizer.  Ids equal llama.cpp's. */
+ * with its pre-tokenizer.  Ids equal llama.cpp's.
+ *
+ * Pre-tokenizers (tokenizer.ggml.pre): the llama3 family ("llama-bpe", ...),
+ * the qwen2 family, the gpt-2 family and "default" (also when the key is
+ * absent); other names are refused rather than tokenized differently.
+ *
+ * Where the reference throws, asserts or only warns, this code differs on
+ * purpose: codepoints past U+10FFFF (F5..F7 lead bytes) in BPE input become
+ * U+FFFD; a SentencePiece vocabulary without byte tokens falls back to the
+ * unknown token; special-token ids out of range, repeated token texts,
+ * invalid token types, malformed merges and add_bos without a BOS id are
+ * load errors.  Decoding turns ▁ into spaces in user-defined SentencePiece
+ * pieces too, and leaves codepoints outside GPT-2's byte map as they are.
+ * Special tokens of equal length are tried in id order (unspecified in the
+ * reference); the lstrip/rstrip attributes it sets by model name (phi-3,
+ * jina) are not implemented. */
 #pragma once
 
 #include <stdbool.h>
