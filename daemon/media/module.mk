@@ -4,7 +4,6 @@
 MEDIA_SRCS := $(sort $(wildcard daemon/media/*.c))
 MEDIA_LIBS := $(call pc_libs,libpng libturbojpeg) -lm
 
-
 $(BUILD)/obj/daemon/media/%.o $(BUILD)/san/daemon/media/%.o $(BUILD)/fuzz/daemon/media/%.o: \
         EXTRA_CFLAGS += -Idaemon/media $(call pc_cflags,libpng libturbojpeg)
 
@@ -28,7 +27,8 @@ FUZZ_LIBS          += $(MEDIA_LIBS)
 $(BUILD)/obj/tests/unit/test-image%.o $(BUILD)/san/tests/unit/test-image%.o: EXTRA_CFLAGS += -Idaemon/media
 $(BUILD)/fuzz/tests/fuzz/fuzz-%.o: EXTRA_CFLAGS += -Idaemon/media
 
-PROGRAMS += $(BUILD)/libsotto-media.a
+# Built by `make` even before a program links it.
+all: $(BUILD)/libsotto-media.a
 
 # build/sotto-imgdecode: decode to PAM, show the preprocessed squares, time both.
 $(eval $(call add_program,sotto-imgdecode,daemon/media/tools/sotto-imgdecode.c,$(BUILD)/libsotto-media.a $(BUILD)/libsotto-engine.a $(MEDIA_LIBS)))

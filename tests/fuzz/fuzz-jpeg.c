@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* libFuzzer harness: JPEG decoding (marker walk, TurboJPEG, CMYK, EXIF
  * orientation) through image_decode_memory(). */
-#include "image.h"
+#include "image-preprocess.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         ImageLimits l;
@@ -18,6 +18,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         sum += img->pixels[i];
                 if (sum > 255ull * img->stride * img->height)
                         __builtin_trap();
+                /* Every decodable image must preprocess: odd sizes, crops. */
+                VisionPreprocessParams p;
+                VisionInput *v = NULL;
+                vision_preprocess_params_gemma3(&p);
+                p.image_size = 16;
+                p.min_crop_size = 2;
+                p.fit = (size & 1) ? VISION_FIT_PAD : VISION_FIT_STRETCH;
+                if (vision_preprocess(img, &p, &v) < 0 || v->n_images < 1 || v->n_images > 5)
+                        __builtin_trap();
+                vision_input_free(v);
                 if (img->channels != 3 || img->orientation < 1 || img->orientation > 8)
                         __builtin_trap();
         } else if (img || !err[0])
