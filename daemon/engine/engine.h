@@ -43,6 +43,9 @@ const tokenizer *engine_model_tokenizer(const engine_model *m);
 uint64_t engine_model_bytes_per_token(const engine_model *m);
 /* Threads the model's forward passes run on. */
 int engine_model_n_threads(const engine_model *m);
+/* The path ("vec", "sgemm", "int8") the last batched product with weights
+ * of this type took (matmul.h), for sotto-bench. */
+const char *engine_model_matmul_path_name(const engine_model *m, uint32_t type);
 
 /* ---- session ---- */
 

@@ -274,3 +274,7 @@ uint64_t engine_model_bytes_per_token(const engine_model *m) {
 int engine_model_n_threads(const engine_model *m) {
         return m->n_threads;
 }
+
+const char *engine_model_matmul_path_name(const engine_model *m, uint32_t type) {
+        return matmul_path_name(matmul_last_path(m->mm, type));
+}
