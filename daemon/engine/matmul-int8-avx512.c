@@ -13,8 +13,8 @@
  *
  * A thread takes its rows 32 at a time, repacks them (the "strip") so that
  * one 64-byte load holds 4 consecutive values of 16 rows, and runs a
- * register tile of 32 rows x 6 tokens over all groups: 2 weight loads and 6
- * broadcast activation loads feed 12 vpdpbusd.  The repacking costs one
+ * register tile of 32 rows x 4 tokens over all groups: 2 weight loads and 4
+ * broadcast activation loads feed 8 vpdpbusd.  The repacking costs one
  * pass over the weights per matmul and is shared by all tokens. */
 #include <errno.h>
 #include <immintrin.h>
@@ -24,7 +24,9 @@
 #include "macro.h"
 #include "matmul-int8.h"
 
-#define TILE_T 6 /* tokens per register tile */
+/* Tokens per register tile: 4 measured best (8 int32 and 8 float
+ * accumulators stay in registers; 5 and 6 spill). */
+#define TILE_T 4
 
 /* --- weights: one row into q (n bytes), s and m (n/G floats) ----------- */
 
@@ -152,19 +154,23 @@ static void repack_strip(const weight *w, row_fn unpack, int group, int64_t r0, 
 /* --- the register tile --------------------------------------------------- */
 
 /* y[t][0..32) for T tokens (T <= TILE_T) against one strip. */
-static inline __attribute__((always_inline)) void tile(int T, int group, int64_t n, const uint8_t *q, const float *s,
+static inline __attribute__((always_inline)) void tile(int T, int group, int64_t g0, int64_t g1, bool accumulate, const uint8_t *q, const float *s,
                                                       const float *m, const int8_t *a, size_t a_stride,
                                                       const float *t, const float *tsum, size_t t_stride, float *y,
                                                       size_t y_stride, __mmask16 mask0, __mmask16 mask1) {
         __m512 f0[TILE_T], f1[TILE_T];
-        int64_t ng = n / group;
 
-#pragma GCC unroll 6
-        for (int j = 0; j < T; j++)
-                f0[j] = f1[j] = _mm512_setzero_ps();
-        for (int64_t g = 0; g < ng; g++) {
+#pragma GCC unroll 4
+        for (int j = 0; j < T; j++) {
+                if (accumulate) {
+                        f0[j] = _mm512_maskz_loadu_ps(mask0, y + j * y_stride);
+                        f1[j] = _mm512_maskz_loadu_ps(mask1, y + j * y_stride + 16);
+                } else
+                        f0[j] = f1[j] = _mm512_setzero_ps();
+        }
+        for (int64_t g = g0; g < g1; g++) {
                 __m512i i0[TILE_T], i1[TILE_T];
-        #pragma GCC unroll 6
+        #pragma GCC unroll 4
         for (int j = 0; j < T; j++)
                         i0[j] = i1[j] = _mm512_setzero_si512();
                 const uint8_t *qg = q + (size_t)g * group * STRIP;
@@ -172,7 +178,7 @@ static inline __attribute__((always_inline)) void tile(int T, int group, int64_t
 #pragma GCC unroll 8
                 for (int k = 0; k < group / 4; k++) {
                         __m512i w0 = _mm512_load_si512(qg + 128 * k), w1 = _mm512_load_si512(qg + 128 * k + 64);
-                #pragma GCC unroll 6
+                #pragma GCC unroll 4
         for (int j = 0; j < T; j++) {
                                 int32_t v;
                                 memcpy(&v, ag + j * a_stride + 4 * k, 4);
@@ -183,7 +189,7 @@ static inline __attribute__((always_inline)) void tile(int T, int group, int64_t
                 }
                 __m512 s0 = _mm512_load_ps(s + g * STRIP), s1 = _mm512_load_ps(s + g * STRIP + 16);
                 __m512 m0 = _mm512_load_ps(m + g * STRIP), m1 = _mm512_load_ps(m + g * STRIP + 16);
-        #pragma GCC unroll 6
+        #pragma GCC unroll 4
         for (int j = 0; j < T; j++) {
                         __m512 tj = _mm512_set1_ps(t[j * t_stride + g]), sj = _mm512_set1_ps(tsum[j * t_stride + g]);
                         f0[j] = _mm512_fmadd_ps(_mm512_mul_ps(_mm512_cvtepi32_ps(i0[j]), tj), s0, f0[j]);
@@ -192,7 +198,7 @@ static inline __attribute__((always_inline)) void tile(int T, int group, int64_t
                         f1[j] = _mm512_fnmadd_ps(m1, sj, f1[j]);
                 }
         }
-#pragma GCC unroll 6
+#pragma GCC unroll 4
         for (int j = 0; j < T; j++) {
                 _mm512_mask_storeu_ps(y + j * y_stride, mask0, f0[j]);
                 _mm512_mask_storeu_ps(y + j * y_stride + 16, mask1, f1[j]);
@@ -202,12 +208,12 @@ static inline __attribute__((always_inline)) void tile(int T, int group, int64_t
 #define TILE_CASE(T)                                                                                      \
         case T:                                                                                           \
                 if (group == 32)                                                                          \
-                        tile(T, 32, n, q, s, m, a, a_stride, t, tsum, t_stride, y, y_stride, mask0, mask1); \
+                        tile(T, 32, g0, g1, acc, q, s, m, a, a_stride, t, tsum, t_stride, y, y_stride, mask0, mask1); \
                 else                                                                                      \
-                        tile(T, 16, n, q, s, m, a, a_stride, t, tsum, t_stride, y, y_stride, mask0, mask1); \
+                        tile(T, 16, g0, g1, acc, q, s, m, a, a_stride, t, tsum, t_stride, y, y_stride, mask0, mask1); \
                 break
 
-static void tile_any(int T, int group, int64_t n, const uint8_t *q, const float *s, const float *m, const int8_t *a,
+static void tile_any(int T, int group, int64_t g0, int64_t g1, bool acc, const uint8_t *q, const float *s, const float *m, const int8_t *a,
                      size_t a_stride, const float *t, const float *tsum, size_t t_stride, float *y, size_t y_stride,
                      __mmask16 mask0, __mmask16 mask1) {
         switch (T) {
@@ -215,8 +221,6 @@ static void tile_any(int T, int group, int64_t n, const uint8_t *q, const float 
                 TILE_CASE(2);
                 TILE_CASE(3);
                 TILE_CASE(4);
-                TILE_CASE(5);
-                TILE_CASE(6);
         }
 }
 
@@ -229,15 +233,22 @@ void int8_avx512_rows(const weight *w, int group, const int8_act *act, int64_t n
         uint8_t *q = buf;
         float *s = (float *)(q + (size_t)n * STRIP), *m = s + ng * STRIP;
 
+        /* Groups in blocks of about 1024 values, so that the strip's part
+         * (32 KiB) stays in L1 while all the token tiles pass over it. */
+        int64_t gb = MAX(1, 1024 / group);
         for (int64_t o = r0; o < r1; o += STRIP) {
                 int64_t rows = MIN(STRIP, r1 - o);
                 __mmask16 mask0 = rows >= 16 ? 0xFFFF : (__mmask16)((1u << rows) - 1);
                 __mmask16 mask1 = rows >= 32 ? 0xFFFF : rows <= 16 ? 0 : (__mmask16)((1u << (rows - 16)) - 1);
                 repack_strip(w, unpack, group, o, rows, buf);
-                for (int64_t t0 = 0; t0 < n_tokens; t0 += TILE_T) {
-                        int T = (int)MIN(TILE_T, n_tokens - t0);
-                        tile_any(T, group, n, q, s, m, act->a + (size_t)t0 * n, (size_t)n, act->t + t0 * ng,
-                                 act->tsum + t0 * ng, (size_t)ng, y + t0 * w->n_out + o, (size_t)w->n_out, mask0, mask1);
+                for (int64_t g0 = 0; g0 < ng; g0 += gb) {
+                        int64_t g1 = MIN(ng, g0 + gb);
+                        for (int64_t t0 = 0; t0 < n_tokens; t0 += TILE_T) {
+                                int T = (int)MIN(TILE_T, n_tokens - t0);
+                                tile_any(T, group, g0, g1, g0 > 0, q, s, m, act->a + (size_t)t0 * n, (size_t)n,
+                                         act->t + t0 * ng, act->tsum + t0 * ng, (size_t)ng, y + t0 * w->n_out + o,
+                                         (size_t)w->n_out, mask0, mask1);
+                        }
                 }
         }
 }
