@@ -101,9 +101,10 @@ static int coeffs_build(uint32_t n_in, uint32_t n_out, ImageFilter filter, Coeff
         return 0;
 }
 
+/* Clamped to [0, 255], then rounded half up (no libm call in the loop). */
 static inline float round_clamp(float v) {
-        v = nearbyintf(v);
-        return v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+        v = v < 0.0f ? 0.0f : v > 255.0f ? 255.0f : v;
+        return (float) (int) (v + 0.5f);
 }
 
 static inline float clamp255(float v) {

@@ -297,8 +297,8 @@ static BombResult refuse_in_child(const Buf *b, const ImageLimits *l) {
 
 static void check_bomb(const char *name, const Buf *b, const ImageLimits *l, int expected) {
         BombResult res = refuse_in_child(b, l);
-        printf("bomb %-34s %7zu bytes: %-9s in %7.3f ms, +%ld KiB peak RSS%s (%s)\n", name, b->n,
-               image_error_name(image_error_from_errno(res.r)), res.ms, res.kib,
+        printf("bomb %-34s %7zu bytes: %-9s in %8.1f us, +%ld KiB peak RSS%s (%s)\n", name, b->n,
+               image_error_name(image_error_from_errno(res.r)), res.ms * 1000, res.kib,
                UNDER_ASAN ? "" : ", address space capped at +10 MiB", res.err);
         CHECK_MSG(res.r == expected, "%s: got %d (%s), expected %d", name, res.r, res.err, expected);
         CHECK_MSG(res.ms < BOMB_MAX_MS, "%s: %.2f ms", name, res.ms);
