@@ -62,6 +62,7 @@ static int method_open_chat(sd_bus_message *msg, void *userdata, sd_bus_error *e
         ch->id = m->next_chat_id++;
         ch->owner = c;
         ch->defaults = p;
+        ch->n_ctx = m->worker && m->worker->ready ? m->worker->info.n_ctx : m->config.n_ctx;
         if (asprintf(&ch->path, SOTTO_CHAT_PREFIX "/%llu", (unsigned long long)ch->id) < 0) {
                 gen_params_done(&ch->defaults);
                 free(ch);

@@ -71,6 +71,7 @@ struct Chat {
         Request *turn;    /* the turn being answered, if any */
         Worker *worker;   /* the worker holding its KV cache, NULL before the first turn */
         uint32_t n_past;
+        uint32_t n_ctx;   /* fixed when the chat opens */
         bool lost;        /* its worker died: the context is gone */
         Chat *next, *prev; /* in manager->chats */
 };
