@@ -416,6 +416,28 @@ static int cmd_notify_listen(const char *path) {
         }
 }
 
+/* A chat that answered one turn, then (after a line on stdin) tries another:
+ * prints "ok" or the error name of the second turn. */
+static int cmd_chat_probe(void) {
+        sd_bus *bus = connect_bus();
+        char *path, line[64];
+        if (open_chat(bus, &path) < 0 || chat_turn(bus, path, "first turn", 4) < 0)
+                return 1;
+        printf("ready\n");
+        fflush(stdout);
+        if (!fgets(line, sizeof line, stdin))
+                return 1;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return 1;
+        int r = sd_bus_call_method(bus, DEST, path, "org.sotto.Sotto1.Chat", "Send", &e, NULL, "sa{sv}h", "again", 0,
+                                   p[1]);
+        close(p[1]);
+        printf("%s %s\n", r >= 0 ? "ok" : e.name, r >= 0 ? "" : e.message);
+        return 0;
+}
+
 int main(int argc, char **argv) {
         if (argc < 3) {
                 fprintf(stderr, "usage: %s ADDRESS COMMAND [ARGS]\n", argv[0]);
@@ -433,6 +455,8 @@ int main(int argc, char **argv) {
                 return cmd_introspect_chat();
         if (strcmp(cmd, "hold-chat") == 0)
                 return cmd_hold_chat(argc > 3 ? argv[3] : NULL, argc > 4 ? (uint32_t)atoi(argv[4]) : 8);
+        if (strcmp(cmd, "chat-probe") == 0)
+                return cmd_chat_probe();
         if (strcmp(cmd, "notify-listen") == 0 && argc > 3)
                 return cmd_notify_listen(argv[3]);
         fprintf(stderr, "unknown command %s\n", cmd);

@@ -11,6 +11,12 @@ svc_start_sottod --model "$(svc_fake_model 20000 4096 0)" --worker "$BUILD/tests
 S() { "$SOTTO" --address "$BUS_ADDRESS" "$@"; }
 
 wp=$(worker_pid); [ -n "$wp" ] || fail "no worker pid"
+# A chat whose context lives in that worker.
+mkfifo "$SVC_DIR/go"
+"$BUILD/tests/sotto-test-client" "$BUS_ADDRESS" chat-probe < "$SVC_DIR/go" > "$SVC_DIR/chat" 2>&1 &
+probe=$!
+exec 7>"$SVC_DIR/go"
+i=0; while ! grep -q ready "$SVC_DIR/chat"; do i=$((i+1)); [ $i -gt 200 ] && fail "chat: $(cat "$SVC_DIR/chat")"; sleep 0.05; done
 S ask --max-tokens 400 Once upon a time > "$SVC_DIR/out1" 2> "$SVC_DIR/err1" &
 cli=$!
 # Wait for text to flow, then kill the worker.
@@ -30,6 +36,11 @@ out=$(S ask --max-tokens 5 --temperature 0 again) || fail "the next request fail
 [ -n "$out" ] || fail "empty answer after restart"
 new=$(worker_pid); [ "$new" != "$wp" ] || fail "same worker pid"
 note "restarted worker $new answered"
+# The chat's context died with the worker: its next turn says so.
+echo go >&7
+wait $probe || true
+grep -q "org.sotto.Sotto1.Error.WorkerFailed" "$SVC_DIR/chat" || fail "chat after the crash: $(cat "$SVC_DIR/chat")"
+note "chat after the crash: $(tail -n 1 "$SVC_DIR/chat")"
 
 # Crash loop: 1 crash so far; four more within the minute stop the restarts.
 for n in 2 3 4 5; do
