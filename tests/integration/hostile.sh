@@ -30,10 +30,18 @@ cat "$SVC_DIR/hostile.out"
 slow=$(grep -v "MiB prompt" "$SVC_DIR/hostile.out" | awk '$NF != "" && / ms / { for (i = 1; i <= NF; i++) if ($(i+1) == "ms" && $i + 0 > 50) print }')
 [ -z "$slow" ] || fail "slow named errors: $slow"
 
-"$TC" "$BUS_ADDRESS" flood 10000 > "$SVC_DIR/flood.out" 2>&1 || { cat "$SVC_DIR/flood.out"; fail "flood"; }
+# 10 000 pending calls from one client; meanwhile another client runs the
+# hostile battery again: its calls must still be answered fast (median under
+# 50 ms), the flooder gets Busy (or the bus's own LimitsExceeded).
+"$TC" "$BUS_ADDRESS" flood 10000 > "$SVC_DIR/flood.out" 2>&1 &
+flood=$!
+sleep 0.2
+"$TC" "$BUS_ADDRESS" hostile > "$SVC_DIR/during.out" 2>&1 || { cat "$SVC_DIR/during.out"; fail "hostile battery during the flood"; }
+wait $flood || { cat "$SVC_DIR/flood.out"; fail "flood"; }
 cat "$SVC_DIR/flood.out"
+note "another client during the flood: $(tail -n 1 "$SVC_DIR/during.out")"
 p99=$(grep -o 'p99 [0-9.]*' "$SVC_DIR/flood.out" | cut -d' ' -f2)
-note "10 000 pending calls: p99 $p99 ms"
+note "the flooder's own replies: p99 $p99 ms after queueing (mostly its backlog in its socket and in dbus-daemon)"
 
 touch "$SVC_DIR/stop"
 wait $by || true
