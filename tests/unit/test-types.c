@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "gguf.h"
 #include "kernels.h"
 #include "tensor-type.h"
 #include "test.h"
@@ -368,7 +369,81 @@ static void test_vec_dot(void) {
         }
 }
 
+/* --- golden files: llama_model_quantize's output from one F32 parent ---- */
+
+/* Bytes our quantizers write for the F32 parent equal the file's for
+ * Q8_0 and Q4_0 (ggml's reference quantizers, no imatrix), F16 and BF16;
+ * the K-quants dequantize to within their step of the parent. */
+static void test_golden(void) {
+        const char *dir = getenv("SHARED");
+        char path[4096];
+        gguf_file *parent = NULL;
+        char err[256];
+        struct stat st;
+
+        if (!dir || !*dir)
+                dir = "../shared";
+        snprintf(path, sizeof path, "%s/golden/llama-f32.gguf", dir);
+        if (stat(path, &st) < 0) {
+                printf("golden files not found at %s: golden checks skipped\n", path);
+                return;
+        }
+        CHECK_OK(gguf_open_path(path, &parent, err, sizeof err));
+        static const struct { const char *file; uint32_t type; double max_rel_rms; } cases[] = {
+                { "q8_0", TYPE_Q8_0, 0 }, { "q4_0", TYPE_Q4_0, 0 }, { "f16", TYPE_F16, 0 }, { "bf16", TYPE_BF16, 0 },
+                /* K-quants: rms error over rms value of a weight row */
+                { "q4_k", TYPE_Q4_K, 0.12 }, { "q5_k", TYPE_Q5_K, 0.06 }, { "q6_k", TYPE_Q6_K, 0.03 },
+        };
+        for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+                gguf_file *f = NULL;
+                int checked = 0;
+                snprintf(path, sizeof path, "%s/golden/llama-%s.gguf", dir, cases[c].file);
+                CHECK_OK(gguf_open_path(path, &f, err, sizeof err));
+                for (int64_t i = 0; i < gguf_n_tensors(f); i++) {
+                        const gguf_tensor *t = gguf_tensor_at(f, i);
+                        if (t->n_dims != 2 || t->type != cases[c].type)
+                                continue;
+                        char name[80];
+                        snprintf(name, sizeof name, "%.*s", (int)t->name.len, t->name.p);
+                        const gguf_tensor *pt = gguf_find_tensor(parent, name);
+                        CHECK_MSG(pt && pt->type == TYPE_F32 && pt->ne[0] == t->ne[0] && pt->ne[1] == t->ne[1], "%s", name);
+                        const type_traits *tr = type_traits_get(t->type);
+                        size_t rb;
+                        CHECK_OK(type_row_size(t->type, t->ne[0], &rb));
+                        uint8_t *mine = malloc(rb);
+                        float *deq = malloc(sizeof(float) * t->ne[0]);
+                        CHECK(mine && deq);
+                        for (int64_t r = 0; r < t->ne[1]; r++) {
+                                const float *src = (const float *)pt->data + r * t->ne[0];
+                                const uint8_t *theirs = (const uint8_t *)t->data + r * rb;
+                                if (cases[c].max_rel_rms == 0) {
+                                        tr->from_float(src, mine, t->ne[0]);
+                                        CHECK_MSG(memcmp(mine, theirs, rb) == 0, "%s %s row %lld differs from llama-quantize",
+                                                  cases[c].file, name, (long long)r);
+                                        continue;
+                                }
+                                tr->to_float(theirs, deq, t->ne[0]);
+                                double e2 = 0, v2 = 0;
+                                for (int64_t k = 0; k < t->ne[0]; k++) {
+                                        e2 += ((double)deq[k] - src[k]) * ((double)deq[k] - src[k]);
+                                        v2 += (double)src[k] * src[k];
+                                }
+                                CHECK_MSG(sqrt(e2 / v2) <= cases[c].max_rel_rms, "%s %s row %lld: relative rms error %g",
+                                          cases[c].file, name, (long long)r, sqrt(e2 / v2));
+                        }
+                        free(mine);
+                        free(deq);
+                        checked++;
+                }
+                CHECK_MSG(checked >= 7, "%s: only %d tensors of its type", cases[c].file, checked);
+                printf("golden %s: %d tensors ok\n", cases[c].file, checked);
+                gguf_close(f);
+        }
+        gguf_close(parent);
+}
+
 int main(void) {
+        test_golden();
         test_traits();
         test_half();
         test_bf16();
