@@ -415,7 +415,7 @@ static void blocking_done(sotto_request *q, const sd_bus_error *error, const sot
                         sd_bus_error_copy(b->error, error);
         } else if (b->stats)
                 *b->stats = *stats;
-        sd_event_exit(sd_bus_get_event(q->s->bus), 0);
+        /* Not sd_event_exit(): an exiting loop closes the attached bus. */
 }
 
 typedef struct text_fwd {
@@ -452,8 +452,8 @@ static int run_blocking(sotto *s, sotto_chat *c, const char *text, const sotto_o
         if (r >= 0) {
                 r = c ? sotto_chat_send_async(c, text, o, text_forward, blocking_done_fwd, &f, &q)
                       : sotto_ask_async(s, text, o, text_forward, blocking_done_fwd, &f, &q);
-                if (r >= 0)
-                        r = sd_event_loop(e);
+                while (r >= 0 && !b.done)
+                        r = sd_event_run(e, UINT64_MAX);
                 if (r >= 0)
                         r = b.done ? b.r : -EIO;
                 sotto_request_unref(q);

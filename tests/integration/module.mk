@@ -8,3 +8,9 @@ $(BUILD)/tests/sotto-test-worker: $(call obj,tests/integration/sotto-test-worker
 		$(BUILD)/libsotto-engine.a
 	@mkdir -p $(@D)
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(DAEMON_LIBS)
+# Linked against the built libsotto.so.1, as a program using the library would be.
+PROGRAMS += $(BUILD)/tests/sotto-test-lib
+$(BUILD)/tests/sotto-test-lib: $(call obj,tests/integration/sotto-test-lib.c) $(BUILD)/libsotto.so.1
+	@mkdir -p $(@D)
+	$(CC) $(REL_CFLAGS) -o $@ $(call obj,tests/integration/sotto-test-lib.c) -L$(BUILD) -l:libsotto.so.1 \
+		-Wl,-rpath,'$$ORIGIN/..' $(call pc_libs,libsystemd)
