@@ -196,7 +196,7 @@ static void worker_died(Worker *w, const char *how) {
         w->dead = true;
         w->io_source = sd_event_source_disable_unref(w->io_source);
         snprintf(reason, sizeof reason, "%s%s%s%s", how, w->kill_reason[0] ? " because " : "", w->kill_reason,
-                 w->kill_reason[0] ? "" : "");
+                 w->ready ? "" : ", before it had loaded the model (its own message is in the log)");
         bool expected = w->retiring && !w->n_active;
         if (expected)
                 log_info("worker %d exited: %s", (int)w->pid, reason);
