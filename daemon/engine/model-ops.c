@@ -176,7 +176,8 @@ static void swiglu_worker(void *ctx, int ith, int nth) {
 
 void ops_swiglu(threadpool *tp, float *gate, const float *up, int64_t n) {
         act_job j = { .g = gate, .u = up, .n = n };
-        run_rows(tp, swiglu_worker, &j, n >= 4096 ? 2 : 1);
+        /* one token's worth (even 8192 wide) is cheaper here than a pool round trip */
+        run_rows(tp, swiglu_worker, &j, n > 16384 ? 2 : 1);
 }
 
 /* ======================================================================
@@ -302,7 +303,10 @@ void ops_attention(threadpool *tp, const attn_params *ap, const float *q, size_t
                 j.n_items = (int64_t)ap->n_head * j.n_blocks;
         }
         atomic_init(&j.next, 0);
-        if (tp && threadpool_size(tp) > 1 && j.n_items > 1)
+        /* One token over a short context: a few microseconds of work, less
+         * than waking the pool costs. */
+        bool small = n == 1 && (int64_t)(pos0 + 1) * ap->n_head_kv * ap->head_dim < 16384;
+        if (tp && threadpool_size(tp) > 1 && j.n_items > 1 && !small)
                 threadpool_run(tp, attn_worker, &j);
         else
                 attn_worker(&j, 0, 1);
