@@ -24,7 +24,7 @@
 
 static uint64_t table_size_for(uint64_t n) {
         uint64_t s = 16;
-        while (s < 2 * n)
+        while (s < n + n / 2) /* load factor at most 2/3 */
                 s <<= 1;
         return s;
 }
