@@ -226,18 +226,38 @@ static int tokenize(const engine_model *m, const char *text, bool add_special, i
         return r;
 }
 
+/* Only the vocabulary is needed, so vocabulary-only GGUFs work too. */
 static int cmd_tokenize(char **argv) {
-        _cleanup_(engine_model_freep) engine_model *m = NULL;
         _cleanup_free_ int32_t *ids = NULL;
+        gguf_file *g = NULL;
+        tokenizer *tok = NULL;
+        char err[512] = "";
         size_t n;
         int r;
 
-        if ((r = load_model(argv[0], &m)) < 0 || (r = tokenize(m, argv[1], !arg.no_bos, &ids, &n)) < 0)
+        r = gguf_open_path(argv[0], &g, err, sizeof err);
+        if (r < 0) {
+                fprintf(stderr, "sotto-engine: %s: %s\n", argv[0], err[0] ? err : strerror(-r));
                 return r;
-        for (size_t i = 0; i < n; i++)
-                printf("%s%" PRId32, i ? " " : "", ids[i]);
-        printf("\n");
-        return fflush(stdout) == 0 ? 0 : -EIO;
+        }
+        r = tokenizer_load(g, &tok, err, sizeof err);
+        if (r < 0) {
+                fprintf(stderr, "sotto-engine: %s: %s\n", argv[0], err[0] ? err : strerror(-r));
+                gguf_close(g);
+                return r;
+        }
+        r = tokenizer_encode(tok, argv[1], strlen(argv[1]), !arg.no_bos, true, &ids, &n);
+        if (r < 0)
+                fprintf(stderr, "sotto-engine: cannot tokenize the text: %s\n", strerror(-r));
+        else {
+                for (size_t i = 0; i < n; i++)
+                        printf("%s%" PRId32, i ? " " : "", ids[i]);
+                printf("\n");
+                r = fflush(stdout) == 0 ? 0 : -EIO;
+        }
+        tokenizer_free(tok);
+        gguf_close(g);
+        return r;
 }
 
 /* ---- generate ---- */
