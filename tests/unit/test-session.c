@@ -161,6 +161,40 @@ static void test_chunks_threads(const char *model, float tol, float tol_threads)
         free(last);
 }
 
+/* ---- more tokens than one forward chunk (n_batch 512) ---- */
+
+static void test_long(void) {
+        engine_model *m = load("golden/llama-f32.gguf", 2);
+        int32_t V = engine_model_n_vocab(m), N = 600;
+        int32_t *t = malloc((size_t)N * sizeof(int32_t));
+        size_t n = (size_t)N * V;
+        float *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float)), *last = malloc((size_t)V * 4);
+
+        make_tokens(t, N, V, 77);
+        engine_session *s = session(m, N); /* beyond the model's 256: allowed */
+        CHECK_OK(engine_session_eval(s, t, N, true, a)); /* chunks 512 + 88 */
+        CHECK_EQ_INT(engine_session_n_past(s), N);
+        engine_session_free(s);
+
+        s = session(m, N);
+        CHECK_OK(engine_session_eval(s, t, 300, true, b));
+        CHECK_OK(engine_session_eval(s, t + 300, 300, true, b + (size_t)300 * V));
+        engine_session_free(s);
+
+        s = session(m, N);
+        CHECK_OK(engine_session_eval(s, t, N, false, last));
+        engine_session_free(s);
+
+        float d = max_diff(a, b, n), dl = max_diff(a + n - V, last, (size_t)V);
+        printf("600 tokens: max|diff| 512+88 vs 300+300 %.3g, last-only %.3g\n", d, dl);
+        CHECK(d <= 1e-4f && dl <= 1e-4f);
+        engine_model_free(m);
+        free(t);
+        free(a);
+        free(b);
+        free(last);
+}
+
 /* ---- a full context, aborts, bad input ---- */
 
 static int polls;
@@ -268,6 +302,7 @@ int main(void) {
         test_chunks_threads("golden/llama-f32.gguf", 1e-4f, 0.0f);
         test_chunks_threads("golden/llama-q8_0.gguf", 3e-2f, 0.0f);
         test_chunks_threads("models/stories260K.gguf", 1e-4f, 1e-4f);
+        test_long();
         test_limits();
         return 0;
 }
