@@ -452,7 +452,9 @@ static void req_step(worker *w, wreq *q) {
         int32_t t = q->pending;
         bool eog = tokenizer_is_eog(w->tok, t);
         if (!eog) {
-                char buf[64];
+                /* Byte-level BPE vocabularies have tokens of 256 bytes and more
+                 * (Llama 3, Qwen); 1 KiB holds any token plus a pending tail. */
+                char buf[1024];
                 q->n_gen++;
                 engine_sampler_accept(q->sampler, t);
                 r = detok_stream_push(w->tok, &q->ds, t, buf, sizeof buf);
