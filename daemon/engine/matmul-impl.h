@@ -2,7 +2,10 @@
 /* Private to matmul*.c: the context and the helpers the paths share. */
 #pragma once
 
+#include <stdatomic.h>
+
 #include "kernels.h"
+#include "macro.h"
 #include "matmul.h"
 
 typedef struct matmul_buf {
@@ -31,3 +34,29 @@ int matmul_quantize_act(matmul_ctx *c, uint32_t act_type, const float *x, int64_
  * (-EOPNOTSUPP when there is none for this type or CPU). */
 matmul_path matmul_choose_path(matmul_ctx *c, const weight *w, int64_t n_tokens);
 int matmul_int8(matmul_ctx *c, const weight *w, const float *x, int64_t n_tokens, float *y);
+
+/* Rows handed out in chunks from a shared counter: a thread that runs
+ * slower (another process on its core) simply takes fewer chunks.  Which
+ * thread computes a row never changes its value. */
+typedef struct row_sched {
+        _Alignas(64) _Atomic int64_t next;
+        int64_t chunk, n_rows;
+} row_sched;
+
+/* About 8 chunks per thread, in multiples of unit rows. */
+static inline void row_sched_init(row_sched *s, int64_t n_rows, int nth, int64_t unit) {
+        int64_t units = (n_rows + unit - 1) / unit;
+        int64_t per = MAX(1, units / ((int64_t)nth * 8));
+        atomic_init(&s->next, 0);
+        s->chunk = per * unit;
+        s->n_rows = n_rows;
+}
+
+static inline bool row_sched_next(row_sched *s, int64_t *r0, int64_t *r1) {
+        int64_t c = atomic_fetch_add_explicit(&s->next, 1, memory_order_relaxed);
+        if (c * s->chunk >= s->n_rows)
+                return false;
+        *r0 = c * s->chunk;
+        *r1 = MIN(*r0 + s->chunk, s->n_rows);
+        return true;
+}

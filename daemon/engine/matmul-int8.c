@@ -77,6 +77,7 @@ typedef struct int8_job {
         uint32_t act_type;
         size_t act_row;
         int8_act act;
+        row_sched sched;
 } int8_job;
 
 static void act_worker(void *p, int ith, int nth) {
@@ -94,10 +95,9 @@ static void act_worker(void *p, int ith, int nth) {
 
 static void rows_worker(void *p, int ith, int nth) {
         int8_job *j = p;
-        int64_t units = (j->w->n_out + STRIP - 1) / STRIP;
-        int64_t r0 = MIN(units * ith / nth * STRIP, j->w->n_out), r1 = MIN(units * (ith + 1) / nth * STRIP, j->w->n_out);
+        int64_t r0, r1;
 
-        if (r0 < r1)
+        while (row_sched_next(&j->sched, &r0, &r1))
                 int8_avx512_rows(j->w, j->group, &j->act, j->n_tokens, j->y, r0, r1, j->c->scratch[ith].p);
 }
 
@@ -142,6 +142,7 @@ int matmul_int8(matmul_ctx *c, const weight *w, const float *x, int64_t n_tokens
 
         threadpool_run(c->tp, act_worker, &j);
         c->act = saved_act;
+        row_sched_init(&j.sched, w->n_out, c->n_threads, STRIP);
         threadpool_run(c->tp, rows_worker, &j);
         return 0;
 }

@@ -130,19 +130,20 @@ typedef struct vec_job {
         size_t act_row;
         int64_t n_tokens;
         float *y;
+        row_sched sched;
 } vec_job;
 
 static void vec_worker(void *p, int ith, int nth) {
-        const vec_job *j = p;
+        vec_job *j = p;
         const weight *w = j->w;
         int64_t r0, r1;
 
-        matmul_split_rows(w->n_out, ith, nth, &r0, &r1);
-        for (int64_t r = r0; r < r1; r++) {
-                const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
-                for (int64_t t = 0; t < j->n_tokens; t++)
-                        j->dot(w->n_in, &j->y[t * w->n_out + r], row, j->act + (size_t)t * j->act_row);
-        }
+        while (row_sched_next(&j->sched, &r0, &r1))
+                for (int64_t r = r0; r < r1; r++) {
+                        const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
+                        for (int64_t t = 0; t < j->n_tokens; t++)
+                                j->dot(w->n_in, &j->y[t * w->n_out + r], row, j->act + (size_t)t * j->act_row);
+                }
 }
 
 /* Convert n_tokens rows of activations to the dot type into c->act. */
@@ -174,6 +175,7 @@ static int matmul_vec(matmul_ctx *c, const weight *w, const float *x, int64_t n_
         vec_job j = { .w = w, .dot = c->k->vec_dot[w->type], .n_tokens = n_tokens, .y = y };
         int r;
 
+        row_sched_init(&j.sched, w->n_out, c->n_threads, ROW_ALIGN);
         if (t->vec_dot_type == TYPE_F32) {
                 j.act = (const uint8_t *)x;
                 j.act_row = (size_t)w->n_in * sizeof(float);

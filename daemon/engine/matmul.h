@@ -5,7 +5,19 @@
  *   y[t][o] = sum_i W[o][i] * x[t][i]        for t < n_tokens
  * One token: a vector-matrix kernel over the quantized rows (memory bound).
  * Many tokens: whichever is faster for the type of OpenBLAS sgemm on
- * dequantized panels and an int8 kernel on quantized activations. */
+ * dequantized panels and an int8 kernel on quantized activations.
+ *
+ * Paths (matmul_last_path tells which ran):
+ *   - fewer than 8 tokens: vec, the dot kernel of kernels_best() per row
+ *     and token; rows handed out to the pool's threads in chunks, so the
+ *     result does not depend on the thread count;
+ *   - more, Q8_0 Q4_0 Q4_K Q5_K Q6_K on a CPU with AVX-512 VNNI: int8, about
+ *     2-3x faster than sgemm here (bench-kernels); activations are quantized
+ *     as for vec (ggml's Q8_0 / Q8_K), so both paths agree to float rounding;
+ *   - otherwise sgemm on float activations (F32 F16 BF16, or no VNNI).
+ * No repacked copy of the weights is kept: the int8 path repacks 32 rows at
+ * a time into a per-thread buffer while it runs (one pass over the weights,
+ * shared by all tokens), so there is no separate repacking step to call. */
 #pragma once
 
 #include <stddef.h>
