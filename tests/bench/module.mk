@@ -1,2 +1,7 @@
+# Benchmarks (`make bench`, tests/bench/run-bench.sh).
+# sotto-bench: pp/tg speed of a model on the engine API against the memory
+# bandwidth.
+$(eval $(call add_program,sotto-bench,tests/bench/sotto-bench.c tests/bench/sotto-bench-bw.c))
+
 # Kernel micro-benchmark: build/bench-kernels (run by hand or from make bench).
 $(eval $(call add_program,bench-kernels,tests/bench/bench-kernels.c,))
