@@ -39,6 +39,8 @@ typedef struct arch_ops {
 } arch_ops;
 
 extern const arch_ops arch_llama;
+extern const arch_ops arch_gemma3;
+extern const arch_ops arch_gemma3n;
 
 /* The entry for general.architecture, or NULL. */
 const arch_ops *arch_find(const char *name, size_t len);

@@ -17,6 +17,8 @@
 
 static const arch_ops *const arch_table[] = {
         &arch_llama,
+        &arch_gemma3,
+        &arch_gemma3n,
 };
 
 const arch_ops *arch_find(const char *name, size_t len) {

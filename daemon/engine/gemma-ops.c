@@ -1,0 +1,171 @@
+/* SPDX-License-Identifier: MIT */
+#include <errno.h>
+#include <math.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "gemma-ops.h"
+#include "kernels.h"
+#include "macro.h"
+#include "tensor-type.h"
+
+/* ======================================================================
+ * GELU through a table of 65536 F16 results, one per F16 input, filled
+ * once.  The formula is evaluated in float with the same constants and
+ * order of operations as ggml, then rounded to F16. */
+
+#define GELU_COEF_A 0.044715f
+#define SQRT_2_OVER_PI 0.79788456080286535587989211986876f
+
+static uint16_t gelu_table[1 << 16];
+static pthread_once_t gelu_once = PTHREAD_ONCE_INIT;
+
+static float gelu_exact(float x) {
+        return 0.5f * x * (1.0f + tanhf(SQRT_2_OVER_PI * x * (1.0f + GELU_COEF_A * x * x)));
+}
+
+static void gelu_table_init(void) {
+        for (uint32_t i = 0; i < (1u << 16); i++)
+                gelu_table[i] = fp32_to_fp16(gelu_exact(fp16_to_fp32((uint16_t)i)));
+}
+
+static inline float gelu_lookup(float x) {
+        if (x <= -10.0f)
+                return 0.0f;
+        if (x >= 10.0f)
+                return x;
+        return fp16_to_fp32(gelu_table[fp32_to_fp16(x)]);
+}
+
+float gemma_gelu(float x) {
+        pthread_once(&gelu_once, gelu_table_init);
+        return gelu_lookup(x);
+}
+
+typedef struct gelu_job {
+        float *g;
+        const float *u;
+        int64_t n;
+} gelu_job;
+
+static void gelu_worker(void *ctx, int ith, int nth) {
+        gelu_job *j = ctx;
+        /* split on 16-float boundaries so threads never share a cache line */
+        int64_t blocks = (j->n + 15) / 16, per = (blocks + nth - 1) / nth;
+        int64_t lo = MIN(j->n, per * ith * 16), hi = MIN(j->n, per * (ith + 1) * 16);
+
+        if (j->u)
+                for (int64_t i = lo; i < hi; i++)
+                        j->g[i] = gelu_lookup(j->g[i]) * j->u[i];
+        else
+                for (int64_t i = lo; i < hi; i++)
+                        j->g[i] = gelu_lookup(j->g[i]);
+}
+
+static void gelu_run(threadpool *tp, gelu_job *j) {
+        pthread_once(&gelu_once, gelu_table_init);
+        if (tp && j->n >= 8192 && threadpool_size(tp) > 1)
+                threadpool_run(tp, gelu_worker, j);
+        else
+                gelu_worker(j, 0, 1);
+}
+
+void gemma_ops_gelu(threadpool *tp, float *x, int64_t n) {
+        gelu_job j = { .g = x, .n = n };
+        gelu_run(tp, &j);
+}
+
+void gemma_ops_geglu(threadpool *tp, float *g, const float *u, int64_t n) {
+        gelu_job j = { .g = g, .u = u, .n = n };
+        gelu_run(tp, &j);
+}
+
+/* ======================================================================
+ * Small element-wise steps, each rounded as its own ggml op. */
+
+void gemma_ops_softcap(float *x, int64_t n, float cap) {
+        float inv = 1.0f / cap;
+        for (int64_t i = 0; i < n; i++)
+                x[i] = tanhf(x[i] * inv) * cap;
+}
+
+void gemma_ops_scale(float *x, int64_t n, float s) {
+        for (int64_t i = 0; i < n; i++)
+                x[i] *= s;
+}
+
+float gemma_magnitude(const float *x, int64_t n) {
+        double sum = 0.0;
+        for (int64_t i = 0; i < n; i++)
+                sum += (double)(x[i] * x[i]);
+        return sqrtf((float)sum);
+}
+
+void gemma_gaussian_topk(float *x, int64_t n, float std_mul) {
+        double sum = 0.0, sq = 0.0;
+
+        if (n < 2)
+                return;
+        for (int64_t i = 0; i < n; i++)
+                sum += (double)x[i];
+        float mean = (float)sum / (float)n;
+        for (int64_t i = 0; i < n; i++) {
+                float d = x[i] - mean;
+                sq += (double)(d * d);
+        }
+        float std = sqrtf((float)sq * (1.0f / (float)(n - 1)));
+        float cut = mean + std * std_mul;
+        for (int64_t i = 0; i < n; i++) {
+                float v = x[i] - cut;
+                x[i] = v > 0.0f ? v : 0.0f;
+        }
+}
+
+/* ======================================================================
+ * Products with activations rounded to the weight's dot type.  Rounding
+ * a row through Q8_0 / Q8_K / F16 and back is idempotent, so the one-token
+ * path (which converts again) sees the same values as the many-token one.
+ * This forces the path of the model's matmul context for the duration of
+ * the call (one forward pass at a time per model). */
+
+int gemma_matmul(matmul_ctx *mm, const weight *w, const float *x, int64_t n_tokens, float *y, float *tmp) {
+        const type_traits *t = type_traits_get(w->type);
+        const kernel_set *k = kernels_best();
+        uint32_t dt;
+        size_t row;
+        int r;
+
+        if (!t)
+                return -EINVAL;
+        dt = t->vec_dot_type;
+        if (dt == TYPE_F32 || n_tokens <= 0)
+                return matmul(mm, w, x, n_tokens, y);
+        if (!k->from_float[dt] || !k->to_float[dt])
+                return -EOPNOTSUPP;
+        r = type_row_size(dt, w->n_in, &row);
+        if (r < 0)
+                return r;
+
+        /* one row of blocks at a time, on the stack up to F = 16384 in F16 */
+        uint8_t small[1 << 15];
+        void *blocks = row <= sizeof small ? small : malloc(row);
+        if (!blocks)
+                return -ENOMEM;
+        for (int64_t i = 0; i < n_tokens; i++) {
+                k->from_float[dt](x + i * w->n_in, blocks, w->n_in);
+                k->to_float[dt](blocks, tmp + i * w->n_in, w->n_in);
+        }
+        if (blocks != small)
+                free(blocks);
+        if (!t->is_quantized)
+                return matmul(mm, w, tmp, n_tokens, y);
+
+        /* Quantized weights: ggml sums integer products per block and
+         * scales each block sum; an sgemm over dequantized values rounds
+         * differently, which these models amplify to 0.04.  So the
+         * per-token dot kernels compute every row. */
+        matmul_ctx_force_path(mm, MATMUL_PATH_VEC);
+        r = matmul(mm, w, tmp, n_tokens, y);
+        matmul_ctx_force_path(mm, _MATMUL_PATH_MAX);
+        return r;
+}

@@ -1,0 +1,48 @@
+/* SPDX-License-Identifier: MIT */
+/* Pieces of the Gemma 3 / Gemma 3n forward passes that other architectures
+ * do not have: GELU (tanh form), the final logit soft-cap, the gaussian
+ * top-k of Gemma 3n's sparse feed-forward layers, the AltUp magnitudes,
+ * and products whose activations are rounded the way the reference runs
+ * them.
+ *
+ * Why the rounding: random-weight Gemma models amplify every 2^-11 step
+ * several hundred times, so matching llama.cpp's logits needs its CPU
+ * numerics, not just the same maths:
+ *   - GELU goes through a table of F16 results indexed by the input
+ *     rounded to F16 (ggml's GGML_GELU_FP16), exact outside [-10, 10];
+ *   - activations are converted to the weight's dot type (F16 for F16
+ *     weights, Q8_0 for Q8_0/Q4_0, Q8_K for K-quants) before every product,
+ *     whatever path (one token or many) computes it. */
+#pragma once
+
+#include <stdint.h>
+
+#include "matmul.h"
+#include "threadpool.h"
+
+/* gelu(x) = 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))), through the F16 table. */
+float gemma_gelu(float x);
+/* x[i] = gelu(x[i]) */
+void gemma_ops_gelu(threadpool *tp, float *x, int64_t n);
+/* g[i] = gelu(g[i]) * u[i] */
+void gemma_ops_geglu(threadpool *tp, float *g, const float *u, int64_t n);
+
+/* x = cap * tanh(x / cap) (as three rounded steps: scale, tanh, scale) */
+void gemma_ops_softcap(float *x, int64_t n, float cap);
+/* x *= s */
+void gemma_ops_scale(float *x, int64_t n, float s);
+
+/* Gaussian top-k of one gate row: x = max(x - (mean + std_mul * std), 0),
+ * std the sample standard deviation (divisor n - 1, as llama.cpp). */
+void gemma_gaussian_topk(float *x, int64_t n, float std_mul);
+
+/* sqrt(sum x^2), the sum in double (ggml's sum_rows). */
+float gemma_magnitude(const float *x, int64_t n);
+
+/* Floats of scratch gemma_matmul needs for n_tokens rows of n_in. */
+static inline int64_t gemma_matmul_scratch_floats(int64_t n_in, int64_t n_tokens) {
+        return n_in * n_tokens;
+}
+/* y = x W^T with x first rounded to the weight's dot type (into tmp, which
+ * holds gemma_matmul_scratch_floats()); for F32 weights tmp is unused. */
+int gemma_matmul(matmul_ctx *mm, const weight *w, const float *x, int64_t n_tokens, float *y, float *tmp);
