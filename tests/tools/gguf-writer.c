@@ -99,6 +99,10 @@ void mk_gguf_arr_begin(mk_gguf *w, const char *key, gguf_type elem_type, uint64_
 void mk_gguf_arr_str(mk_gguf *w, const char *s) { put_str(&w->kv, s); }
 void mk_gguf_arr_f32(mk_gguf *w, float v) { buf_put(&w->kv, &v, 4); }
 void mk_gguf_arr_i32(mk_gguf *w, int32_t v) { buf_put(&w->kv, &v, 4); }
+void mk_gguf_arr_bool(mk_gguf *w, bool v) {
+        uint8_t b = v;
+        buf_put(&w->kv, &b, 1);
+}
 
 int mk_gguf_add_tensor(mk_gguf *w, const char *name, int n_dims, const int64_t ne[4], uint32_t type,
                        uint64_t *offset, uint64_t *nbytes) {

@@ -30,6 +30,7 @@ void mk_gguf_arr_begin(mk_gguf *w, const char *key, gguf_type elem_type, uint64_
 void mk_gguf_arr_str(mk_gguf *w, const char *s);
 void mk_gguf_arr_f32(mk_gguf *w, float v);
 void mk_gguf_arr_i32(mk_gguf *w, int32_t v);
+void mk_gguf_arr_bool(mk_gguf *w, bool v);
 
 /* A tensor info; *offset gets its place from the start of the data section
  * and *nbytes its size.  -EINVAL for a bad shape or type. */

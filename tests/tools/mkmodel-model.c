@@ -33,11 +33,33 @@ const mk_preset mk_presets[] = {
                 .n_ff = 8192, .n_vocab = 128256, .n_ctx = 131072,
                 .rope_base = 500000.0f, .rms_eps = 1e-5f, .tied_output = true,
         },
+        /* Gemma 3 1B, Gemma 3n E2B and E4B (published configurations; the
+         * Gemma-specific constants are in mkmodel-gemma.c). */
+        {
+                .name = "gemma3-1b", .arch = "gemma3", .model_name = "sotto-random-gemma-3-1b",
+                .n_embd = 1152, .n_layer = 26, .n_head = 4, .n_head_kv = 1, .head_dim = 256,
+                .n_ff = 6912, .n_vocab = 262144, .n_ctx = 32768,
+                .rope_base = 1000000.0f, .rms_eps = 1e-6f, .tied_output = true,
+        },
+        {
+                .name = "gemma3n-e2b", .arch = "gemma3n", .model_name = "sotto-random-gemma-3n-e2b",
+                .n_embd = 2048, .n_layer = 30, .n_head = 8, .n_head_kv = 2, .head_dim = 256,
+                .n_ff = 8192, .n_vocab = 262400, .n_ctx = 32768,
+                .rope_base = 1000000.0f, .rms_eps = 1e-6f, .tied_output = true,
+        },
+        {
+                .name = "gemma3n-e4b", .arch = "gemma3n", .model_name = "sotto-random-gemma-3n-e4b",
+                .n_embd = 2048, .n_layer = 35, .n_head = 8, .n_head_kv = 2, .head_dim = 256,
+                .n_ff = 16384, .n_vocab = 262400, .n_ctx = 32768,
+                .rope_base = 1000000.0f, .rms_eps = 1e-6f, .tied_output = true,
+        },
 };
 const size_t mk_n_presets = ELEMENTSOF(mk_presets);
 
 static const mk_arch arches[] = {
         { "llama", mk_build_llama },
+        { "gemma3", mk_build_gemma3 },
+        { "gemma3n", mk_build_gemma3n },
 };
 
 /* ---- file types ---- */
@@ -104,8 +126,8 @@ const mk_arch *mk_arch_find(const char *name) {
 
 /* ---- the plan ---- */
 
-static mk_tensor *add_tensor(mk_model *m, const char *name, int n_dims, int64_t ne0, int64_t ne1, uint32_t type,
-                             mk_init init) {
+static mk_tensor *add_tensor3(mk_model *m, const char *name, int n_dims, int64_t ne0, int64_t ne1, int64_t ne2,
+                              uint32_t type, mk_init init) {
         if (m->error < 0)
                 return NULL;
         if (m->n_tensors == m->cap) {
@@ -119,7 +141,7 @@ static mk_tensor *add_tensor(mk_model *m, const char *name, int n_dims, int64_t 
                 m->cap = cap;
         }
         mk_tensor *t = &m->tensors[m->n_tensors];
-        *t = (mk_tensor) { .n_dims = n_dims, .ne = { ne0, ne1, 1, 1 }, .type = type, .init = init };
+        *t = (mk_tensor) { .n_dims = n_dims, .ne = { ne0, ne1, ne2, 1 }, .type = type, .init = init };
         snprintf(t->name, sizeof t->name, "%s", name);
         int r = mk_gguf_add_tensor(m->gguf, name, n_dims, t->ne, type, &t->offset, &t->nbytes);
         if (r < 0) {
@@ -130,6 +152,20 @@ static mk_tensor *add_tensor(mk_model *m, const char *name, int n_dims, int64_t 
         }
         m->n_tensors++;
         return t;
+}
+
+static mk_tensor *add_tensor(mk_model *m, const char *name, int n_dims, int64_t ne0, int64_t ne1, uint32_t type,
+                             mk_init init) {
+        return add_tensor3(m, name, n_dims, ne0, ne1, 1, type, init);
+}
+
+uint32_t mk_model_type_for(const mk_model *m, mk_role role, int layer, int64_t ne0) {
+        return m->ftype->choose ? m->ftype->choose(m, role, layer, ne0) : m->ftype->type;
+}
+
+void mk_model_add_typed(mk_model *m, const char *name, int n_dims, int64_t ne0, int64_t ne1, int64_t ne2,
+                        uint32_t type, mk_init init) {
+        add_tensor3(m, name, n_dims, ne0, ne1, ne2, type, init);
 }
 
 void mk_model_add_weight(mk_model *m, mk_role role, int layer, const char *name, int64_t ne0, int64_t ne1) {

@@ -97,5 +97,14 @@ void mk_model_add_norm(mk_model *m, const char *name, int64_t n);
 void mk_model_put_general(mk_model *m);
 void mk_model_put_spm_vocab(mk_model *m);
 
+/* The type the file type gives a weight (before any fallback), and a
+ * tensor of up to 3 dimensions in an explicit type (for shapes the mix
+ * cannot take, and stacked matrices). */
+uint32_t mk_model_type_for(const mk_model *m, mk_role role, int layer, int64_t ne0);
+void mk_model_add_typed(mk_model *m, const char *name, int n_dims, int64_t ne0, int64_t ne1, int64_t ne2,
+                        uint32_t type, mk_init init);
+
 /* The arch builders. */
 void mk_build_llama(mk_model *m);
+void mk_build_gemma3(mk_model *m);  /* mkmodel-gemma.c */
+void mk_build_gemma3n(mk_model *m); /* mkmodel-gemma.c */

@@ -2,7 +2,7 @@
 # Everything but main() also goes into an archive for tests/unit/test-mkmodel
 # (appended to UNIT_ARCHIVES: a test that references none of it pulls nothing).
 MKMODEL_SRCS := tests/tools/gguf-writer.c tests/tools/mkmodel-quant.c tests/tools/mkmodel-model.c \
-                tests/tools/mkmodel-llama.c tests/tools/mkmodel-write.c
+                tests/tools/mkmodel-llama.c tests/tools/mkmodel-gemma.c tests/tools/mkmodel-write.c
 
 $(eval $(call add_program,sotto-mkmodel,tests/tools/sotto-mkmodel.c $(MKMODEL_SRCS)))
 
