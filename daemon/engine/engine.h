@@ -22,7 +22,8 @@ typedef struct engine_sampler engine_sampler;
 /* ---- model ---- */
 
 typedef struct engine_model_params {
-        int n_threads;         /* 0: number of online CPUs */
+        int n_threads;         /* 0: number of online CPUs; tiny models use fewer
+                                * (one per MiB of weights read per token) */
         const char *matformer; /* gemma3n: nested sub-model selection, NULL = full */
 } engine_model_params;
 
