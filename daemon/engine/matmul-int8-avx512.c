@@ -32,10 +32,11 @@
 
 static void row_q8_0(const void *src, int64_t n, uint8_t *q, float *s, float *m) {
         const block_q8_0 *b = src;
+        const __m256i bias = _mm256_set1_epi8((char)0x80);
         for (int64_t i = 0; i < n / 32; i++) {
-                float d = fp16_to_fp32(b[i].d);
-                for (int j = 0; j < 32; j++)
-                        q[32 * i + j] = (uint8_t)(b[i].qs[j] + 128);
+                float d = _cvtsh_ss(b[i].d);
+                _mm256_storeu_si256((__m256i *)(q + 32 * i),
+                                    _mm256_xor_si256(_mm256_loadu_si256((const __m256i *)b[i].qs), bias));
                 s[i] = d;
                 m[i] = 128 * d;
         }
@@ -43,12 +44,11 @@ static void row_q8_0(const void *src, int64_t n, uint8_t *q, float *s, float *m)
 
 static void row_q4_0(const void *src, int64_t n, uint8_t *q, float *s, float *m) {
         const block_q4_0 *b = src;
+        const __m256i m4 = _mm256_set1_epi8(0x0F);
         for (int64_t i = 0; i < n / 32; i++) {
-                float d = fp16_to_fp32(b[i].d);
-                for (int j = 0; j < 16; j++) {
-                        q[32 * i + j] = b[i].qs[j] & 0x0F;
-                        q[32 * i + j + 16] = b[i].qs[j] >> 4;
-                }
+                float d = _cvtsh_ss(b[i].d);
+                __m128i v = _mm_loadu_si128((const __m128i *)b[i].qs);
+                _mm256_storeu_si256((__m256i *)(q + 32 * i), _mm256_and_si256(_mm256_set_m128i(_mm_srli_epi16(v, 4), v), m4));
                 s[i] = d;
                 m[i] = 8 * d;
         }
@@ -56,15 +56,17 @@ static void row_q4_0(const void *src, int64_t n, uint8_t *q, float *s, float *m)
 
 static void row_q4_k(const void *src, int64_t n, uint8_t *q, float *s, float *m) {
         const block_q4_K *b = src;
+        const __m256i m4 = _mm256_set1_epi8(0x0F);
         for (int64_t i = 0; i < n / QK_K; i++, q += QK_K) {
-                float d = fp16_to_fp32(b[i].d), dmin = fp16_to_fp32(b[i].dmin);
-                uint8_t sc[8], mn[8];
-                k_scales_mins(b[i].scales, sc, mn);
-                for (int c = 0; c < 4; c++)
-                        for (int l = 0; l < 32; l++) {
-                                q[64 * c + l] = b[i].qs[32 * c + l] & 0x0F;
-                                q[64 * c + 32 + l] = b[i].qs[32 * c + l] >> 4;
-                        }
+                float d = _cvtsh_ss(b[i].d), dmin = _cvtsh_ss(b[i].dmin);
+                uint32_t u[4];
+                k_scales_mins_u32(b[i].scales, u);
+                const uint8_t *sc = (const uint8_t *)u, *mn = (const uint8_t *)(u + 2);
+                for (int c = 0; c < 4; c++) {
+                        __m256i v = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * c));
+                        _mm256_storeu_si256((__m256i *)(q + 64 * c), _mm256_and_si256(v, m4));
+                        _mm256_storeu_si256((__m256i *)(q + 64 * c + 32), _mm256_and_si256(_mm256_srli_epi16(v, 4), m4));
+                }
                 for (int j = 0; j < 8; j++) {
                         s[8 * i + j] = d * sc[j];
                         m[8 * i + j] = dmin * mn[j];
@@ -74,16 +76,21 @@ static void row_q4_k(const void *src, int64_t n, uint8_t *q, float *s, float *m)
 
 static void row_q5_k(const void *src, int64_t n, uint8_t *q, float *s, float *m) {
         const block_q5_K *b = src;
+        const __m256i m4 = _mm256_set1_epi8(0x0F), b1 = _mm256_set1_epi8(1);
         for (int64_t i = 0; i < n / QK_K; i++, q += QK_K) {
-                float d = fp16_to_fp32(b[i].d), dmin = fp16_to_fp32(b[i].dmin);
-                uint8_t sc[8], mn[8];
-                k_scales_mins(b[i].scales, sc, mn);
-                for (int c = 0; c < 4; c++)
-                        for (int l = 0; l < 32; l++) {
-                                uint8_t h = b[i].qh[l];
-                                q[64 * c + l] = (b[i].qs[32 * c + l] & 0x0F) | (((h >> (2 * c)) & 1) << 4);
-                                q[64 * c + 32 + l] = (b[i].qs[32 * c + l] >> 4) | (((h >> (2 * c + 1)) & 1) << 4);
-                        }
+                float d = _cvtsh_ss(b[i].d), dmin = _cvtsh_ss(b[i].dmin);
+                uint32_t u[4];
+                k_scales_mins_u32(b[i].scales, u);
+                const uint8_t *sc = (const uint8_t *)u, *mn = (const uint8_t *)(u + 2);
+                __m256i qh = _mm256_loadu_si256((const __m256i *)b[i].qh);
+                for (int c = 0; c < 4; c++) {
+                        __m256i v = _mm256_loadu_si256((const __m256i *)(b[i].qs + 32 * c));
+                        __m256i h0 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c), b1), 4);
+                        __m256i h1 = _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2 * c + 1), b1), 4);
+                        _mm256_storeu_si256((__m256i *)(q + 64 * c), _mm256_or_si256(_mm256_and_si256(v, m4), h0));
+                        _mm256_storeu_si256((__m256i *)(q + 64 * c + 32),
+                                            _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(v, 4), m4), h1));
+                }
                 for (int j = 0; j < 8; j++) {
                         s[8 * i + j] = d * sc[j];
                         m[8 * i + j] = dmin * mn[j];
@@ -93,17 +100,20 @@ static void row_q5_k(const void *src, int64_t n, uint8_t *q, float *s, float *m)
 
 static void row_q6_k(const void *src, int64_t n, uint8_t *q, float *s, float *m) {
         const block_q6_K *b = src;
+        const __m256i m4 = _mm256_set1_epi8(0x0F), m2 = _mm256_set1_epi8(3);
         for (int64_t i = 0; i < n / QK_K; i++, q += QK_K) {
-                float d = fp16_to_fp32(b[i].d);
-                const uint8_t *ql = b[i].ql, *qh = b[i].qh;
-                for (int half = 0; half < 2; half++, ql += 64, qh += 32)
-                        for (int l = 0; l < 32; l++) {
-                                uint8_t *o = q + 128 * half;
-                                o[l] = (ql[l] & 0x0F) | (((qh[l] >> 0) & 3) << 4);
-                                o[l + 32] = (ql[l + 32] & 0x0F) | (((qh[l] >> 2) & 3) << 4);
-                                o[l + 64] = (ql[l] >> 4) | (((qh[l] >> 4) & 3) << 4);
-                                o[l + 96] = (ql[l + 32] >> 4) | (((qh[l] >> 6) & 3) << 4);
-                        }
+                float d = _cvtsh_ss(b[i].d);
+                for (int h = 0; h < 2; h++) {
+                        const uint8_t *ql = b[i].ql + 64 * h;
+                        __m256i l0 = _mm256_loadu_si256((const __m256i *)ql);
+                        __m256i l1 = _mm256_loadu_si256((const __m256i *)(ql + 32));
+                        __m256i qh = _mm256_loadu_si256((const __m256i *)(b[i].qh + 32 * h));
+                        uint8_t *o = q + 128 * h;
+                        _mm256_storeu_si256((__m256i *)o, _mm256_or_si256(_mm256_and_si256(l0, m4), _mm256_slli_epi16(_mm256_and_si256(qh, m2), 4)));
+                        _mm256_storeu_si256((__m256i *)(o + 32), _mm256_or_si256(_mm256_and_si256(l1, m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 2), m2), 4)));
+                        _mm256_storeu_si256((__m256i *)(o + 64), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l0, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 4), m2), 4)));
+                        _mm256_storeu_si256((__m256i *)(o + 96), _mm256_or_si256(_mm256_and_si256(_mm256_srli_epi16(l1, 4), m4), _mm256_slli_epi16(_mm256_and_si256(_mm256_srli_epi16(qh, 6), m2), 4)));
+                }
                 for (int k = 0; k < 16; k++) {
                         s[16 * i + k] = d * b[i].scales[k];
                         m[16 * i + k] = 32 * s[16 * i + k];
@@ -130,25 +140,36 @@ static void repack_strip(const weight *w, row_fn unpack, int group, int64_t r0, 
         int64_t n = w->n_in, ng = n / group;
         uint8_t *q = buf;
         float *s = (float *)(q + (size_t)n * STRIP), *m = s + ng * STRIP;
+        /* All rows unpacked first (sequential writes), then interleaved
+         * 256 values at a time so the 8 KiB being written stays in L1
+         * (writing row by row touched the whole strip per row). */
         uint8_t *tmp = (uint8_t *)(m + ng * STRIP);
-        float *ts = (float *)(tmp + align_up_size((size_t)n, 64)), *tm = ts + ng;
+        float *ts = (float *)(tmp + (size_t)n * STRIP), *tm = ts + ng * STRIP;
 
         for (int64_t r = 0; r < STRIP; r++) {
                 if (r < rows)
-                        unpack((const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes, n, tmp, ts, tm);
+                        unpack((const uint8_t *)w->data + (size_t)(r0 + r) * w->row_bytes, n, tmp + (size_t)r * n,
+                               ts + r * ng, tm + r * ng);
                 else {
-                        memset(tmp, 0, n);
-                        memset(ts, 0, ng * sizeof(float));
-                        memset(tm, 0, ng * sizeof(float));
-                }
-                uint32_t *q32 = (uint32_t *)q;
-                for (int64_t k = 0; k < n / 4; k++)
-                        memcpy(&q32[k * STRIP + r], tmp + 4 * k, 4);
-                for (int64_t g = 0; g < ng; g++) {
-                        s[g * STRIP + r] = ts[g];
-                        m[g * STRIP + r] = tm[g];
+                        memset(tmp + (size_t)r * n, 0, n);
+                        memset(ts + r * ng, 0, ng * sizeof(float));
+                        memset(tm + r * ng, 0, ng * sizeof(float));
                 }
         }
+        uint32_t *q32 = (uint32_t *)q;
+        for (int64_t k0 = 0; k0 < n / 4; k0 += 64) {
+                int64_t k1 = MIN(n / 4, k0 + 64);
+                for (int64_t r = 0; r < STRIP; r++) {
+                        const uint8_t *src = tmp + (size_t)r * n;
+                        for (int64_t k = k0; k < k1; k++)
+                                memcpy(&q32[k * STRIP + r], src + 4 * k, 4);
+                }
+        }
+        for (int64_t g = 0; g < ng; g++)
+                for (int64_t r = 0; r < STRIP; r++) {
+                        s[g * STRIP + r] = ts[r * ng + g];
+                        m[g * STRIP + r] = tm[r * ng + g];
+                }
 }
 
 /* --- the register tile --------------------------------------------------- */

@@ -30,10 +30,9 @@ int int8_group_size(uint32_t type) {
 
 size_t int8_strip_bytes(int64_t n_in, int group) {
         size_t ng = (size_t)(n_in / group);
-        /* q interleaved; s and m per group and row; one unpacked row with
-         * its own s and m */
-        return (size_t)n_in * STRIP + 2 * ng * STRIP * sizeof(float) + align_up_size((size_t)n_in, 64) +
-               2 * ng * sizeof(float) + 64;
+        /* q interleaved, s and m per group and row; then the same again
+         * unpacked row by row */
+        return 2 * ((size_t)n_in * STRIP + 2 * ng * STRIP * sizeof(float)) + 64;
 }
 
 void int8_prepare_act(uint32_t act_type, int group, const void *src, int64_t n, int8_t *a, float *t, float *tsum) {
