@@ -70,6 +70,10 @@ void q8_0_to_float(const void *x, float *y, int64_t n);
 void q8_0_from_float(const float *x, void *y, int64_t n);
 void q8_0_quantize_act(const float *x, void *y, int64_t n);
 void q8_0_vec_dot(int64_t n, float *s, const void *w, const void *a);
+/* type-q5_0.c (whisper.cpp files) */
+void q5_0_to_float(const void *x, float *y, int64_t n);
+void q5_0_from_float(const float *x, void *y, int64_t n);
+void q5_0_vec_dot(int64_t n, float *s, const void *w, const void *a);
 /* type-q4_0.c */
 void q4_0_to_float(const void *x, float *y, int64_t n);
 void q4_0_from_float(const float *x, void *y, int64_t n);

@@ -18,7 +18,8 @@ static const type_traits traits[TYPE_COUNT] = {
         [TYPE_Q4_0] = { .name = "q4_0", .block_size = QK4_0, .type_size = sizeof(block_q4_0), .is_quantized = true,
                         .to_float = q4_0_to_float, .from_float = q4_0_from_float, .vec_dot_type = TYPE_Q8_0 },
         [TYPE_Q4_1] = SIZE_ONLY("q4_1", 32, 20, true),
-        [TYPE_Q5_0] = SIZE_ONLY("q5_0", 32, 22, true),
+        [TYPE_Q5_0] = { .name = "q5_0", .block_size = 32, .type_size = 22, .is_quantized = true,
+                        .to_float = q5_0_to_float, .from_float = q5_0_from_float, .vec_dot_type = TYPE_Q8_0 },
         [TYPE_Q5_1] = SIZE_ONLY("q5_1", 32, 24, true),
         [TYPE_Q8_0] = { .name = "q8_0", .block_size = QK8_0, .type_size = sizeof(block_q8_0), .is_quantized = true,
                         .to_float = q8_0_to_float, .from_float = q8_0_from_float, .vec_dot_type = TYPE_Q8_0 },
@@ -65,6 +66,7 @@ bool type_is_supported(uint32_t type) {
         switch (type) {
         case TYPE_F32: case TYPE_F16: case TYPE_BF16: case TYPE_Q8_0:
         case TYPE_Q4_0: case TYPE_Q4_K: case TYPE_Q5_K: case TYPE_Q6_K:
+        case TYPE_Q5_0:
                 return true;
         default:
                 return false;

@@ -96,7 +96,7 @@ typedef struct type_traits {
 
 /* Traits of a type id, or NULL for an id no ggml version defines. */
 const type_traits *type_traits_get(uint32_t type);
-/* True when we have kernels for it (F32 F16 BF16 Q8_0 Q4_0 Q4_K Q5_K Q6_K). */
+/* True when we have kernels for it (F32 F16 BF16 Q8_0 Q4_0 Q5_0 Q4_K Q5_K Q6_K). */
 bool type_is_supported(uint32_t type);
 const char *type_name(uint32_t type); /* "?" when unknown */
 /* Bytes of one row of n elements; -EINVAL if n is not a multiple of the

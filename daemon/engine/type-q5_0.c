@@ -8,6 +8,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "kernels-impl.h"
 #include "type-q5_0.h"
 
 static inline uint32_t qh_bits(const block_q5_0 *b) {
@@ -20,7 +21,7 @@ void q5_0_to_float(const void *x, float *y, int64_t n) {
         const block_q5_0 *b = x;
 
         for (int64_t i = 0; i < n / QK5_0; i++, y += QK5_0) {
-                float d = Q5_0_FP16_TO_FP32(b[i].d);
+                float d = fp16_to_fp32(b[i].d);
                 uint32_t qh = qh_bits(&b[i]);
                 for (int j = 0; j < QK5_0 / 2; j++) {
                         int lo = (b[i].qs[j] & 0x0F) | (int)(((qh >> j) & 1) << 4);
@@ -44,7 +45,7 @@ void q5_0_from_float(const float *x, void *y, int64_t n) {
                         }
                 float d = max / -16, id = d != 0.f ? 1.f / d : 0.f;
                 uint32_t qh = 0;
-                b[i].d = Q5_0_FP32_TO_FP16(d);
+                b[i].d = fp32_to_fp16(d);
                 for (int j = 0; j < QK5_0 / 2; j++) {
                         int q0 = (int)(int8_t)(x[j] * id + 16.5f);
                         int q1 = (int)(int8_t)(x[j + 16] * id + 16.5f);
@@ -71,7 +72,7 @@ void q5_0_vec_dot(int64_t n, float *s, const void *w, const void *a) {
                         int hi = ((x[i].qs[j] >> 4) | (int)(((qh >> (j + 16)) & 1) << 4)) - 16;
                         sumi += lo * y[i].qs[j] + hi * y[i].qs[j + 16];
                 }
-                sum += (float)sumi * (Q5_0_FP16_TO_FP32(x[i].d) * Q5_0_FP16_TO_FP32(y[i].d));
+                sum += (float)sumi * (fp16_to_fp32(x[i].d) * fp16_to_fp32(y[i].d));
         }
         *s = sum;
 }

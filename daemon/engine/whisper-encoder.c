@@ -36,27 +36,35 @@ static void im2col(const float *x, int64_t n_in_t, int64_t C, int stride, int64_
 
 typedef struct attn_job {
         const float *q, *k, *v;
-        float *out, *scores; /* scores: one [T][T] buffer per head */
-        int64_t T, S, D;
+        float *out, *scores; /* scores: one [T][T] buffer per thread */
+        int64_t T, S, D, H;
         float scale;
 } attn_job;
 
-static void attn_softmax_rows(void *ctx, int64_t i0, int64_t i1) {
+/* Heads are spread over the threads; each runs single-threaded sgemm
+ * (the matmul pool keeps OpenBLAS at one thread). */
+static void attn_worker(void *ctx, int ith, int nth) {
         attn_job *j = ctx;
-        for (int64_t r = i0; r < i1; r++)
-                whisper_softmax_row(j->scores + r * j->T, j->T);
+        const int64_t T = j->T;
+        float *sc = j->scores + (size_t)ith * T * T;
+
+        for (int64_t h = ith; h < j->H; h += nth) {
+                const int64_t off = h * j->D;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)T, (int)T, (int)j->D, j->scale, j->q + off,
+                            (int)j->S, j->k + off, (int)j->S, 0.0f, sc, (int)T);
+                for (int64_t r = 0; r < T; r++)
+                        whisper_softmax_row(sc + r * T, T);
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)T, (int)j->D, (int)T, 1.0f, sc, (int)T,
+                            j->v + off, (int)j->S, 0.0f, j->out + off, (int)j->S);
+        }
 }
 
+void openblas_set_num_threads(int n);
+
 /* Full (non-causal) multi-head attention: out[T][S]. */
-static void encoder_attention(whisper_state *s, attn_job *j, int n_head) {
-        for (int h = 0; h < n_head; h++) {
-                const int64_t off = h * j->D;
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)j->T, (int)j->T, (int)j->D, j->scale,
-                            j->q + off, (int)j->S, j->k + off, (int)j->S, 0.0f, j->scores, (int)j->T);
-                whisper_parallel_for(s->n_threads, j->T, attn_softmax_rows, j);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)j->T, (int)j->D, (int)j->T, 1.0f,
-                            j->scores, (int)j->T, j->v + off, (int)j->S, 0.0f, j->out + off, (int)j->S);
-        }
+static void encoder_attention(whisper_state *s, attn_job *j) {
+        openblas_set_num_threads(1);
+        threadpool_run(matmul_ctx_pool(s->mm), attn_worker, j);
 }
 
 int whisper_encode(whisper_state *s, const float *mel, int32_t n_len, int32_t offset) {
@@ -79,8 +87,7 @@ int whisper_encode(whisper_state *s, const float *mel, int32_t n_len, int32_t of
         _cleanup_free_ float *v = malloc((size_t)(T * S) * sizeof(float));
         _cleanup_free_ float *o = malloc((size_t)(T * S) * sizeof(float));
         _cleanup_free_ float *ff = malloc((size_t)(T * 4 * S) * sizeof(float));
-        _cleanup_free_ float *scores = malloc((size_t)(T * T) * sizeof(float));
-        if (!xin || !col || !h1 || !x || !cur || !q || !k || !v || !o || !ff || !scores)
+        if (!xin || !col || !h1 || !x || !cur || !q || !k || !v || !o || !ff)
                 return -ENOMEM;
 
         /* the window of mel frames, token-major; frames past n_len are zero */
@@ -101,7 +108,7 @@ int whisper_encode(whisper_state *s, const float *mel, int32_t n_len, int32_t of
                 x[i] += m->e_pe[i];
 
         /* ---- transformer blocks ---- */
-        attn_job aj = { .q = q, .k = k, .v = v, .out = o, .scores = scores, .T = T, .S = S, .D = S / H,
+        attn_job aj = { .q = q, .k = k, .v = v, .out = o, .scores = s->scores, .T = T, .S = S, .D = S / H, .H = H,
                         .scale = 1.0f / sqrtf((float)(S / H)) };
         for (int l = 0; l < m->hp.n_audio_layer; l++) {
                 const whisper_block *b = &m->e_blocks[l];
@@ -111,7 +118,7 @@ int whisper_encode(whisper_state *s, const float *mel, int32_t n_len, int32_t of
                     (r = whisper_linear(s, &b->attn_k, cur, T, NULL, k)) < 0 ||
                     (r = whisper_linear(s, &b->attn_v, cur, T, b->attn_v_b, v)) < 0)
                         return r;
-                encoder_attention(s, &aj, (int)H);
+                encoder_attention(s, &aj);
                 if ((r = whisper_linear(s, &b->attn_o, o, T, b->attn_o_b, cur)) < 0)
                         return r;
                 for (int64_t i = 0; i < T * S; i++)

@@ -75,27 +75,20 @@ struct whisper_state {
         int32_t n_cached;
         bool encoded;
 
-        /* scratch */
-        float *dequant;  /* largest weight as floats */
-        size_t dequant_n;
+        matmul_ctx *mm; /* weight products and the thread pool */
+        float *scores;  /* encoder attention: one [T][T] buffer per thread */
 };
 
 /* ---- whisper-linear.c: y[t][o] = sum_i W[o][i] x[t][i] (+ b[o]) ---- */
 int whisper_linear(whisper_state *s, const weight *w, const float *x, int64_t n_tokens, const float *b, float *y);
 /* Row r of W as floats. */
 void whisper_weight_row(const weight *w, int64_t r, float *out);
-/* Dequantize a whole weight (n_out*n_in floats). */
-void whisper_weight_to_float(const weight *w, float *out);
 
 /* ---- whisper-ops.c ---- */
 void whisper_layer_norm(float *y, const float *x, int64_t n_tokens, int64_t n, const float *w, const float *b);
 void whisper_gelu(float *x, int64_t n);
 void whisper_softmax_row(float *x, int64_t n);
-void whisper_parallel_for(int nth, int64_t n, void (*fn)(void *ctx, int64_t i0, int64_t i1), void *ctx);
 
-/* ---- whisper-f16 helpers (IEEE half, exact) ---- */
-float whisper_fp16_to_fp32(uint16_t h);
-uint16_t whisper_fp32_to_fp16(float f);
 
 /* ---- whisper-vocab.c ---- */
 int whisper_vocab_finish(whisper_model *m, char *err, size_t errlen);

@@ -19,13 +19,12 @@ void whisper_state_free(whisper_state *s) {
         free(s->cross_v);
         free(s->kv_k);
         free(s->kv_v);
-        free(s->dequant);
+        free(s->scores);
+        matmul_ctx_free(s->mm);
         free(s);
 }
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(whisper_state *, whisper_state_free);
-
-void openblas_set_num_threads(int n);
 
 int whisper_state_new(const whisper_model *m, const whisper_state_params *p, whisper_state **ret, char *err,
                       size_t errlen) {
@@ -45,7 +44,8 @@ int whisper_state_new(const whisper_model *m, const whisper_state_params *p, whi
         s->m = m;
         s->n_threads = p->n_threads > 0 ? p->n_threads : (int)MAX(1, sysconf(_SC_NPROCESSORS_ONLN));
         s->audio_ctx = p->audio_ctx > 0 ? p->audio_ctx : m->hp.n_audio_ctx;
-        openblas_set_num_threads(s->n_threads);
+        if (matmul_ctx_new(s->n_threads, &s->mm) < 0)
+                return set_error(err, errlen, -ENOMEM, "cannot start %d threads", s->n_threads);
 
         size_t S = (size_t)m->hp.n_audio_state, T = (size_t)s->audio_ctx, L = (size_t)m->hp.n_text_layer,
                C = (size_t)m->hp.n_text_ctx;
@@ -54,7 +54,8 @@ int whisper_state_new(const whisper_model *m, const whisper_state_params *p, whi
         s->cross_v = calloc(L * T * S, sizeof(float));
         s->kv_k = calloc(L * C * S, sizeof(float));
         s->kv_v = calloc(L * C * S, sizeof(float));
-        if (!s->enc_out || !s->cross_k || !s->cross_v || !s->kv_k || !s->kv_v)
+        s->scores = malloc((size_t)s->n_threads * T * T * sizeof(float));
+        if (!s->enc_out || !s->cross_k || !s->cross_v || !s->kv_k || !s->kv_v || !s->scores)
                 return set_error(err, errlen, -ENOMEM, "out of memory for the whisper state");
         *ret = TAKE_PTR(s);
         return 0;

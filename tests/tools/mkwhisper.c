@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "macro.h"
-#include "type-q5_0.h"
+#include "tensor-type.h"
 
 typedef struct shape {
         const char *name;
@@ -150,19 +150,6 @@ static void write_vocab(bool english) {
 
 enum { T_F32 = 0, T_F16 = 1, T_Q5_0 = 6, T_Q8_0 = 8 };
 
-static void q8_0_quantize(const float *x, uint8_t *y, int64_t n) {
-        for (int64_t i = 0; i < n / 32; i++, x += 32, y += 34) {
-                float amax = 0;
-                for (int j = 0; j < 32; j++)
-                        amax = fmaxf(amax, fabsf(x[j]));
-                float d = amax / 127, id = d ? 1.0f / d : 0.0f;
-                uint16_t d16 = whisper_fp32_to_fp16(d);
-                memcpy(y, &d16, 2);
-                for (int j = 0; j < 32; j++)
-                        y[2 + j] = (uint8_t)(int8_t)roundf(x[j] * id);
-        }
-}
-
 /* dims in ggml order; values ~ N(mean, std) unless fill is given */
 static void tensor(const char *name, int type, int n_dims, const int64_t *ne, float mean, float std,
                    void (*fill)(float *v, const int64_t *ne)) {
@@ -197,7 +184,7 @@ static void tensor(const char *name, int type, int n_dims, const int64_t *ne, fl
         case T_F16: {
                 uint16_t *h = malloc((size_t)n * 2);
                 for (int64_t i = 0; h && i < n; i++)
-                        h[i] = whisper_fp32_to_fp16(v[i]);
+                        h[i] = fp32_to_fp16(v[i]);
                 data = h;
                 bytes = (size_t)n * 2;
                 break;
@@ -205,13 +192,13 @@ static void tensor(const char *name, int type, int n_dims, const int64_t *ne, fl
         case T_Q8_0:
                 data = malloc((size_t)n / 32 * 34);
                 if (data)
-                        q8_0_quantize(v, data, n);
+                        type_traits_get(TYPE_Q8_0)->from_float(v, data, n);
                 bytes = (size_t)n / 32 * 34;
                 break;
         default: /* T_Q5_0 */
                 data = malloc((size_t)n / 32 * 22);
                 if (data)
-                        q5_0_from_float(v, data, n);
+                        type_traits_get(TYPE_Q5_0)->from_float(v, data, n);
                 bytes = (size_t)n / 32 * 22;
                 break;
         }

@@ -5,6 +5,7 @@
  * missing tensors, bad types) fail with a sentence, never a crash. */
 #include <errno.h>
 
+#include "kernels-impl.h"
 #include "type-q5_0.h"
 #include "whisper-impl.h"
 #include "whisper-test-util.h"
@@ -143,7 +144,7 @@ static void test_q5_0(void) {
                 for (int j = 0; j < 32; j++)
                         amax = fmaxf(amax, fabsf(a[b * 32 + j]));
                 float d = amax / 127;
-                uint16_t d16 = whisper_fp32_to_fp16(d);
+                uint16_t d16 = fp32_to_fp16(d);
                 memcpy(q8 + b * 34, &d16, 2);
                 for (int j = 0; j < 32; j++)
                         q8[b * 34 + 2 + j] = (uint8_t)(int8_t)roundf(a[b * 32 + j] / d);
@@ -153,7 +154,7 @@ static void test_q5_0(void) {
                 uint16_t d16;
                 memcpy(&d16, q8 + b * 34, 2);
                 for (int j = 0; j < 32; j++)
-                        aq[b * 32 + j] = (float)(int8_t)q8[b * 34 + 2 + j] * whisper_fp16_to_fp32(d16);
+                        aq[b * 32 + j] = (float)(int8_t)q8[b * 34 + 2 + j] * fp16_to_fp32(d16);
         }
         for (int i = 0; i < 256; i++)
                 ref += y[i] * aq[i];
