@@ -9,6 +9,7 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <sys/syscall.h>
@@ -19,6 +20,7 @@
 #include "threadpool.h"
 
 #define SPIN_NS 200000 /* 0.2 ms: longer than the gap between two matmuls */
+#define YIELD_NS 20000 /* after 20 us of spinning, yield between checks */
 
 struct worker {
         threadpool *tp;
@@ -69,6 +71,10 @@ static bool spin_while_equal(_Atomic uint32_t *addr, uint32_t val) {
                                 start = t;
                         else if (t - start > SPIN_NS)
                                 return false;
+                        else if (t - start > YIELD_NS)
+                                /* On a busy machine the thread we wait for
+                                 * may be waiting for this very core. */
+                                sched_yield();
                 }
         }
 }
