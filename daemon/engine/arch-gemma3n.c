@@ -33,9 +33,11 @@
 #include <math.h>
 #include <string.h>
 
+#include "gemma-matformer.h"
 #include "gemma-model.h"
 #include "gemma-ops.h"
 #include "macro.h"
+#include "tensor-type.h"
 
 #define MAX_ALTUP 16
 /* Rows of the per-layer embedding table with text tokens; rows above are
@@ -51,6 +53,7 @@ typedef struct gemma3n_layer {
         weight router, pred_coef, corr_coef;
         weight laurel_l, laurel_r;
         int32_t n_ff;
+        int32_t orig;   /* its index in the file (MatFormer keeps a subset) */
         int32_t kv_src; /* the layer whose cache it reads (itself when it owns one) */
         bool local;
         bool sparse;
@@ -65,6 +68,7 @@ typedef struct gemma3n_weights {
         float softcap;
         int32_t window;
         int32_t n_altup, i_act, n_ple, laurel_rank, n_ff_max, n_kv_own;
+        int32_t n_layer_file; /* the per-layer embeddings hold this many slices */
         gemma3n_layer *layers;
 } gemma3n_weights;
 
@@ -148,31 +152,31 @@ static int gemma3n_hparams(engine_model *m, gemma3n_weights *w, char *err, size_
         return 0;
 }
 
-static int gemma3n_layer_schedule(engine_model *m, gemma3n_weights *w, char *err, size_t errlen) {
-        int32_t L = m->hp.n_layer;
-
+static int gemma3n_layer_schedule(engine_model *m, gemma3n_weights *w, int32_t L, char *err, size_t errlen) {
         for (int32_t il = 0; il < L; il++) {
                 gemma3n_layer *l = &w->layers[il];
+                int32_t o = l->orig;
                 float f;
 
-                l->local = gemma_layer_is_local(m, il, 5);
+                l->local = gemma_layer_is_local(m, o, 5);
                 /* Sparse layers: activation_sparsity_scale holds the normal
                  * quantile of the target sparsity; a positive finite one
                  * makes the layer sparse (0 or -inf: dense).  Without the
                  * key, llama.cpp's fixed choice: the first 10 layers. */
-                if (gemma_get_f32_at(m, "activation_sparsity_scale", il, &f) >= 0) {
+                if (gemma_get_f32_at(m, "activation_sparsity_scale", o, &f) >= 0) {
                         l->sparse = isfinite(f) && f > 0.0f;
                         l->std_mul = l->sparse ? f : 0.0f;
                 } else {
-                        l->sparse = il < 10;
+                        l->sparse = o < 10;
                         l->std_mul = 1.6448533535003662f;
                 }
-                /* KV sharing: the last own-KV layer of the same kind */
+                /* KV sharing: the last own-KV layer of the same kind (among
+                 * the layers kept) */
                 l->kv_src = il;
-                if (il >= w->n_kv_own) {
+                if (o >= w->n_kv_own) {
                         l->kv_src = -1;
-                        for (int32_t j = w->n_kv_own - 1; j >= 0; j--)
-                                if (w->layers[j].local == l->local) {
+                        for (int32_t j = il - 1; j >= 0; j--)
+                                if (w->layers[j].orig < w->n_kv_own && w->layers[j].local == l->local) {
                                         l->kv_src = j;
                                         break;
                                 }
@@ -185,7 +189,12 @@ static int gemma3n_layer_schedule(engine_model *m, gemma3n_weights *w, char *err
         return 0;
 }
 
+static void matformer_donep(gemma_matformer *mf) {
+        gemma_matformer_done(mf);
+}
+
 static int gemma3n_load(engine_model *m, char *err, size_t errlen) {
+        _cleanup_(matformer_donep) gemma_matformer mf = {};
         model_hparams *hp = &m->hp;
         gemma3n_weights *w;
         int r;
@@ -196,6 +205,10 @@ static int gemma3n_load(engine_model *m, char *err, size_t errlen) {
         m->arch_data = w;
 
         r = gemma3n_hparams(m, w, err, errlen);
+        if (r < 0)
+                return r;
+        w->n_layer_file = hp->n_layer;
+        r = gemma_matformer_parse(m->matformer, hp->n_layer, &mf, err, errlen);
         if (r < 0)
                 return r;
 
@@ -225,10 +238,12 @@ static int gemma3n_load(engine_model *m, char *err, size_t errlen) {
         if (r < 0)
                 return r;
 
-        w->layers = calloc((size_t)L, sizeof(gemma3n_layer));
+        w->layers = calloc((size_t)mf.n_layer, sizeof(gemma3n_layer));
         if (!w->layers)
                 return set_error(err, errlen, -ENOMEM, "out of memory");
-        r = gemma3n_layer_schedule(m, w, err, errlen);
+        for (int32_t il = 0; il < mf.n_layer; il++)
+                w->layers[il].orig = mf.layer[il];
+        r = gemma3n_layer_schedule(m, w, mf.n_layer, err, errlen);
         if (r < 0)
                 return r;
 
@@ -239,16 +254,16 @@ static int gemma3n_load(engine_model *m, char *err, size_t errlen) {
         for (int64_t k = 0; k < K - 1; k++)
                 bytes += gemma_weight_bytes(&w->altup_proj[k]) + gemma_weight_bytes(&w->altup_unembd[k]);
 
-        for (int32_t il = 0; il < L; il++) {
+        for (int32_t il = 0; il < mf.n_layer; il++) {
                 gemma3n_layer *l = &w->layers[il];
                 bool own = l->kv_src == il;
+                int32_t o = l->orig;
                 int64_t F;
 
-                r = gemma_get_n_ff(m, il, &l->n_ff, err, errlen);
+                r = gemma_get_n_ff(m, o, &l->n_ff, err, errlen);
                 if (r < 0)
                         return r;
                 F = l->n_ff;
-                w->n_ff_max = MAX(w->n_ff_max, l->n_ff);
 
                 /* the LAuReL rank is the shape of laurel_l */
                 t = gguf_find_tensor(m->gguf, "blk.0.laurel_l.weight");
@@ -295,7 +310,7 @@ static int gemma3n_load(engine_model *m, char *err, size_t errlen) {
                         { &l->laurel_r, R, E, "laurel_r", true },
                 };
                 for (size_t i = 0; i < ELEMENTSOF(vecs); i++) {
-                        r = model_bind_vector(m, vecs[i].v, vecs[i].n, err, errlen, "blk.%d.%s.weight", il,
+                        r = model_bind_vector(m, vecs[i].v, vecs[i].n, err, errlen, "blk.%d.%s.weight", o,
                                               vecs[i].name);
                         if (r < 0)
                                 return r;
@@ -305,12 +320,34 @@ static int gemma3n_load(engine_model *m, char *err, size_t errlen) {
                         if (!mats[i].used)
                                 continue;
                         r = model_bind_weight(m, mats[i].w, false, mats[i].n_in, mats[i].n_out, err, errlen,
-                                              "blk.%d.%s.weight", il, mats[i].name);
+                                              "blk.%d.%s.weight", o, mats[i].name);
                         if (r < 0)
                                 return r;
-                        bytes += gemma_weight_bytes(mats[i].w);
                 }
+
+                /* MatFormer: the first F' units, in place: fewer rows of gate
+                 * and up, the first F' columns of each row of down. */
+                if (mf.n_ff[il] > 0 && mf.n_ff[il] != l->n_ff) {
+                        int32_t Fs = mf.n_ff[il];
+                        size_t row;
+                        if (Fs > l->n_ff || type_row_size(l->w_down.type, Fs, &row) < 0)
+                                return set_error(err, errlen, -EINVAL,
+                                                 "matformer: layer %d cannot be %d wide (it has %d units in blocks of %s)",
+                                                 o, Fs, l->n_ff, type_name(l->w_down.type));
+                        l->n_ff = Fs;
+                        l->w_gate.n_out = Fs;
+                        l->w_up.n_out = Fs;
+                        l->w_down.n_in = Fs;
+                }
+                for (size_t i = 0; i < ELEMENTSOF(mats); i++) {
+                        size_t row;
+                        if (mats[i].used && type_row_size(mats[i].w->type, mats[i].w->n_in, &row) >= 0)
+                                bytes += (uint64_t)row * (uint64_t)mats[i].w->n_out;
+                }
+                w->n_ff_max = MAX(w->n_ff_max, l->n_ff);
         }
+        hp->n_layer = mf.n_layer;
+        m->matformer_applied = m->matformer != NULL;
         hp->n_ff = w->n_ff_max;
         m->bytes_per_token = bytes;
         return 0;
@@ -359,7 +396,7 @@ static int gemma3n_session_init(engine_session *s, char *err, size_t errlen) {
 
         size_t B = (size_t)s->n_batch, E = (size_t)hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim;
         size_t KD = (size_t)hp->n_head_kv * hp->head_dim, F = (size_t)w->n_ff_max, K = (size_t)w->n_altup;
-        size_t LP = (size_t)hp->n_layer * (size_t)w->n_ple, P = (size_t)w->n_ple, R = (size_t)w->laurel_rank;
+        size_t LP = (size_t)w->n_layer_file * (size_t)w->n_ple, P = (size_t)w->n_ple, R = (size_t)w->laurel_rank;
         size_t att = ops_attention_scratch_floats(s->n_ctx, hp->n_head_kv, hp->n_head) * (size_t)m->n_threads;
         size_t widest = MAX(MAX(MAX(E, QD), MAX(F, P)), MAX(R, K));
         size_t sizes[] = {
@@ -433,7 +470,7 @@ static int gemma3n_forward(engine_session *s, const int32_t *tokens, int32_t n, 
         threadpool *tp = matmul_ctx_pool(mm);
         int32_t pos0 = s->n_past, K = w->n_altup, a = w->i_act, L = hp->n_layer;
         int64_t E = hp->n_embd, QD = (int64_t)hp->n_head * hp->head_dim;
-        int64_t KD = (int64_t)hp->n_head_kv * hp->head_dim, P = w->n_ple, LP = (int64_t)L * P;
+        int64_t KD = (int64_t)hp->n_head_kv * hp->head_dim, P = w->n_ple, LP = (int64_t)w->n_layer_file * P;
         size_t SB = (size_t)s->n_batch * (size_t)E; /* floats between streams */
         float eps = hp->norm_eps;
         int r;
@@ -460,7 +497,7 @@ static int gemma3n_forward(engine_session *s, const int32_t *tokens, int32_t n, 
         if (r < 0)
                 return r;
         gemma_ops_scale(st->plp, (int64_t)n * LP, 1.0f / sqrtf((float)E));
-        ops_rmsnorm(tp, st->plp, st->plp, w->ple_proj_norm, (int64_t)n * L, P, eps);
+        ops_rmsnorm(tp, st->plp, st->plp, w->ple_proj_norm, (int64_t)n * w->n_layer_file, P, eps);
         for (int64_t i = 0; i < (int64_t)n * LP; i++)
                 st->pli[i] = (st->pli[i] + st->plp[i]) * (1.0f / sqrtf(2.0f));
 
@@ -572,7 +609,7 @@ static int gemma3n_forward(engine_session *s, const int32_t *tokens, int32_t n, 
                 gemma_ops_gelu(tp, st->g, (int64_t)n * P);
                 for (int32_t t = 0; t < n; t++)
                         for (int64_t i = 0; i < P; i++)
-                                st->g[t * P + i] *= st->pli[t * LP + (int64_t)il * P + i];
+                                st->g[t * P + i] *= st->pli[t * LP + (int64_t)l->orig * P + i];
                 r = gemma_matmul(mm, &l->ple_proj, st->g, n, st->y, st->tmp);
                 if (r < 0)
                         return r;

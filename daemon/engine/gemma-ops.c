@@ -128,6 +128,61 @@ void gemma_gaussian_topk(float *x, int64_t n, float std_mul) {
  * This forces the path of the model's matmul context for the duration of
  * the call (one forward pass at a time per model). */
 
+/* Weights whose rows are longer than n_in (the first n_in columns of a
+ * wider matrix, MatFormer's in-place slices): the activations converted to
+ * the dot type once, then every row dotted with every token on the pool. */
+typedef struct strided_job {
+        const weight *w;
+        vec_dot_fn dot;
+        const uint8_t *act;
+        size_t act_row;
+        int64_t n_tokens;
+        float *y;
+} strided_job;
+
+static void strided_worker(void *p, int ith, int nth) {
+        const strided_job *j = p;
+        int64_t n = j->w->n_out, r0 = n * ith / nth, r1 = n * (ith + 1) / nth;
+
+        for (int64_t r = r0; r < r1; r++) {
+                const uint8_t *row = (const uint8_t *)j->w->data + (size_t)r * j->w->row_bytes;
+                for (int64_t t = 0; t < j->n_tokens; t++)
+                        j->dot(j->w->n_in, &j->y[t * j->w->n_out + r], row, j->act + (size_t)t * j->act_row);
+        }
+}
+
+static int matmul_strided(matmul_ctx *mm, const weight *w, uint32_t dt, const float *x, int64_t n_tokens, float *y,
+                          float *tmp) {
+        const kernel_set *k = kernels_best();
+        strided_job j = { .w = w, .dot = k->vec_dot[w->type], .n_tokens = n_tokens, .y = y };
+        size_t row;
+        int r;
+
+        if (!j.dot)
+                return -EOPNOTSUPP;
+        if (dt == TYPE_F32) {
+                j.act = (const uint8_t *)x;
+                j.act_row = (size_t)w->n_in * sizeof(float);
+        } else {
+                /* the converted rows are never larger than the floats */
+                r = type_row_size(dt, w->n_in, &row);
+                if (r < 0)
+                        return r;
+                if (row > (size_t)w->n_in * sizeof(float) || !k->from_float[dt])
+                        return -EOPNOTSUPP;
+                for (int64_t i = 0; i < n_tokens; i++)
+                        k->from_float[dt](x + i * w->n_in, (uint8_t *)tmp + (size_t)i * row, w->n_in);
+                j.act = (const uint8_t *)tmp;
+                j.act_row = row;
+        }
+        threadpool *tp = matmul_ctx_pool(mm);
+        if (tp && threadpool_size(tp) > 1 && w->n_out >= 64)
+                threadpool_run(tp, strided_worker, &j);
+        else
+                strided_worker(&j, 0, 1);
+        return 0;
+}
+
 int gemma_matmul(matmul_ctx *mm, const weight *w, const float *x, int64_t n_tokens, float *y, float *tmp) {
         const type_traits *t = type_traits_get(w->type);
         const kernel_set *k = kernels_best();
@@ -135,10 +190,15 @@ int gemma_matmul(matmul_ctx *mm, const weight *w, const float *x, int64_t n_toke
         size_t row;
         int r;
 
-        if (!t)
+        if (!t || n_tokens <= 0)
                 return -EINVAL;
         dt = t->vec_dot_type;
-        if (dt == TYPE_F32 || n_tokens <= 0)
+        r = type_row_size(w->type, w->n_in, &row);
+        if (r < 0 || row > w->row_bytes)
+                return -EINVAL;
+        if (row < w->row_bytes)
+                return matmul_strided(mm, w, dt, x, n_tokens, y, tmp);
+        if (dt == TYPE_F32)
                 return matmul(mm, w, x, n_tokens, y);
         if (!k->from_float[dt] || !k->to_float[dt])
                 return -EOPNOTSUPP;

@@ -44,5 +44,8 @@ static inline int64_t gemma_matmul_scratch_floats(int64_t n_in, int64_t n_tokens
         return n_in * n_tokens;
 }
 /* y = x W^T with x first rounded to the weight's dot type (into tmp, which
- * holds gemma_matmul_scratch_floats()); for F32 weights tmp is unused. */
+ * holds gemma_matmul_scratch_floats()); for F32 weights tmp is unused.
+ * W may have rows longer than n_in (row_bytes more than n_in elements take:
+ * the first n_in columns of a wider matrix, as MatFormer slices it); those
+ * run on the dot kernels row by row. */
 int gemma_matmul(matmul_ctx *mm, const weight *w, const float *x, int64_t n_tokens, float *y, float *tmp);

@@ -213,9 +213,14 @@ static int model_load(gguf_file *g, const engine_model_params *p, engine_model *
         if (r < 0)
                 return r;
 
+        m->matformer = p->matformer;
         r = m->arch->load(m, err, errlen);
+        m->matformer = NULL;
         if (r < 0)
                 return r;
+        if (p->matformer && !m->matformer_applied)
+                return set_error(err, errlen, -EOPNOTSUPP, "architecture '%s' has no nested sub-models (matformer)",
+                                 m->arch_name);
 
         m->n_threads = p->n_threads > 0 ? p->n_threads : (int)MAX(1L, sysconf(_SC_NPROCESSORS_ONLN));
         /* A thread per MiB of weights read per token at most: below that a

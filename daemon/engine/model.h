@@ -37,6 +37,10 @@ struct engine_model {
         model_hparams hp;
         void *arch_data;           /* the architecture's weights, arch->unload frees */
         uint64_t bytes_per_token;  /* weights read per generated token */
+        /* engine_model_params.matformer during arch->load only; an
+         * architecture that applies it sets matformer_applied. */
+        const char *matformer;
+        bool matformer_applied;
 
         /* Threads and matmul scratch.  One evaluation at a time per model:
          * sessions of one model take turns (the lock), so the thread pool is
