@@ -18,7 +18,7 @@ static bool avx2_supported(void) {
 }
 
 #define H2F(h) _cvtsh_ss(h)
-#define PREFETCH_AHEAD 512
+#define PREFETCH_AHEAD 2048 /* bytes of weights ahead of the loads (measured: 512 5.7, 1024 7.2, 2048 8.2, 4096 6.5 GB/s for q4_0, 1 thread) */
 
 static inline float hsum_ps(__m256 v) {
         __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));

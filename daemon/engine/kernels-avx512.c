@@ -27,7 +27,7 @@ static inline __m512i load2x256(const void *lo, const void *hi) {
 /* One half to float with F16C, inline (the scalar converter is a call). */
 #define H2F(h) _cvtsh_ss(h)
 
-#define PREFETCH_AHEAD 512
+#define PREFETCH_AHEAD 2048 /* bytes of weights ahead of the loads (measured: 512 5.7, 1024 7.2, 2048 8.2, 4096 6.5 GB/s for q4_0, 1 thread) */
 
 /* [w0*a0 x8, w1*a1 x8] from four halves, converted together. */
 static inline __m512 scale_pair(uint16_t w0, uint16_t w1, uint16_t a0, uint16_t a1) {
