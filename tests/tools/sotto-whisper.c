@@ -53,11 +53,11 @@ static int run(int argc, char **argv) {
         static const struct option opts[] = {
                 { "threads", required_argument, NULL, 't' },  { "language", required_argument, NULL, 'l' },
                 { "no-timestamps", no_argument, NULL, 'n' }, { "tokens", no_argument, NULL, 'T' },
-                { "audio-ctx", required_argument, NULL, 'a' }, {},
+                { "audio-ctx", required_argument, NULL, 'a' }, { "bench", no_argument, NULL, 'B' }, {},
         };
         whisper_params wp;
         whisper_state_params sp;
-        bool tokens = false;
+        bool tokens = false, bench = false;
         int c;
 
         whisper_default_params(&wp);
@@ -69,6 +69,7 @@ static int run(int argc, char **argv) {
                 case 'n': wp.no_timestamps = true; break;
                 case 'T': tokens = true; break;
                 case 'a': sp.audio_ctx = atoi(optarg); break;
+                case 'B': bench = true; break;
                 default: return 2;
                 }
         }
@@ -107,6 +108,25 @@ static int run(int argc, char **argv) {
                 goto out;
         }
         double t2 = now();
+        if (bench) {
+                /* one 30 s window: mel, encoder, 64 single-token decoder steps */
+                float *mel = NULL, *logits = malloc((size_t)whisper_model_hparams(m)->n_vocab * sizeof(float));
+                int32_t n_len, tok = whisper_model_special(m)->sot;
+                if (!logits || (r = whisper_log_mel(m, pcm, n, sp.n_threads, &mel, &n_len)) < 0)
+                        goto bench_out;
+                double b0 = now();
+                if ((r = whisper_encode(s, mel, n_len, 0)) < 0)
+                        goto bench_out;
+                double b1 = now();
+                for (int i = 0; i < 64 && r >= 0; i++)
+                        r = whisper_decode(s, &tok, 1, i, logits);
+                double b2 = now();
+                printf("mel %.3f s, encode %.3f s, decode %.2f ms/token\n", b0 - t2, b1 - b0, (b2 - b1) / 64 * 1e3);
+        bench_out:
+                free(mel);
+                free(logits);
+                goto out;
+        }
         if ((r = whisper_transcribe(s, &wp, pcm, n, &res)) < 0) {
                 fprintf(stderr, "transcription failed: %s\n", strerror(-r));
                 goto out;
