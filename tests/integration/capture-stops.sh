@@ -2,7 +2,8 @@
 # sotto-capture ends with a named reason, never a hang: the reader closing
 # the output pipe gives reader-closed (exit 10); the source node destroyed
 # mid-capture gives source-vanished (exit 11); PipeWire dying gives
-# disconnected (exit 12).  While it runs, its seccomp
+# disconnected (exit 12); a stop byte on the control fd a clean stop (0).
+# While it runs, its seccomp
 # filter is in place (Seccomp: 2) and, started as root, it runs as nobody.
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
@@ -41,6 +42,21 @@ wait_capture "reader closed"
 grep -q "sotto-capture: stop: reader-closed" "$W/status" || fail "reader closed: $(cat "$W/status")"
 [ $rc -eq 10 ] || fail "reader closed: exit code $rc, not 10"
 note "reader closed: $(cat "$W/status")"
+
+# 1b. A stop byte on the control fd: a clean stop (exit 0).
+rm -f "$W/out" "$W/ctl" && mkfifo "$W/out" "$W/ctl"
+exec 5<>"$W/ctl"
+pw__exec=exec pw_run "$W/pw" "$BUILD/tests/capture-run" "" "$BUILD/sotto-capture" --output-fd 3 --control-fd 4 \
+	--user nobody 3>"$W/out" 4<&5 2>"$W/status" &
+CAP=$!
+cat "$W/out" > /dev/null &
+pw__wait 5 grep -q "^Seccomp:[[:space:]]*2" /proc/$CAP/status || fail "stop byte: capture did not start"
+echo x >&5
+wait_capture "stop byte"
+exec 5>&-
+grep -q "sotto-capture: stop: stopped" "$W/status" || fail "stop byte: rc=$rc $(cat "$W/status")"
+[ $rc -eq 0 ] || fail "stop byte: exit code $rc, not 0"
+note "stop byte: $(cat "$W/status")"
 
 # 2. Sandbox while capturing, then the source goes away.
 rm -f "$W/out" && mkfifo "$W/out"
