@@ -17,7 +17,7 @@ done
 W=$(mktemp -d /tmp/sotto-capture-speech.XXXXXX)
 chmod 755 "$W"
 CAP=""
-trap '[ -n "$CAP" ] && kill $CAP 2>/dev/null; pw_stop "$W/pw"; rm -rf "$W"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; [ -n "$CAP" ] && kill $CAP 2>/dev/null; pw_stop "$W/pw"; rm -rf "$W"' EXIT
 pw_start "$W/pw" || fail "headless PipeWire did not start"
 
 espeak-ng -w "$W/speech-22k.wav" "The quick brown fox jumps over the lazy dog, then dictates a letter."

@@ -17,7 +17,7 @@ done
 W=$(mktemp -d /tmp/sotto-capture-stops.XXXXXX)
 chmod 755 "$W"
 CAP=""
-trap '[ -n "$CAP" ] && kill -9 $CAP 2>/dev/null; pw_stop "$W/pw"; rm -rf "$W"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; [ -n "$CAP" ] && kill -9 $CAP 2>/dev/null; pw_stop "$W/pw"; rm -rf "$W"' EXIT
 pw_start "$W/pw" || fail "headless PipeWire did not start"
 
 # Waits up to 10 s for the capture to end; its exit code in $rc.

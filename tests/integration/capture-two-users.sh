@@ -20,7 +20,7 @@ done
 W=$(mktemp -d /tmp/sotto-capture-users.XXXXXX)
 chmod 755 "$W"
 CAP=""
-trap '[ -n "$CAP" ] && kill -9 $CAP 2>/dev/null; pw_stop "$W/a"; pw_stop "$W/b"; rm -rf "$W"' EXIT
+trap 'kill $(jobs -p) 2>/dev/null; [ -n "$CAP" ] && kill -9 $CAP 2>/dev/null; pw_stop "$W/a"; pw_stop "$W/b"; rm -rf "$W"' EXIT
 pw_start "$W/a" sotto-cap-a || fail "user A's PipeWire did not start"
 pw_start "$W/b" sotto-cap-b || fail "user B's PipeWire did not start"
 
