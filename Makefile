@@ -99,4 +99,4 @@ clean:
 
 .PHONY: all tests deps check run bench clean
 
--include $(shell find $(BUILD) -name '*.d' 2>/dev/null)
+-include $(shell find $(BUILD) -type f -name '*.d' 2>/dev/null)
