@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "macro.h"
+#include "merge-heap.h"
 #include "tokenizer-internal.h"
 #include "unicode.h"
 
@@ -20,53 +21,11 @@ typedef struct bpe_sym {
         uint32_t off, n; /* n == 0: merged away */
 } bpe_sym;
 
-typedef struct bpe_pair {
-        int32_t rank;
-        int32_t left, right;
-        uint32_t size;
-} bpe_pair;
-
-/* Min-heap: lowest rank first, then the leftmost pair. */
-static bool pair_before(const bpe_pair *a, const bpe_pair *b) {
-        return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
-}
-
-static void heap_push(bpe_pair *h, size_t *n, bpe_pair p) {
-        size_t i = (*n)++;
-        while (i > 0) {
-                size_t parent = (i - 1) / 2;
-                if (!pair_before(&p, &h[parent]))
-                        break;
-                h[i] = h[parent];
-                i = parent;
-        }
-        h[i] = p;
-}
-
-static bpe_pair heap_pop(bpe_pair *h, size_t *n) {
-        bpe_pair top = h[0], last = h[--*n];
-        size_t i = 0;
-        for (;;) {
-                size_t c = 2 * i + 1;
-                if (c >= *n)
-                        break;
-                if (c + 1 < *n && pair_before(&h[c + 1], &h[c]))
-                        c++;
-                if (!pair_before(&h[c], &last))
-                        break;
-                h[i] = h[c];
-                i = c;
-        }
-        if (*n > 0)
-                h[i] = last;
-        return top;
-}
-
 typedef struct bpe_state {
         const tokenizer *t;
         const char *word;
         bpe_sym *sym;
-        bpe_pair *heap;
+        merge_pair *heap;
         size_t n_heap;
 } bpe_state;
 
@@ -77,7 +36,7 @@ static void try_pair(bpe_state *s, int32_t l, int32_t r) {
         int32_t rank = tok_merge_rank(s->t, s->word + a->off, a->n, s->word + b->off, b->n);
         if (rank < 0)
                 return;
-        heap_push(s->heap, &s->n_heap, (bpe_pair){ rank, l, r, a->n + b->n });
+        merge_heap_push(s->heap, &s->n_heap, (merge_pair){ -(double)rank, l, r, a->n + b->n });
 }
 
 static int emit(const tokenizer *t, const char *s, size_t n, tok_vec *out) {
@@ -97,7 +56,7 @@ static int emit(const tokenizer *t, const char *s, size_t n, tok_vec *out) {
         return 0;
 }
 
-static int encode_word(const tokenizer *t, const char *word, size_t n, bpe_sym *sym, bpe_pair *heap, tok_vec *out) {
+static int encode_word(const tokenizer *t, const char *word, size_t n, bpe_sym *sym, merge_pair *heap, tok_vec *out) {
         size_t n_sym = 0;
         int r;
 
@@ -117,7 +76,7 @@ static int encode_word(const tokenizer *t, const char *word, size_t n, bpe_sym *
                 try_pair(&s, (int32_t)i - 1, (int32_t)i);
 
         while (s.n_heap > 0) {
-                bpe_pair p = heap_pop(heap, &s.n_heap);
+                merge_pair p = merge_heap_pop(heap, &s.n_heap);
                 bpe_sym *left = &sym[p.left], *right = &sym[p.right];
                 /* Symbols only grow, and the left one can only grow by
                  * taking the right one: equal sizes mean the same pair. */
@@ -143,7 +102,7 @@ int tokenizer_bpe_encode(const tokenizer *t, const char *text, size_t len, tok_v
         _cleanup_free_ size_t *words = NULL;
         _cleanup_free_ char *enc = NULL;
         _cleanup_free_ bpe_sym *sym = NULL;
-        _cleanup_free_ bpe_pair *heap = NULL;
+        _cleanup_free_ merge_pair *heap = NULL;
         size_t n_cpts = 0, n_words = 0;
         int r;
 
@@ -165,7 +124,7 @@ int tokenizer_bpe_encode(const tokenizer *t, const char *text, size_t len, tok_v
                 max_word = MAX(max_word, words[w]);
         enc = malloc(8 * max_word + 1);
         sym = malloc(8 * max_word * sizeof(bpe_sym) + 1);
-        heap = malloc(3 * 8 * max_word * sizeof(bpe_pair) + 1);
+        heap = malloc(3 * 8 * max_word * sizeof(merge_pair) + 1);
         if (!enc || !sym || !heap)
                 return -ENOMEM;
 

@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "macro.h"
+#include "merge-heap.h"
 #include "tokenizer-internal.h"
 #include "unicode.h"
 
@@ -20,53 +21,11 @@ typedef struct spm_sym {
         uint32_t off, n; /* n == 0: merged away */
 } spm_sym;
 
-typedef struct spm_pair {
-        float score;
-        int32_t left, right;
-        uint32_t size; /* bytes of left + right when pushed; stale if changed */
-} spm_pair;
-
-/* Max-heap: higher score first, then the leftmost pair. */
-static bool pair_before(const spm_pair *a, const spm_pair *b) {
-        return a->score > b->score || (a->score == b->score && a->left < b->left);
-}
-
-static void heap_push(spm_pair *h, size_t *n, spm_pair p) {
-        size_t i = (*n)++;
-        while (i > 0) {
-                size_t parent = (i - 1) / 2;
-                if (!pair_before(&p, &h[parent]))
-                        break;
-                h[i] = h[parent];
-                i = parent;
-        }
-        h[i] = p;
-}
-
-static spm_pair heap_pop(spm_pair *h, size_t *n) {
-        spm_pair top = h[0], last = h[--*n];
-        size_t i = 0;
-        for (;;) {
-                size_t c = 2 * i + 1;
-                if (c >= *n)
-                        break;
-                if (c + 1 < *n && pair_before(&h[c + 1], &h[c]))
-                        c++;
-                if (!pair_before(&h[c], &last))
-                        break;
-                h[i] = h[c];
-                i = c;
-        }
-        if (*n > 0)
-                h[i] = last;
-        return top;
-}
-
 typedef struct spm_state {
         const tokenizer *t;
         const char *text;
         spm_sym *sym;
-        spm_pair *heap;
+        merge_pair *heap;
         size_t n_heap;
 } spm_state;
 
@@ -78,13 +37,13 @@ static void try_pair(spm_state *s, int32_t l, int32_t r) {
         int32_t id = tok_lookup(s->t, s->text + s->sym[l].off, size);
         if (id < 0)
                 return;
-        heap_push(s->heap, &s->n_heap, (spm_pair){ s->t->tokens[id].score, l, r, size });
+        merge_heap_push(s->heap, &s->n_heap, (merge_pair){ s->t->tokens[id].score, l, r, size });
 }
 
 int tokenizer_spm_encode(const tokenizer *t, const char *text, size_t len, bool space_prefix, tok_vec *out) {
         _cleanup_free_ char *buf = NULL;
         _cleanup_free_ spm_sym *sym = NULL;
-        _cleanup_free_ spm_pair *heap = NULL;
+        _cleanup_free_ merge_pair *heap = NULL;
         size_t n = 0, n_sym = 0;
         int r;
 
@@ -111,7 +70,7 @@ int tokenizer_spm_encode(const tokenizer *t, const char *text, size_t len, bool 
 
         /* One symbol per UTF-8 character (by the lead byte only). */
         sym = malloc(n * sizeof(spm_sym));
-        heap = malloc(3 * n * sizeof(spm_pair)); /* n-1 seeds + 2 per merge */
+        heap = malloc(3 * n * sizeof(merge_pair)); /* n-1 seeds + 2 per merge */
         if (!sym || !heap)
                 return -ENOMEM;
         for (size_t off = 0; off < n;) {
@@ -127,7 +86,7 @@ int tokenizer_spm_encode(const tokenizer *t, const char *text, size_t len, bool 
                 try_pair(&s, (int32_t)i - 1, (int32_t)i);
 
         while (s.n_heap > 0) {
-                spm_pair p = heap_pop(heap, &s.n_heap);
+                merge_pair p = merge_heap_pop(heap, &s.n_heap);
                 spm_sym *left = &sym[p.left], *right = &sym[p.right];
                 if (left->n == 0 || right->n == 0 || left->n + right->n != p.size)
                         continue; /* one side changed since the pair was pushed */
