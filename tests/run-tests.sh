@@ -46,8 +46,17 @@ done
 for t in "$BUILD"/san/tests/test-*; do
 	[ -x "$t" ] && run_one "asan/$(basename "$t")" "$t"
 done
+# Tests that change the machine itself (install packages or polkit files,
+# add users) say "# sotto-test: system-wide" and take a lock, so that two
+# checkouts tested at once on one machine do not trip over each other.
+SYSTEM_LOCK=${SYSTEM_LOCK:-/tmp/sotto-system-tests.lock}
 for t in tests/integration/*.sh; do
-	[ -x "$t" ] && run_one "integration/$(basename "$t" .sh)" "$t"
+	[ -x "$t" ] || continue
+	if grep -q '^# sotto-test: system-wide' "$t"; then
+		run_one "integration/$(basename "$t" .sh)" flock "$SYSTEM_LOCK" "$t"
+	else
+		run_one "integration/$(basename "$t" .sh)" "$t"
+	fi
 done
 for f in "$BUILD"/fuzz/fuzz-*; do
 	[ -x "$f" ] || continue

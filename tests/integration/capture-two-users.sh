@@ -1,4 +1,5 @@
 #!/bin/bash
+# sotto-test: system-wide
 # Two users, each with their own PipeWire (as root: made with useradd).  A
 # capture on user A's connection fd hears A's test-mic and never user B's:
 # while speech plays into B's mic, A's pipe stays silent; then the same

@@ -1,4 +1,5 @@
 #!/bin/bash
+# sotto-test: system-wide
 # Builds the Debian packages from packaging/debian (dpkg-buildpackage -us -uc
 # -b in a copy of the tracked files), checks them with lintian (no errors or
 # warnings), installs them, and lets an ordinary user created for the test use

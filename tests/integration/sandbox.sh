@@ -1,4 +1,5 @@
 #!/bin/bash
+# sotto-test: system-wide
 # The worker, once set up, cannot open a file or a socket, create a file or
 # execute a program: a worker built with test hooks tries each after its
 # sandbox is in place.  Also checks its seccomp mode, no_new_privs, empty

@@ -1,4 +1,5 @@
 #!/bin/bash
+# sotto-test: system-wide
 # A private system-type bus that reads the installed policy
 # (dbus/org.sotto.Sotto1.conf).  Started by root, sottod switches to user
 # sotto itself, owns the name, and serves root and an unprivileged user;
