@@ -202,6 +202,8 @@ static int append_options(sd_bus_message *m, const sotto_options *o) {
                         return r;
                 if (o->max_tokens > 0 && (r = sd_bus_message_append(m, "{sv}", "max-tokens", "u", o->max_tokens)) < 0)
                         return r;
+                if (o->raw && (r = sd_bus_message_append(m, "{sv}", "raw", "b", 1)) < 0)
+                        return r;
                 if (o->stop) {
                         if ((r = sd_bus_message_open_container(m, 'e', "sv")) < 0 ||
                             (r = sd_bus_message_append(m, "s", "stop")) < 0 ||

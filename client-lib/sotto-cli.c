@@ -423,6 +423,7 @@ static void usage(FILE *f) {
                    "  --temperature T      0 for greedy; default the service's (0.8)\n"
                    "  --seed N             random seed, for repeatable answers\n"
                    "  --max-tokens N       longest answer\n"
+                   "  --raw                the prompt as it is, without the model's chat template\n"
                    "  --model NAME         fail unless the service runs this model\n"
                    "  --json               machine-readable output\n"
                    "  --system, --session  which bus (default: system if the service is there)\n"
@@ -448,7 +449,8 @@ static const struct option cli_options[] = {
         { "max-tokens", required_argument, NULL, 'M' },  { "model", required_argument, NULL, 'm' },
         { "json", no_argument, NULL, 'j' },              { "system", no_argument, NULL, 'y' },
         { "session", no_argument, NULL, 'u' },           { "address", required_argument, NULL, 'A' },
-        { "help", no_argument, NULL, 'h' },              {},
+        { "raw", no_argument, NULL, 'r' },               { "help", no_argument, NULL, 'h' },
+        {},
 };
 
 /* Options up to the first non-option; returns optind, -EXIT_USAGE, or 0 after --help. */
@@ -486,6 +488,7 @@ static int parse_options(int argc, char **argv) {
                         break;
                 case 'm': arg.model = optarg; break;
                 case 'j': arg.json = true; break;
+                case 'r': arg.opts.raw = true; break;
                 case 'y': arg.bus = 1; break;
                 case 'u': arg.bus = 2; break;
                 case 'A': arg.address = optarg; break;

@@ -53,6 +53,7 @@ typedef struct sotto_options {
         bool has_seed;
         uint32_t max_tokens;      /* 0: default */
         const char *const *stop;  /* NULL-terminated list, or NULL */
+        bool raw;                 /* the prompt without the model's chat template */
 } sotto_options;
 
 void sotto_options_init(sotto_options *o);

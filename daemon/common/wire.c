@@ -215,6 +215,7 @@ int wire_encode_generate(wire_buf *b, const wire_generate *g) {
         wire_put_f32(b, p->repeat_penalty);
         wire_put_u64(b, p->seed);
         wire_put_u32(b, p->max_tokens);
+        wire_put_u32(b, p->raw ? 1u : 0u); /* flags */
         wire_put_u32(b, p->n_stop);
         for (uint32_t i = 0; i < p->n_stop; i++)
                 wire_put_bytes(b, p->stop[i], (uint32_t)strlen(p->stop[i]));
@@ -234,7 +235,10 @@ int wire_decode_generate(const uint8_t *payload, size_t len, wire_generate *g) {
             wire_get_u32(&r, &p->max_tokens) < 0)
                 return -EBADMSG;
         p->top_k = (int32_t)top_k;
-        uint32_t n_stop;
+        uint32_t flags, n_stop;
+        if (wire_get_u32(&r, &flags) < 0 || flags > 1u)
+                return -EBADMSG;
+        p->raw = flags & 1u;
         if (wire_get_u32(&r, &n_stop) < 0 || n_stop > WIRE_MAX_STOP)
                 return -EBADMSG;
         for (uint32_t i = 0; i < n_stop; i++) {

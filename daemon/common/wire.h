@@ -43,6 +43,7 @@ typedef struct gen_params {
         float repeat_penalty;
         uint64_t seed;
         uint32_t max_tokens;
+        bool raw; /* the prompt as it is, without the model's chat template */
         uint32_t n_stop;
         char *stop[WIRE_MAX_STOP]; /* owned, NUL-terminated */
 } gen_params;

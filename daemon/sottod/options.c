@@ -8,12 +8,12 @@
 #include "daemon/sottod/options.h"
 #include "macro.h"
 
-enum { OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P, OPT_REPEAT, OPT_SEED, OPT_MAX_TOKENS, OPT_STOP, _OPT_MAX };
+enum { OPT_TEMPERATURE, OPT_TOP_K, OPT_TOP_P, OPT_MIN_P, OPT_REPEAT, OPT_SEED, OPT_MAX_TOKENS, OPT_STOP, OPT_RAW, _OPT_MAX };
 
 static const char *const option_names[_OPT_MAX] = {
         [OPT_TEMPERATURE] = "temperature", [OPT_TOP_K] = "top-k",         [OPT_TOP_P] = "top-p",
         [OPT_MIN_P] = "min-p",             [OPT_REPEAT] = "repeat-penalty", [OPT_SEED] = "seed",
-        [OPT_MAX_TOKENS] = "max-tokens",   [OPT_STOP] = "stop",
+        [OPT_MAX_TOKENS] = "max-tokens",   [OPT_STOP] = "stop",             [OPT_RAW] = "raw",
 };
 
 static int invalid(sd_bus_error *error, const char *fmt, const char *key) {
@@ -86,7 +86,7 @@ int options_parse(sd_bus_message *m, gen_params *p, sd_bus_error *error) {
                 if (k == _OPT_MAX) {
                         r = sd_bus_error_setf(error, SOTTO_ERROR_INVALID_INPUT,
                                               "Unknown option '%.64s'. Known options: temperature, top-k, top-p, "
-                                              "min-p, repeat-penalty, seed, max-tokens, stop.",
+                                              "min-p, repeat-penalty, seed, max-tokens, stop, raw.",
                                               key);
                         goto fail;
                 }
@@ -133,6 +133,16 @@ int options_parse(sd_bus_message *m, gen_params *p, sd_bus_error *error) {
                         if (r < 0)
                                 goto fail;
                         stop_given = true;
+                } else if (k == OPT_RAW) {
+                        int b;
+                        if (t != 'b') {
+                                r = invalid(error, "Option '%s' must be a boolean (b).", option_names[k]);
+                                goto fail;
+                        }
+                        r = sd_bus_message_read_basic(m, 'b', &b);
+                        if (r < 0)
+                                goto fail;
+                        new.raw = b;
                 } else if (k == OPT_TEMPERATURE || k == OPT_TOP_P || k == OPT_MIN_P || k == OPT_REPEAT) {
                         double d;
                         if (t == 'd') {

@@ -5,6 +5,8 @@
  *   sotto-engine greedy   MODEL.gguf TOKENS.i32 N         N greedy ids, space-separated
  *   sotto-engine tokenize MODEL.gguf TEXT [--no-bos]      token ids, space-separated
  *   sotto-engine generate MODEL.gguf PROMPT N [sampling]  streams the prompt and N new tokens
+ *   sotto-engine chat     MODEL.gguf N TURN...  a conversation in the Gemma chat template: for each
+ *                         user TURN, one JSON line with the answer (at most N tokens) and its counts
  *
  * Options (anywhere): -t/--threads N; for generate --temp T (0: greedy,
  * the default), --top-k K, --top-p P, --min-p P, --repeat-penalty R,
@@ -41,7 +43,9 @@ static int usage(void) {
                 "  tokenize MODEL.gguf TEXT [--no-bos]      token ids of TEXT\n"
                 "  generate MODEL.gguf PROMPT N             stream N tokens of text after PROMPT\n"
                 "           [--temp T] [--top-k K] [--top-p P] [--min-p P] [--repeat-penalty R]\n"
-                "           [--repeat-last-n N] [--seed S]   (default: greedy)\n");
+                "           [--repeat-last-n N] [--seed S]   (default: greedy)\n"
+                "  chat     MODEL.gguf N TURN...        answer each user TURN in the chat template, one\n"
+                "                                       JSON line per turn (same sampling options)\n");
         return 2;
 }
 
@@ -345,6 +349,144 @@ static int cmd_generate(char **argv) {
         return 0;
 }
 
+/* ---- chat ---- */
+
+/* The conversation as the reference builds it: the template rendered as
+ * text and tokenized with control tokens recognized (the worker splices the
+ * markers in by id instead, daemon/worker/worker-chat.c; both must agree).
+ * Each answer stays in the context for the next turn; one that did not end
+ * on <end_of_turn> is closed before the next user turn. */
+static int turn_text(const char *turn, bool first, bool open, char **ret) {
+        size_t n = strlen(turn);
+        while (n > 0 && strchr(" \t\n\r\v\f", turn[0])) {
+                turn++;
+                n--;
+        }
+        while (n > 0 && strchr(" \t\n\r\v\f", turn[n - 1]))
+                n--;
+        if (asprintf(ret, "%s%s<start_of_turn>user\n%.*s<end_of_turn>\n<start_of_turn>model\n",
+                     open ? "<end_of_turn>" : "", first ? "" : "\n", (int)n, turn) < 0)
+                return -ENOMEM;
+        return 0;
+}
+
+static void put_json_string(const char *s, size_t n) {
+        putchar('"');
+        for (size_t i = 0; i < n; i++) {
+                unsigned char c = (unsigned char)s[i];
+                if (c == '"' || c == '\\')
+                        printf("\\%c", c);
+                else if (c < 0x20)
+                        printf("\\u%04x", c);
+                else
+                        putchar(c);
+        }
+        putchar('"');
+}
+
+static int cmd_chat(char **argv, int argc) {
+        _cleanup_(engine_model_freep) engine_model *m = NULL;
+        _cleanup_(engine_session_freep) engine_session *s = NULL;
+        _cleanup_(engine_sampler_freep) engine_sampler *smp = NULL;
+        _cleanup_free_ float *logits = NULL;
+        const tokenizer *tok;
+        int32_t n_vocab;
+        bool open = false;
+        long count;
+        int r;
+
+        if (parse_int(argv[1], 1, INT32_MAX, &count) < 0) {
+                fprintf(stderr, "sotto-engine: '%s' is not a token count\n", argv[1]);
+                return -EINVAL;
+        }
+        if ((r = load_model(argv[0], &m)) < 0)
+                return r;
+        tok = engine_model_tokenizer(m);
+        if (tokenizer_find(tok, "<start_of_turn>") < 0 || tokenizer_find(tok, "<end_of_turn>") < 0) {
+                fprintf(stderr, "sotto-engine: %s has no chat template (no <start_of_turn>)\n", argv[0]);
+                return -EOPNOTSUPP;
+        }
+        if ((r = new_session(m, MAX(MIN(engine_model_n_ctx_train(m), 4096), 64), &s)) < 0)
+                return r;
+        n_vocab = engine_model_n_vocab(m);
+        logits = malloc((size_t)n_vocab * sizeof(float));
+        if (!logits)
+                return -ENOMEM;
+
+        for (int k = 2; k < argc; k++) {
+                _cleanup_free_ char *text = NULL, *answer = NULL;
+                _cleanup_free_ int32_t *ids = NULL;
+                size_t n_ids, len = 0;
+                detok_stream ds;
+                char piece[1024];
+                int32_t n_gen = 0, id;
+                const char *why = "max-tokens";
+
+                if ((r = turn_text(argv[k], k == 2, open, &text)) < 0 ||
+                    (r = tokenize(m, text, k == 2, &ids, &n_ids)) < 0)
+                        return r;
+                /* each turn its own sampler, as each request in the worker */
+                engine_sampler_free(smp);
+                smp = NULL;
+                if ((r = engine_sampler_new(&arg.sp, n_vocab, &smp)) < 0) {
+                        fprintf(stderr, "sotto-engine: bad sampling parameters\n");
+                        return r;
+                }
+                for (size_t i = 0; i < n_ids; i++)
+                        engine_sampler_accept(smp, ids[i]);
+                if ((r = eval(s, ids, (int32_t)n_ids, false, logits)) < 0)
+                        return r;
+                answer = malloc(1);
+                if (!answer)
+                        return -ENOMEM;
+                detok_stream_init(&ds);
+                ds.first = false;
+                open = true;
+                for (;;) {
+                        id = engine_sampler_sample(smp, logits);
+                        bool end = tokenizer_is_eog(tok, id);
+                        if (!end) {
+                                n_gen++;
+                                engine_sampler_accept(smp, id);
+                                r = detok_stream_push(tok, &ds, id, piece, sizeof piece);
+                                if (r < 0)
+                                        return r;
+                                char *p = realloc(answer, len + (size_t)r + 16);
+                                if (!p)
+                                        return -ENOMEM;
+                                answer = p;
+                                memcpy(answer + len, piece, (size_t)r);
+                                len += (size_t)r;
+                        }
+                        if (end || n_gen >= count || engine_session_n_past(s) >= engine_session_n_ctx(s)) {
+                                /* the last token stays in the context */
+                                if (engine_session_n_past(s) < engine_session_n_ctx(s)) {
+                                        if ((r = eval(s, &id, 1, false, NULL)) < 0)
+                                                return r;
+                                        open = !end;
+                                }
+                                if (end)
+                                        why = "end-of-text";
+                                else if (n_gen < count)
+                                        why = "context-full";
+                                break;
+                        }
+                        if ((r = eval(s, &id, 1, false, logits)) < 0)
+                                return r;
+                }
+                r = detok_stream_flush(&ds, piece, sizeof piece);
+                if (r > 0) {
+                        memcpy(answer + len, piece, (size_t)MIN(r, 16));
+                        len += (size_t)MIN(r, 16);
+                }
+                printf("{\"text\":");
+                put_json_string(answer, len);
+                printf(",\"prompt-tokens\":%zu,\"generated-tokens\":%d,\"stop-reason\":\"%s\"}\n", n_ids, n_gen,
+                       why);
+        }
+        return fflush(stdout) == 0 ? 0 : -EIO;
+}
+
 /* ---- main ---- */
 
 static int parse_argv(int argc, char **argv) {
@@ -429,6 +571,7 @@ static int run(int argc, char **argv) {
                 { "greedy", 3, cmd_greedy },
                 { "tokenize", 2, cmd_tokenize },
                 { "generate", 3, cmd_generate },
+                { "chat", -3, NULL }, /* at least 3: MODEL N TURN... */
         };
         int r;
 
@@ -440,6 +583,14 @@ static int run(int argc, char **argv) {
         for (size_t i = 0; i < ELEMENTSOF(cmds); i++) {
                 if (strcmp(argv[optind], cmds[i].name) != 0)
                         continue;
+                if (cmds[i].n_args < 0) {
+                        if (argc - optind - 1 < -cmds[i].n_args) {
+                                fprintf(stderr, "sotto-engine: %s takes at least %d arguments\n", cmds[i].name,
+                                        -cmds[i].n_args);
+                                return usage();
+                        }
+                        return cmd_chat(argv + optind + 1, argc - optind - 1) < 0 ? 1 : 0;
+                }
                 if (argc - optind - 1 != cmds[i].n_args) {
                         fprintf(stderr, "sotto-engine: %s takes %d arguments\n", cmds[i].name, cmds[i].n_args);
                         return usage();

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "daemon/worker/stop.h"
+#include "daemon/worker/worker-chat.h"
 #include "daemon/worker/worker.h"
 #include "macro.h"
 
@@ -20,6 +21,7 @@ typedef struct wchat {
         engine_session *sess;
         bool busy;
         bool closing;
+        bool turn_open; /* the model's last answer ended without <end_of_turn> */
         struct wchat *next;
 } wchat;
 
@@ -40,6 +42,7 @@ typedef struct wreq {
         size_t text_len, text_cap, emitted;
         bool cancelled;
         bool prompt_done;
+        bool turn_closed; /* ended with its end-of-turn token in the context */
         uint64_t t_start, prompt_usec;
         struct wreq *next;
 } wreq;
@@ -144,6 +147,8 @@ static void req_finish(worker *w, wreq *q, enum wire_status status, enum wire_st
                 if (status != WIRE_OK && q->sess)
                         (void)engine_session_rewind(q->sess, q->n_past_start);
                 d.n_past = q->sess ? (uint32_t)engine_session_n_past(q->sess) : 0;
+                if (status == WIRE_OK)
+                        q->chat->turn_open = !q->turn_closed;
                 q->chat->busy = false;
                 if (q->chat->closing)
                         chat_free(w, q->chat);
@@ -244,13 +249,19 @@ static void handle_generate(worker *w, const uint8_t *payload, size_t len) {
                 c->busy = true;
                 q->chat = c;
         }
-        /* The prompt is tokenized here, in the sandbox, never in sottod.
-         * Text that spells a control token stays text (parse_special off). */
-        bool bos = !q->chat || !q->chat->sess || engine_session_n_past(q->chat->sess) == 0;
-        int r = tokenizer_encode(w->tok, g.prompt, g.prompt_len, bos, false, &q->prompt, &q->n_prompt);
+        /* The prompt is tokenized here, in the sandbox, never in sottod, in
+         * the model's chat template unless raw (worker-chat.c).  Text that
+         * spells a control token stays text (parse_special off). */
+        worker_chat_turn turn = {
+                .first = !q->chat || !q->chat->sess || engine_session_n_past(q->chat->sess) == 0,
+                .raw = q->params.raw,
+                .turn_open = q->chat && q->chat->turn_open,
+        };
+        char err[256] = "";
+        int r = worker_chat_prompt(w->tok, g.prompt, g.prompt_len, &turn, &q->prompt, &q->n_prompt, err, sizeof err);
         if (r < 0)
-                return req_finish(w, q, WIRE_ERR_INVALID, WIRE_STOP_NONE, "the prompt could not be tokenized: %s",
-                                  strerror(-r));
+                return req_finish(w, q, r == -ENOMEM ? WIRE_ERR_ENGINE : WIRE_ERR_INVALID, WIRE_STOP_NONE, "%s",
+                                  err);
         if (q->n_prompt == 0)
                 return req_finish(w, q, WIRE_ERR_INVALID, WIRE_STOP_NONE, "the prompt is empty");
         engine_sampler_params sp;
@@ -450,7 +461,7 @@ static void req_step(worker *w, wreq *q) {
         }
 
         int32_t t = q->pending;
-        bool eog = tokenizer_is_eog(w->tok, t);
+        bool eog = worker_chat_is_end(w->tok, t);
         if (!eog) {
                 /* Byte-level BPE vocabularies have tokens of 256 bytes and more
                  * (Llama 3, Qwen); 1 KiB holds any token plus a pending tail. */
@@ -473,7 +484,7 @@ static void req_step(worker *w, wreq *q) {
         if (why != WIRE_STOP_NONE) {
                 /* A chat keeps the last token in its context for the next turn. */
                 if (q->chat && engine_session_n_past(q->sess) < engine_session_n_ctx(q->sess))
-                        (void)engine_session_eval(q->sess, &t, 1, false, NULL);
+                        q->turn_closed = engine_session_eval(q->sess, &t, 1, false, NULL) >= 0 && eog;
                 char buf[16];
                 r = detok_stream_flush(&q->ds, buf, sizeof buf);
                 if (r > 0 && text_append(q, buf, (size_t)r) < 0)

@@ -33,6 +33,16 @@ const mk_preset mk_presets[] = {
                 .n_ff = 8192, .n_vocab = 128256, .n_ctx = 131072,
                 .rope_base = 500000.0f, .rms_eps = 1e-5f, .tied_output = true,
         },
+        /* A small gemma3n for service tests: every gemma3n part (per-layer
+         * embeddings, AltUp, LAuReL, sparse and sliding layers) at a size
+         * that loads and answers in milliseconds; its vocabulary has Gemma's
+         * turn markers, so the chat template applies. */
+        {
+                .name = "gemma3n-tiny", .arch = "gemma3n", .model_name = "sotto-random-gemma-3n-tiny",
+                .n_embd = 256, .n_layer = 6, .n_head = 4, .n_head_kv = 2, .head_dim = 64,
+                .n_ff = 512, .n_vocab = 1024, .n_ctx = 2048,
+                .rope_base = 1000000.0f, .rms_eps = 1e-6f, .tied_output = true,
+        },
         /* Gemma 3 1B, Gemma 3n E2B and E4B (published configurations; the
          * Gemma-specific constants are in mkmodel-gemma.c). */
         {

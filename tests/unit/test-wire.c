@@ -16,6 +16,7 @@ static void test_generate_roundtrip(void) {
         p.temperature = 0;
         p.seed = 0x1122334455667788ull;
         p.max_tokens = 77;
+        p.raw = true;
         p.n_stop = 2;
         p.stop[0] = strdup("\n\n");
         p.stop[1] = strdup("The end");
@@ -27,7 +28,7 @@ static void test_generate_roundtrip(void) {
         CHECK_EQ_INT(len + WIRE_HEADER_SIZE, b.len);
         wire_generate d;
         CHECK_OK(wire_decode_generate(b.data + WIRE_HEADER_SIZE, len, &d));
-        CHECK(d.req_id == 5 && d.chat_id == 9 && d.params.seed == p.seed && d.params.max_tokens == 77);
+        CHECK(d.req_id == 5 && d.chat_id == 9 && d.params.seed == p.seed && d.params.max_tokens == 77 && d.params.raw);
         CHECK(d.params.n_stop == 2 && !strcmp(d.params.stop[1], "The end"));
         CHECK(d.prompt_len == 6 && !memcmp(d.prompt, "héllo", 6));
         gen_params_done(&d.params);
