@@ -350,6 +350,107 @@ int wire_decode_done(const uint8_t *payload, size_t len, wire_done *d) {
         return 0;
 }
 
+/* ---- speech recognition ---- */
+
+static bool audio_start_valid(const wire_audio_start *a) {
+        if (a->format >= _WIRE_AUDIO_FORMAT_MAX || (a->flags & ~(uint32_t)_WIRE_AUDIO_FLAGS_ALL) ||
+            a->partial_ms < 100 || a->partial_ms > 10000 || a->max_seconds < 1 || a->max_seconds > 86400)
+                return false;
+        if (a->format != WIRE_AUDIO_WAV &&
+            (a->rate < 1000 || a->rate > 768000 || a->channels < 1 || a->channels > 32))
+                return false;
+        /* A live stream is raw PCM, already what recognition wants. */
+        if ((a->flags & WIRE_AUDIO_LIVE) && (a->format == WIRE_AUDIO_WAV || a->rate != 16000 || a->channels != 1))
+                return false;
+        for (const char *c = a->language; *c; c++)
+                if (!((*c >= 'a' && *c <= 'z') || *c == '-' || *c == '_'))
+                        return false;
+        return true;
+}
+
+int wire_encode_audio_start(wire_buf *b, const wire_audio_start *a) {
+        if (!audio_start_valid(a) || strnlen(a->language, sizeof a->language) >= sizeof a->language)
+                return -EINVAL;
+        size_t at = begin_frame(b, WIRE_AUDIO_START);
+        wire_put_u64(b, a->req_id);
+        wire_put_u32(b, a->format);
+        wire_put_u32(b, a->rate);
+        wire_put_u32(b, a->channels);
+        wire_put_u32(b, a->flags);
+        wire_put_u32(b, a->partial_ms);
+        wire_put_u32(b, a->max_seconds);
+        wire_put_bytes(b, a->language, (uint32_t)strlen(a->language));
+        return finish_frame(b, at);
+}
+
+int wire_decode_audio_start(const uint8_t *payload, size_t len, wire_audio_start *a) {
+        wire_reader r = { payload, len };
+        *a = (wire_audio_start){};
+        if (wire_get_u64(&r, &a->req_id) < 0 || wire_get_u32(&r, &a->format) < 0 || wire_get_u32(&r, &a->rate) < 0 ||
+            wire_get_u32(&r, &a->channels) < 0 || wire_get_u32(&r, &a->flags) < 0 ||
+            wire_get_u32(&r, &a->partial_ms) < 0 || wire_get_u32(&r, &a->max_seconds) < 0 ||
+            wire_get_string(&r, a->language, sizeof a->language) < 0 || r.left != 0 || !audio_start_valid(a))
+                return -EBADMSG;
+        return 0;
+}
+
+int wire_encode_audio_data(wire_buf *b, uint64_t req_id, const void *data, uint32_t len) {
+        if (len > WIRE_MAX_AUDIO_CHUNK)
+                return -EMSGSIZE;
+        size_t at = begin_frame(b, WIRE_AUDIO_DATA);
+        wire_put_u64(b, req_id);
+        wire_put_bytes(b, data, len);
+        return finish_frame(b, at);
+}
+
+int wire_decode_audio_data(const uint8_t *payload, size_t len, wire_audio_data *d) {
+        wire_reader r = { payload, len };
+        const char *p;
+        *d = (wire_audio_data){};
+        if (wire_get_u64(&r, &d->req_id) < 0 || wire_get_bytes(&r, WIRE_MAX_AUDIO_CHUNK, &p, &d->len) < 0 ||
+            r.left != 0)
+                return -EBADMSG;
+        d->data = (const uint8_t *)p;
+        return 0;
+}
+
+int wire_encode_audio_text(wire_buf *b, const wire_audio_text *t) {
+        if (t->kind >= _WIRE_AUDIO_KIND_MAX || t->n_tokens > WIRE_MAX_AUDIO_TOKENS || t->len > WIRE_MAX_TEXT ||
+            t->start > t->end || t->forced > 1 || !utf8_is_valid(t->text, t->len))
+                return -EINVAL;
+        size_t at = begin_frame(b, WIRE_AUDIO_TEXT);
+        wire_put_u64(b, t->req_id);
+        wire_put_u32(b, t->kind);
+        wire_put_u32(b, t->forced);
+        wire_put_u64(b, t->start);
+        wire_put_u64(b, t->end);
+        wire_put_u64(b, t->compute_usec);
+        wire_put_u32(b, t->n_tokens);
+        for (uint32_t i = 0; i < t->n_tokens; i++)
+                wire_put_u32(b, t->tokens[i]);
+        wire_put_bytes(b, t->text, t->len);
+        return finish_frame(b, at);
+}
+
+int wire_decode_audio_text(const uint8_t *payload, size_t len, wire_audio_text *t) {
+        wire_reader r = { payload, len };
+        *t = (wire_audio_text){};
+        if (wire_get_u64(&r, &t->req_id) < 0 || wire_get_u32(&r, &t->kind) < 0 || wire_get_u32(&r, &t->forced) < 0 ||
+            wire_get_u64(&r, &t->start) < 0 || wire_get_u64(&r, &t->end) < 0 ||
+            wire_get_u64(&r, &t->compute_usec) < 0 || wire_get_u32(&r, &t->n_tokens) < 0)
+                return -EBADMSG;
+        if (t->kind >= _WIRE_AUDIO_KIND_MAX || t->forced > 1 || t->start > t->end ||
+            t->n_tokens > WIRE_MAX_AUDIO_TOKENS)
+                return -EBADMSG;
+        for (uint32_t i = 0; i < t->n_tokens; i++)
+                if (wire_get_u32(&r, &t->tokens[i]) < 0)
+                        return -EBADMSG;
+        if (wire_get_bytes(&r, WIRE_MAX_TEXT, &t->text, &t->len) < 0 || r.left != 0 ||
+            !utf8_is_valid(t->text, t->len))
+                return -EBADMSG;
+        return 0;
+}
+
 /* ---- connection ---- */
 
 void wire_conn_init(wire_conn *c, int fd) {

@@ -25,11 +25,15 @@ enum wire_type {
         WIRE_GENERATE = 1,
         WIRE_CANCEL = 2,
         WIRE_CHAT_CLOSE = 3,
+        WIRE_AUDIO_START = 10, /* speech recognition: see wire_audio_start */
+        WIRE_AUDIO_DATA = 11,
+        WIRE_AUDIO_END = 12,   /* u64 req_id: no more audio, finish */
         WIRE_TEST_ESCAPE = 90, /* honoured only by a worker built with test hooks */
         /* worker -> sottod */
         WIRE_READY = 101,
         WIRE_TEXT = 102,
         WIRE_DONE = 103,
+        WIRE_AUDIO_TEXT = 110, /* a partial or final hypothesis */
         WIRE_TEST_RESULT = 190,
 };
 
@@ -110,6 +114,63 @@ typedef struct wire_text {
         uint32_t len;
 } wire_text;
 
+/* ---- speech recognition ----
+ * sottod sends AUDIO_START, any number of AUDIO_DATA and AUDIO_END (or
+ * CANCEL) for one req_id; the worker answers with AUDIO_TEXT frames and ends
+ * with WIRE_DONE (n_prompt: audio milliseconds, n_generated: tokens). */
+#define WIRE_MAX_AUDIO_CHUNK (1u << 20)
+#define WIRE_MAX_AUDIO_TOKENS 512u
+#define WIRE_MAX_LANGUAGE 16u
+
+enum wire_audio_format {
+        WIRE_AUDIO_WAV = 0,   /* a whole RIFF/WAVE file, parsed by the worker */
+        WIRE_AUDIO_S16LE = 1, /* raw interleaved PCM at rate/channels */
+        WIRE_AUDIO_F32LE = 2,
+        _WIRE_AUDIO_FORMAT_MAX,
+};
+
+enum {
+        WIRE_AUDIO_PARTIALS = 1u << 0, /* send partial hypotheses */
+        WIRE_AUDIO_SINGLE = 1u << 1,   /* end after the first utterance */
+        WIRE_AUDIO_LIVE = 1u << 2,     /* a live stream: recognize as it comes */
+        _WIRE_AUDIO_FLAGS_ALL = (1u << 3) - 1,
+};
+
+typedef struct wire_audio_start {
+        uint64_t req_id;
+        uint32_t format;     /* enum wire_audio_format */
+        uint32_t rate;       /* raw formats: 1000 .. 768000 */
+        uint32_t channels;   /* raw formats: 1 .. 32 */
+        uint32_t flags;
+        uint32_t partial_ms; /* audio between partials: 100 .. 10000 */
+        uint32_t max_seconds; /* of audio accepted: 1 .. 86400 */
+        char language[WIRE_MAX_LANGUAGE]; /* "" or "auto": detect */
+} wire_audio_start;
+
+typedef struct wire_audio_data {
+        uint64_t req_id;
+        const uint8_t *data; /* points into the frame */
+        uint32_t len;
+} wire_audio_data;
+
+enum wire_audio_kind {
+        WIRE_AUDIO_PARTIAL = 0,
+        WIRE_AUDIO_FINAL = 1,
+        _WIRE_AUDIO_KIND_MAX,
+};
+
+typedef struct wire_audio_text {
+        uint64_t req_id;
+        uint32_t kind;         /* enum wire_audio_kind */
+        uint32_t forced;       /* 1: cut at the longest utterance, not by a pause */
+        uint64_t start, end;   /* the utterance, in samples at 16 kHz from the stream's start */
+        uint64_t compute_usec; /* recognition time of this hypothesis */
+        uint32_t n_tokens;
+        uint32_t tokens[WIRE_MAX_AUDIO_TOKENS];
+        const char *text; /* points into the frame; valid UTF-8 */
+        uint32_t len;
+} wire_audio_text;
+
 /* ---- growable output buffer ---- */
 typedef struct wire_buf {
         uint8_t *data;
@@ -148,6 +209,13 @@ int wire_encode_text(wire_buf *b, uint64_t req_id, uint32_t n_tokens, const char
 int wire_decode_text(const uint8_t *payload, size_t len, wire_text *t);
 int wire_encode_done(wire_buf *b, const wire_done *d);
 int wire_decode_done(const uint8_t *payload, size_t len, wire_done *d);
+
+int wire_encode_audio_start(wire_buf *b, const wire_audio_start *a);
+int wire_decode_audio_start(const uint8_t *payload, size_t len, wire_audio_start *a);
+int wire_encode_audio_data(wire_buf *b, uint64_t req_id, const void *data, uint32_t len);
+int wire_decode_audio_data(const uint8_t *payload, size_t len, wire_audio_data *d);
+int wire_encode_audio_text(wire_buf *b, const wire_audio_text *t);
+int wire_decode_audio_text(const uint8_t *payload, size_t len, wire_audio_text *t);
 
 /* ---- a non-blocking connection ---- */
 typedef struct wire_conn {

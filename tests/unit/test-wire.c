@@ -82,6 +82,93 @@ static void test_done_ready_text(void) {
         wire_buf_free(&b);
 }
 
+/* Speech recognition frames: round trips, then every length and range
+ * check from the other side. */
+static void test_audio(void) {
+        wire_buf b = {};
+        wire_audio_start a = { .req_id = 9, .format = WIRE_AUDIO_F32LE, .rate = 16000, .channels = 1,
+                               .flags = WIRE_AUDIO_PARTIALS | WIRE_AUDIO_LIVE, .partial_ms = 500, .max_seconds = 60 };
+        strcpy(a.language, "en");
+        CHECK_OK(wire_encode_audio_start(&b, &a));
+        wire_audio_start a2;
+        CHECK_OK(wire_decode_audio_start(b.data + 8, b.len - 8, &a2));
+        CHECK(a2.req_id == 9 && a2.format == WIRE_AUDIO_F32LE && a2.rate == 16000 && a2.flags == a.flags &&
+              a2.partial_ms == 500 && a2.max_seconds == 60 && !strcmp(a2.language, "en"));
+        /* unknown flag, unknown format, live WAV, odd language, short frame */
+        uint8_t *p = b.data + 8;
+        size_t n = b.len - 8;
+        p[20] = 0x80;
+        CHECK(wire_decode_audio_start(p, n, &a2) < 0);
+        p[20] = WIRE_AUDIO_PARTIALS | WIRE_AUDIO_LIVE;
+        p[8] = 7;
+        CHECK(wire_decode_audio_start(p, n, &a2) < 0);
+        p[8] = WIRE_AUDIO_WAV;
+        CHECK(wire_decode_audio_start(p, n, &a2) < 0);
+        p[8] = WIRE_AUDIO_F32LE;
+        p[n - 1] = '/';
+        CHECK(wire_decode_audio_start(p, n, &a2) < 0);
+        p[n - 1] = 'n';
+        CHECK_OK(wire_decode_audio_start(p, n, &a2));
+        CHECK(wire_decode_audio_start(p, n - 1, &a2) < 0);
+        wire_buf_free(&b);
+        a.flags = WIRE_AUDIO_LIVE;
+        a.channels = 2;
+        CHECK(wire_encode_audio_start(&b, &a) == -EINVAL);
+        a.channels = 1;
+        a.partial_ms = 50;
+        CHECK(wire_encode_audio_start(&b, &a) == -EINVAL);
+        wire_buf_free(&b);
+
+        uint8_t pcm[64];
+        for (size_t i = 0; i < sizeof pcm; i++)
+                pcm[i] = (uint8_t)i;
+        CHECK_OK(wire_encode_audio_data(&b, 4, pcm, sizeof pcm));
+        wire_audio_data d;
+        CHECK_OK(wire_decode_audio_data(b.data + 8, b.len - 8, &d));
+        CHECK(d.req_id == 4 && d.len == sizeof pcm && !memcmp(d.data, pcm, sizeof pcm));
+        b.data[8 + 8] = 65; /* length one past the frame */
+        CHECK(wire_decode_audio_data(b.data + 8, b.len - 8, &d) < 0);
+        wire_buf_free(&b);
+        CHECK(wire_encode_audio_data(&b, 4, pcm, WIRE_MAX_AUDIO_CHUNK + 1) == -EMSGSIZE);
+        wire_buf_free(&b);
+
+        wire_audio_text t = { .req_id = 5, .kind = WIRE_AUDIO_FINAL, .start = 100, .end = 16100,
+                              .compute_usec = 1234, .n_tokens = 3, .tokens = { 50257, 7, 9 }, .text = "h\xc3\xa9",
+                              .len = 3 };
+        CHECK_OK(wire_encode_audio_text(&b, &t));
+        wire_audio_text t2;
+        CHECK_OK(wire_decode_audio_text(b.data + 8, b.len - 8, &t2));
+        CHECK(t2.req_id == 5 && t2.kind == WIRE_AUDIO_FINAL && t2.start == 100 && t2.end == 16100 &&
+              t2.compute_usec == 1234 && t2.n_tokens == 3 && t2.tokens[0] == 50257 && t2.tokens[2] == 9 &&
+              t2.len == 3 && !memcmp(t2.text, "h\xc3\xa9", 3));
+        p = b.data + 8;
+        n = b.len - 8;
+        /* the text cut in the middle of a character */
+        CHECK(wire_decode_audio_text(p, n - 1, &t2) < 0);
+        p[n - 1] = 0xff;
+        CHECK(wire_decode_audio_text(p, n, &t2) < 0);
+        p[n - 1] = 0xa9;
+        /* a token count past the limit or past the frame */
+        p[40] = 0xff;
+        CHECK(wire_decode_audio_text(p, n, &t2) < 0);
+        p[40] = 4;
+        CHECK(wire_decode_audio_text(p, n, &t2) < 0);
+        p[40] = 3;
+        /* start after end, unknown kind */
+        p[16] = 0xff, p[17] = 0xff;
+        CHECK(wire_decode_audio_text(p, n, &t2) < 0);
+        p[16] = 100, p[17] = 0;
+        p[8] = 2;
+        CHECK(wire_decode_audio_text(p, n, &t2) < 0);
+        p[8] = 1;
+        CHECK_OK(wire_decode_audio_text(p, n, &t2));
+        wire_buf_free(&b);
+        t.text = "\xc3";
+        t.len = 1;
+        CHECK(wire_encode_audio_text(&b, &t) == -EINVAL);
+        wire_buf_free(&b);
+}
+
 static void test_header_limits(void) {
         uint8_t h[8] = { 1, 0, 0, 0, 0xff, 0xff, 0xff, 0x7f };
         uint32_t type, len;
@@ -153,5 +240,6 @@ int main(void) {
         test_conn();
         test_utf8();
         test_params_check();
+        test_audio();
         return 0;
 }
