@@ -114,6 +114,8 @@ typedef struct ManagerConfig {
         char *model_path;
         bool model_from_cli; /* --model wins over Model= on every reload */
         char *config_path;   /* re-read on SIGHUP */
+        char *config_dir;    /* drop-ins; NULL: "<config_path>.d" */
+        char *state_dir;     /* usage accounting (usage.c) */
         char *worker_path;
         char *user;
         uint32_t n_ctx;        /* 0: the worker picks */
