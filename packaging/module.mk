@@ -16,6 +16,7 @@ SYSCONFDIR   ?= $(if $(filter /usr,$(PREFIX)),/etc,$(PREFIX)/etc)
 PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 DBUSDIR      ?= $(DATADIR)/dbus-1
 POLKITDIR    ?= $(DATADIR)/polkit-1/actions
+DOCDIR       ?= $(DATADIR)/doc/sotto
 SYSTEMDSYSTEMUNITDIR ?= $(PREFIX)/lib/systemd/system
 SYSTEMDUSERUNITDIR   ?= $(PREFIX)/lib/systemd/user
 SYSUSERSDIR  ?= $(PREFIX)/lib/sysusers.d
@@ -52,6 +53,7 @@ PKG_FILES := \
 	0644:packaging/sotto.tmpfiles:$(TMPFILESDIR)/sotto.conf \
 	0644:packaging/sotto.conf:$(SYSCONFDIR)/sotto/sotto.conf \
 	$(foreach p,$(wildcard polkit/*.policy),0644:$(p):$(POLKITDIR)/$(notdir $(p))) \
+	$(foreach p,$(wildcard polkit/*.rules),0644:$(p):$(DOCDIR)/examples/$(notdir $(p))) \
 	$(foreach m,$(sort $(wildcard man/*.[1-8] packaging/*.[1-8])),0644:$(m):$(MANDIR)/man$(subst .,,$(suffix $(m)))/$(notdir $(m)))
 # symlink target
 PKG_LINKS := $(LIBDIR)/libsotto.so:libsotto.so.1
@@ -88,7 +90,8 @@ uninstall:
 		IFS=: read -r a b c <<< "$$f"; dst=$${c:-$$a}; \
 		echo "  RM      $(DESTDIR)$$dst"; rm -f "$(DESTDIR)$$dst"; \
 	done; \
-	rmdir "$(DESTDIR)$(PKG_LIBEXEC)" "$(DESTDIR)$(SYSCONFDIR)/sotto" 2>/dev/null || true
+	rmdir "$(DESTDIR)$(PKG_LIBEXEC)" "$(DESTDIR)$(SYSCONFDIR)/sotto" "$(DESTDIR)$(DOCDIR)/examples" "$(DESTDIR)$(DOCDIR)" \
+		2>/dev/null || true
 
 install uninstall: SHELL := /bin/bash
 FORCE:

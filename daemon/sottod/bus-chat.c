@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "daemon/sottod/authorize.h"
 #include "daemon/sottod/bus-errors.h"
 #include "daemon/sottod/manager.h"
 #include "daemon/sottod/options.h"
@@ -52,6 +53,9 @@ static int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         gen_params p;
         int fd, r;
 
+        r = authorize(c->manager, msg, SOTTO_ACTION_GENERATE, error);
+        if (r <= 0)
+                return r < 0 ? r : 1; /* refused, or asked polkit: back here with the answer */
         r = sd_bus_message_read(msg, "s", &text);
         if (r < 0)
                 return r;

@@ -13,5 +13,7 @@
 #define SOTTO_ERROR_SHUTTING_DOWN "org.sotto.Sotto1.Error.ShuttingDown"
 #define SOTTO_ERROR_QUOTA_EXCEEDED "org.sotto.Sotto1.Error.QuotaExceeded"
 #define SOTTO_ERROR_NOT_AUTHORIZED "org.sotto.Sotto1.Error.NotAuthorized"
+/* polkit is not running or failed: sottod refuses what it cannot check. */
+#define SOTTO_ERROR_AUTHORIZATION_UNAVAILABLE "org.sotto.Sotto1.Error.AuthorizationUnavailable"
 
 #define STREQ(a, b) (strcmp((a), (b)) == 0)

@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* org.sotto.Sotto1.Service: state, the loaded model, load, statistics. */
+#include "daemon/sottod/authorize.h"
 #include "daemon/sottod/bus-errors.h"
 #include "daemon/sottod/manager.h"
 
@@ -80,6 +81,8 @@ const sd_bus_vtable service_vtable[] = {
         SD_BUS_PROPERTY("QueueLength", "u", property_get, 0, 0),
         SD_BUS_PROPERTY("ActiveRequests", "u", property_get, 0, 0),
         SD_BUS_METHOD_WITH_NAMES("GetStatistics", "", , "a{sv}", SD_BUS_PARAM(statistics), method_get_statistics,
+                                 SD_BUS_VTABLE_UNPRIVILEGED),
+        SD_BUS_METHOD_WITH_NAMES("Authorize", "s", SD_BUS_PARAM(action), "", , method_authorize,
                                  SD_BUS_VTABLE_UNPRIVILEGED),
         SD_BUS_VTABLE_END,
 };

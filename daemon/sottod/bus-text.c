@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "daemon/sottod/authorize.h"
 #include "daemon/sottod/bus-errors.h"
 #include "daemon/sottod/manager.h"
 #include "daemon/sottod/options.h"
@@ -14,6 +15,9 @@ static int method_ask(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         gen_params p;
         int fd, r;
 
+        r = authorize(m, msg, SOTTO_ACTION_GENERATE, error);
+        if (r <= 0)
+                return r < 0 ? r : 1; /* refused, or asked polkit: back here with the answer */
         r = sd_bus_message_read(msg, "s", &prompt);
         if (r < 0)
                 return r;
@@ -34,6 +38,9 @@ static int method_open_chat(sd_bus_message *msg, void *userdata, sd_bus_error *e
         Caller *c;
         int r;
 
+        r = authorize(m, msg, SOTTO_ACTION_GENERATE, error);
+        if (r <= 0)
+                return r < 0 ? r : 1;
         gen_params_default(&p);
         r = options_parse(msg, &p, error);
         if (r < 0)

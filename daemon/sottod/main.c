@@ -35,6 +35,8 @@ static void help(void) {
                "  --max-active N      requests generated at once (default 8)\n"
                "  --user NAME         user to switch to when started as root (default sotto)\n"
                "  --worker PATH       the sotto-worker program\n"
+               "  --polkit[=yes|no|auto]  ask polkit before serving a caller (auto: on the system\n"
+               "                      bus; a session bus or an --address bus has no polkit boundary)\n"
                "  --debug             log more\n"
                "  -h, --help          show this help\n");
 }
@@ -139,7 +141,7 @@ static int run(int argc, char **argv) {
                 .drain_usec = 5 * 1000000ull,
         };
         const char *address = NULL, *config_file = NULL, *model = NULL;
-        int system_bus = -1;
+        int system_bus = -1, polkit = -1;
         static const struct option opts[] = {
                 { "system", no_argument, NULL, 'S' },          { "session", no_argument, NULL, 'U' },
                 { "address", required_argument, NULL, 'A' },   { "model", required_argument, NULL, 'm' },
@@ -147,6 +149,7 @@ static int run(int argc, char **argv) {
                 { "threads", required_argument, NULL, 't' },   { "max-active", required_argument, NULL, 'a' },
                 { "user", required_argument, NULL, 'u' },      { "worker", required_argument, NULL, 'w' },
                 { "debug", no_argument, NULL, 'd' },           { "help", no_argument, NULL, 'h' },
+                { "polkit", optional_argument, NULL, 'P' },
                 {},
         };
         char err[512];
@@ -166,6 +169,16 @@ static int run(int argc, char **argv) {
                 case 'u': cfg.user = strdup(optarg); break;
                 case 'w': cfg.worker_path = strdup(optarg); break;
                 case 'd': log_set_max_level(LOG_DEBUG); break;
+                case 'P':
+                        if (!optarg || STREQ(optarg, "yes"))
+                                polkit = 1;
+                        else if (STREQ(optarg, "no"))
+                                polkit = 0;
+                        else if (STREQ(optarg, "auto"))
+                                polkit = -1;
+                        else
+                                r = -EINVAL;
+                        break;
                 case 'h': help(); return 0;
                 default: return -EINVAL;
                 }
@@ -198,6 +211,13 @@ static int run(int argc, char **argv) {
         /* Activated by a bus: serve on that bus. */
         if (system_bus < 0 && !address && getenv("DBUS_STARTER_ADDRESS"))
                 address = getenv("DBUS_STARTER_ADDRESS");
+        /* polkit guards the system bus, where callers are other users.  On
+         * a session bus every caller is the daemon's own user; a bus given
+         * by --address (or activation) is private unless --system says it
+         * is the system bus, or --polkit asks anyway. */
+        if (polkit < 0)
+                polkit = system_bus == 1 || (system_bus < 0 && !address && geteuid() == 0);
+        cfg.polkit = polkit;
         if (system_bus < 0)
                 system_bus = geteuid() == 0;
         r = find_worker(&cfg, argv[0]);
@@ -247,6 +267,8 @@ static int run(int argc, char **argv) {
         (void)sd_event_add_signal(m->event, NULL, SIGHUP, on_signal, m);
         log_info("owning %s on the %s bus; loading %s", SOTTO_BUS_NAME,
                  address ? address : system_bus ? "system" : "session", m->model_file);
+        log_info(cfg.polkit ? "authorization: asking polkit (actions org.sotto.*)"
+                            : "authorization: not asking polkit (not the system bus; --polkit to ask)");
         manager_set_state(m, "starting", "loading %s", m->model_file);
         r = manager_start(m);
         if (r < 0)

@@ -11,6 +11,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "daemon/sottod/authorize.h"
 #include "daemon/sottod/bus-errors.h"
 #include "daemon/sottod/config.h"
 #include "daemon/sottod/log.h"
@@ -64,6 +65,7 @@ Manager *manager_free(Manager *m) {
                 free(c->name);
                 free(c);
         }
+        m->authority = authority_free(m->authority);
         if (m->worker)
                 worker_free(m->worker);
         while (m->old_workers) {

@@ -25,6 +25,7 @@ typedef struct Caller Caller;
 typedef struct Request Request;
 typedef struct Chat Chat;
 typedef struct Worker Worker;
+typedef struct Authority Authority;
 
 typedef enum RequestState {
         REQUEST_QUEUED,
@@ -127,6 +128,7 @@ typedef struct ManagerConfig {
         uint32_t max_chats;
         uint32_t max_prompt_bytes;
         uint64_t drain_usec;   /* SIGTERM: how long active requests may finish */
+        bool polkit;           /* ask polkit (authorize.h); set on the system bus or by --polkit */
 } ManagerConfig;
 
 struct Manager {
@@ -156,6 +158,7 @@ struct Manager {
         bool stopping;
         sd_event_source *drain_timer;
         Statistics stats;
+        Authority *authority; /* polkit answers per caller (authorize.c) */
 };
 
 /* manager.c */

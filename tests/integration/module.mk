@@ -14,3 +14,8 @@ $(BUILD)/tests/sotto-test-lib: $(call obj,tests/integration/sotto-test-lib.c) $(
 	@mkdir -p $(@D)
 	$(CC) $(REL_CFLAGS) -o $@ $(call obj,tests/integration/sotto-test-lib.c) -L$(BUILD) -l:libsotto.so.1 \
 		-Wl,-rpath,'$$ORIGIN/..' $(call pc_libs,libsystemd)
+# The caller of the polkit tests (polkit-*.sh).
+PROGRAMS += $(BUILD)/tests/polkit-client
+$(BUILD)/tests/polkit-client: $(call obj,tests/integration/polkit-client.c)
+	@mkdir -p $(@D)
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(call pc_libs,libsystemd)

@@ -79,6 +79,8 @@ svc_bus() { # session|system
     <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Properties"/>
   </policy>'
 		cp "$ROOT/dbus/org.sotto.Sotto1.conf" "$dir/policies/"
+		# More bus policies (e.g. polkitd's, for tests/integration/lib/polkit.sh).
+		for f in ${SVC_BUS_POLICIES:-}; do cp "$f" "$dir/policies/"; done
 	fi
 	cat > "$dir/bus.conf" <<EOB
 <!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"

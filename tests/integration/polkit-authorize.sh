@@ -1,0 +1,116 @@
+#!/bin/bash
+# sotto-test: system-wide
+# sottod on a private system-type bus with the real polkitd: the actions of
+# polkit/org.sotto.policy decide, for test users made with useradd (uid 0 is
+# always authorized by polkit, so root proves nothing):
+# - generate is allowed in any session (Ask streams), dictate is refused to
+#   a session polkit sees as not local and active (every session here: there
+#   is no logind), configure and manage-models need an administrator;
+# - the example rules file (polkit/50-sotto-example.rules) lets a member of
+#   group sotto-admin configure, and only a member;
+# - one check per connection and action: later calls use the cached answer,
+#   a new connection is checked afresh, also when it gets the pid of an
+#   authorized caller that has exited;
+# - without polkitd, sottod refuses with AuthorizationUnavailable.
+. "$(dirname "$0")/lib/common.sh"
+. "$(dirname "$0")/lib/polkit.sh"
+pk_setup polkit-authorize
+pk_bus
+pk_install_policy
+pk_log_rules
+pk_start_polkitd
+pk_user sotto-pk-user
+pk_user sotto-pk-adm sotto-admin
+svc_start_sottod $(svc_model_args 2000) --polkit
+grep -q "authorization: asking polkit" "$SVC_DIR/sottod.log" || fail "sottod does not say it asks polkit"
+uid=$(awk '/^Uid:/ { print $2 }' /proc/$SOTTOD_PID/status)
+[ "$uid" != 0 ] || fail "sottod runs as root: the owner annotation would not be tested"
+
+expect() { # what output-file regex
+	grep -qE "$3" "$2" || fail "$1: want /$3/, got: $(grep -v '^pid\|^done\|^end' "$2")"
+}
+
+# --- the defaults
+pk_client sotto-pk-user authorize org.sotto.generate > "$SVC_DIR/gen" || fail "client"
+expect "generate" "$SVC_DIR/gen" '^ok$'
+pk_client sotto-pk-user authorize org.sotto.dictate > "$SVC_DIR/dict" || fail "client"
+expect "dictate from a non-local session" "$SVC_DIR/dict" '^org\.sotto\.Sotto1\.Error\.NotAuthorized .*dictate'
+pk_client sotto-pk-user authorize org.sotto.configure > "$SVC_DIR/conf" || fail "client"
+expect "configure, not interactive" "$SVC_DIR/conf" \
+	'^org\.freedesktop\.DBus\.Error\.InteractiveAuthorizationRequired '
+pk_client sotto-pk-user authorize org.sotto.configure interactive > "$SVC_DIR/conf-i" || fail "client"
+expect "configure, interactive, no agent" "$SVC_DIR/conf-i" '^org\.sotto\.Sotto1\.Error\.NotAuthorized '
+pk_client sotto-pk-user authorize org.sotto.manage-models > "$SVC_DIR/mm" || fail "client"
+expect "manage-models" "$SVC_DIR/mm" '^org\.freedesktop\.DBus\.Error\.InteractiveAuthorizationRequired '
+pk_client sotto-pk-user authorize org.example.nothing > "$SVC_DIR/unknown" || fail "client"
+expect "unknown action" "$SVC_DIR/unknown" '^org\.sotto\.Sotto1\.Error\.InvalidInput '
+note "defaults: generate yes, dictate no, configure/manage-models need an administrator"
+
+# A real Ask through the check, as the user, with the CLI.
+out=$(setpriv --reuid=sotto-pk-user --regid=sotto-pk-user --init-groups "$SOTTO" --address "$BUS_ADDRESS" ask \
+	--max-tokens 8 --temperature 0 "Once upon a time" 2>"$SVC_DIR/ask.err") || fail "Ask as a user: $(cat "$SVC_DIR/ask.err")"
+[ -n "$out" ] || fail "Ask as a user: empty answer"
+
+# --- the example rules file: group sotto-admin may configure
+pk_client sotto-pk-adm authorize org.sotto.configure > "$SVC_DIR/adm0" || fail "client"
+expect "sotto-admin member before the rule" "$SVC_DIR/adm0" 'InteractiveAuthorizationRequired'
+pk_add_rules "$ROOT/polkit/50-sotto-example.rules" 50-sotto-example.rules
+pk_client sotto-pk-adm authorize org.sotto.configure > "$SVC_DIR/adm1" || fail "client"
+expect "sotto-admin member with the rule" "$SVC_DIR/adm1" '^ok$'
+pk_client sotto-pk-adm authorize org.sotto.manage-models > "$SVC_DIR/adm2" || fail "client"
+expect "sotto-admin member, manage-models" "$SVC_DIR/adm2" '^ok$'
+pk_client sotto-pk-adm authorize org.sotto.dictate > "$SVC_DIR/adm3" || fail "client"
+expect "sotto-admin member, dictate (the rule does not grant it)" "$SVC_DIR/adm3" 'NotAuthorized'
+pk_client sotto-pk-user authorize org.sotto.configure > "$SVC_DIR/conf2" || fail "client"
+expect "a non-member with the rule" "$SVC_DIR/conf2" 'InteractiveAuthorizationRequired'
+note "the example rule lets sotto-admin members configure, nobody else"
+
+# --- caching: four calls on one connection are one check
+before=$(pk_checks | grep -c "org.sotto.generate sotto-pk-user" || true)
+pk_client sotto-pk-user authorize org.sotto.generate no 4 > "$SVC_DIR/cache" || fail "client"
+[ "$(grep -c '^ok$' "$SVC_DIR/cache")" = 4 ] || fail "cached calls: $(cat "$SVC_DIR/cache")"
+pid=$(awk '/^pid/ { print $2 }' "$SVC_DIR/cache")
+n=$(pk_checks | grep -c "org.sotto.generate sotto-pk-user $pid\$" || true)
+[ "$n" = 1 ] || fail "4 calls of one connection made $n polkit checks, want 1"
+# and a new connection is a new check
+pk_client sotto-pk-user authorize org.sotto.generate > /dev/null || fail "client"
+after=$(pk_checks | grep -c "org.sotto.generate sotto-pk-user" || true)
+[ "$after" = $((before + 2)) ] || fail "two connections made $((after - before)) checks, want 2"
+note "one polkit check per connection and action"
+
+# --- pid reuse: an authorized caller exits; a process of another user that
+# gets its pid is checked afresh and refused.
+pk_client sotto-pk-adm authorize org.sotto.configure > "$SVC_DIR/reuse-a" || fail "client"
+expect "first caller" "$SVC_DIR/reuse-a" '^ok$'
+P=$(awk '/^pid/ { print $2 }' "$SVC_DIR/reuse-a")
+got=""
+if [ -w /proc/sys/kernel/ns_last_pid ]; then
+	for try in $(seq 1 30); do
+		echo $((P - 1)) > /proc/sys/kernel/ns_last_pid 2>/dev/null || break
+		# A simple command in the background: one fork, then exec (the pid stays).
+		setpriv --reuid=sotto-pk-user --regid=sotto-pk-user --init-groups "$BUILD/tests/polkit-client" \
+			"$BUS_ADDRESS" authorize org.sotto.configure > "$SVC_DIR/reuse-b" &
+		wait $! || fail "client"
+		got=$(awk '/^pid/ { print $2 }' "$SVC_DIR/reuse-b")
+		[ "$got" = "$P" ] && break
+	done
+fi
+if [ "$got" = "$P" ]; then
+	expect "a new caller with the pid of an authorized one" "$SVC_DIR/reuse-b" 'InteractiveAuthorizationRequired'
+	pk_checks | grep -q "org.sotto.configure sotto-pk-user $P\$" || fail "no fresh polkit check for the reused pid"
+	note "pid $P reused by another user's process: checked afresh and refused"
+else
+	note "could not get pid $P again (ns_last_pid not writable or raced): pid reuse not exercised"
+fi
+
+# --- without polkitd: fail closed, with a named error
+kill "$POLKITD_PID"; wait "$POLKITD_PID" 2>/dev/null || true
+pk_client sotto-pk-user authorize org.sotto.generate > "$SVC_DIR/nopk" || fail "client"
+expect "without polkitd" "$SVC_DIR/nopk" '^org\.sotto\.Sotto1\.Error\.AuthorizationUnavailable .*polkit'
+rc=0; setpriv --reuid=sotto-pk-user --regid=sotto-pk-user --init-groups "$SOTTO" --address "$BUS_ADDRESS" ask \
+	--max-tokens 4 hello > /dev/null 2>"$SVC_DIR/nopk-ask" || rc=$?
+[ $rc != 0 ] || fail "Ask went through without polkitd"
+grep -qi "polkit" "$SVC_DIR/nopk-ask" || fail "Ask without polkitd: $(cat "$SVC_DIR/nopk-ask")"
+note "without polkitd: AuthorizationUnavailable (sotto ask exit $rc)"
+svc_stop_sottod
+echo PASS
