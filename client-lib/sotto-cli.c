@@ -23,7 +23,7 @@ enum {
         EXIT_BUSY = 4,         /* Busy, QuotaExceeded, ShuttingDown: try again later */
         EXIT_INVALID = 5,      /* InvalidInput, ContextFull */
         EXIT_UNAVAILABLE = 6,  /* ModelUnavailable, WorkerFailed */
-        EXIT_DENIED = 7,       /* NotAuthorized, AccessDenied */
+        EXIT_DENIED = 7,       /* NotAuthorized, AuthorizationUnavailable, AccessDenied */
         EXIT_CANCELLED = 130,  /* Ctrl-C */
 };
 
@@ -52,6 +52,8 @@ static int exit_code_for(const sd_bus_error *e, int r) {
                 { SOTTO_ERROR_MODEL_UNAVAILABLE, EXIT_UNAVAILABLE },
                 { SOTTO_ERROR_WORKER_FAILED, EXIT_UNAVAILABLE },
                 { SOTTO_ERROR_NOT_AUTHORIZED, EXIT_DENIED },
+                { SOTTO_ERROR_AUTHORIZATION_UNAVAILABLE, EXIT_DENIED },
+                { "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired", EXIT_DENIED },
                 { SOTTO_ERROR_CANCELLED, EXIT_CANCELLED },
                 { "org.freedesktop.DBus.Error.AccessDenied", EXIT_DENIED },
                 { "org.freedesktop.DBus.Error.ServiceUnknown", EXIT_NO_SERVICE },

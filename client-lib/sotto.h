@@ -36,6 +36,7 @@ extern "C" {
 #define SOTTO_ERROR_SHUTTING_DOWN "org.sotto.Sotto1.Error.ShuttingDown"
 #define SOTTO_ERROR_QUOTA_EXCEEDED "org.sotto.Sotto1.Error.QuotaExceeded"
 #define SOTTO_ERROR_NOT_AUTHORIZED "org.sotto.Sotto1.Error.NotAuthorized"
+#define SOTTO_ERROR_AUTHORIZATION_UNAVAILABLE "org.sotto.Sotto1.Error.AuthorizationUnavailable"
 
 typedef struct sotto sotto;                 /* a connection to the service */
 typedef struct sotto_request sotto_request; /* one answer being streamed */

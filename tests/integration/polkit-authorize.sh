@@ -10,7 +10,8 @@
 #   group sotto-admin configure, and only a member;
 # - one check per connection and action: later calls use the cached answer,
 #   a new connection is checked afresh, also when it gets the pid of an
-#   authorized caller that has exited;
+#   authorized caller that has exited; a change of polkit's rules empties
+#   the cache; Text.Ask, Text.OpenChat and Chat.Send all ask for generate;
 # - without polkitd, sottod refuses with AuthorizationUnavailable.
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/polkit.sh"
@@ -52,9 +53,20 @@ out=$(setpriv --reuid=sotto-pk-user --regid=sotto-pk-user --init-groups "$SOTTO"
 [ -n "$out" ] || fail "Ask as a user: empty answer"
 
 # --- the example rules file: group sotto-admin may configure
-pk_client sotto-pk-adm authorize org.sotto.configure > "$SVC_DIR/adm0" || fail "client"
-expect "sotto-admin member before the rule" "$SVC_DIR/adm0" 'InteractiveAuthorizationRequired'
+# A connection of the member asks before the rule exists and again after:
+# polkit's Changed signal empties the cache, so the new rule applies to it.
+pk_client sotto-pk-adm twice org.sotto.configure "$SVC_DIR/go-adm" > "$SVC_DIR/adm0" 2>&1 &
+ADM=$!
+PIDS="$PIDS $ADM"
+i=0; until grep -q '^first$' "$SVC_DIR/adm0"; do
+	i=$((i+1)); [ $i -gt 200 ] && fail "client: $(cat "$SVC_DIR/adm0")"; sleep 0.05
+done
 pk_add_rules "$ROOT/polkit/50-sotto-example.rules" 50-sotto-example.rules
+touch "$SVC_DIR/go-adm"
+wait $ADM || fail "client"
+[ "$(grep -v '^pid\|^first' "$SVC_DIR/adm0" | cut -d' ' -f1 | tr '\n' ' ')" = \
+	"org.freedesktop.DBus.Error.InteractiveAuthorizationRequired ok " ] ||
+	fail "one connection before and after the rule: $(cat "$SVC_DIR/adm0")"
 pk_client sotto-pk-adm authorize org.sotto.configure > "$SVC_DIR/adm1" || fail "client"
 expect "sotto-admin member with the rule" "$SVC_DIR/adm1" '^ok$'
 pk_client sotto-pk-adm authorize org.sotto.manage-models > "$SVC_DIR/adm2" || fail "client"
@@ -103,13 +115,42 @@ else
 	note "could not get pid $P again (ns_last_pid not writable or raced): pid reuse not exercised"
 fi
 
+# --- every generating method asks: a rule that refuses generate to the
+# user reaches an open chat (Chat.Send), Ask and OpenChat.
+pk_client sotto-pk-user chat-send "$SVC_DIR/go-chat" > "$SVC_DIR/chat" 2>&1 &
+CH=$!
+PIDS="$PIDS $CH"
+i=0; until grep -q '^opened$' "$SVC_DIR/chat"; do
+	i=$((i+1)); [ $i -gt 200 ] && fail "chat client: $(cat "$SVC_DIR/chat")"; sleep 0.05
+done
+cat > "$SVC_DIR/30-sotto-test-nogen.rules" <<'EOR'
+polkit.addRule(function(action, subject) {
+        if (action.id == "org.sotto.generate" && subject.user == "sotto-pk-user")
+                return polkit.Result.NO;
+});
+EOR
+pk_add_rules "$SVC_DIR/30-sotto-test-nogen.rules" 30-sotto-test-nogen.rules
+touch "$SVC_DIR/go-chat"
+wait $CH || fail "chat client"
+expect "Chat.Send after generate was withdrawn" "$SVC_DIR/chat" '^org\.sotto\.Sotto1\.Error\.NotAuthorized$'
+rc=0; setpriv --reuid=sotto-pk-user --regid=sotto-pk-user --init-groups "$SOTTO" --address "$BUS_ADDRESS" ask \
+	--max-tokens 4 hello > /dev/null 2>"$SVC_DIR/nogen-ask" || rc=$?
+[ $rc = 7 ] || fail "sotto ask refused generate: exit $rc, want 7 ($(cat "$SVC_DIR/nogen-ask"))"
+setpriv --reuid=sotto-pk-user --regid=sotto-pk-user --init-groups busctl --address="$BUS_ADDRESS" \
+	--allow-interactive-authorization=no call org.sotto.Sotto1 /org/sotto/Sotto1 org.sotto.Sotto1.Text OpenChat \
+	a{sv} 0 > "$SVC_DIR/nogen-open" 2>&1 && fail "OpenChat went through: $(cat "$SVC_DIR/nogen-open")"
+grep -q "not authorized" "$SVC_DIR/nogen-open" || fail "OpenChat: $(cat "$SVC_DIR/nogen-open")"
+pk_client sotto-pk-adm authorize org.sotto.generate > "$SVC_DIR/gen-other" || fail "client"
+expect "another user keeps generate" "$SVC_DIR/gen-other" '^ok$'
+note "generate withdrawn by a rule: Chat.Send, Ask (exit 7) and OpenChat refused; others unaffected"
+
 # --- without polkitd: fail closed, with a named error
 kill "$POLKITD_PID"; wait "$POLKITD_PID" 2>/dev/null || true
 pk_client sotto-pk-user authorize org.sotto.generate > "$SVC_DIR/nopk" || fail "client"
 expect "without polkitd" "$SVC_DIR/nopk" '^org\.sotto\.Sotto1\.Error\.AuthorizationUnavailable .*polkit'
 rc=0; setpriv --reuid=sotto-pk-user --regid=sotto-pk-user --init-groups "$SOTTO" --address "$BUS_ADDRESS" ask \
 	--max-tokens 4 hello > /dev/null 2>"$SVC_DIR/nopk-ask" || rc=$?
-[ $rc != 0 ] || fail "Ask went through without polkitd"
+[ $rc = 7 ] || fail "sotto ask without polkitd: exit $rc, want 7"
 grep -qi "polkit" "$SVC_DIR/nopk-ask" || fail "Ask without polkitd: $(cat "$SVC_DIR/nopk-ask")"
 note "without polkitd: AuthorizationUnavailable (sotto ask exit $rc)"
 svc_stop_sottod

@@ -9,6 +9,15 @@
  *       Authorize(org.sotto.generate), prints "authorized", waits until
  *       GOFILE exists, then Ask on the same connection; prints
  *       "first-byte-ms M", "total-ms T", "end EPOCH_MS" and "ok", or the error
+ *   polkit-client ADDR twice ACTION GOFILE
+ *       Authorize(ACTION), prints "first", waits until GOFILE exists, calls
+ *       it again on the same connection
+ *   polkit-client ADDR chat-send GOFILE
+ *       OpenChat, prints "opened" (or the error), waits until GOFILE exists,
+ *       then Chat.Send on it: prints "ok" or the error name
+ *   polkit-client ADDR burst ACTION N
+ *       N Authorize(ACTION) calls sent at once on one connection, then the
+ *       N answers ("ok" or the error name), then "done SECONDS"
  *   polkit-client ADDR ask
  *       one Ask, prints "ok" or the error name (exit 0 either way)
  *
@@ -62,6 +71,39 @@ static int call_authorize(sd_bus *bus, const char *action, int interactive) {
         sd_bus_error_free(&e);
         sd_bus_message_unref(m);
         sd_bus_message_unref(reply);
+        return r;
+}
+
+static int n_replies;
+
+static int on_burst_reply(sd_bus_message *m, void *userdata, sd_bus_error *error) {
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        printf("%s\n", e ? e->name : "ok");
+        n_replies++;
+        return 0;
+}
+
+static int call_burst(sd_bus *bus, const char *action, int n) {
+        sd_bus_slot *slots[64] = {};
+        int r = 0;
+        if (n < 1 || n > 64)
+                return -EINVAL;
+        for (int i = 0; i < n && r >= 0; i++) {
+                sd_bus_message *m = NULL;
+                r = sd_bus_message_new_method_call(bus, &m, DEST, PATH, "org.sotto.Sotto1.Service", "Authorize");
+                if (r >= 0)
+                        r = sd_bus_message_append(m, "s", action);
+                if (r >= 0)
+                        r = sd_bus_call_async(bus, &slots[i], m, on_burst_reply, NULL, 30 * 1000000ull);
+                sd_bus_message_unref(m);
+        }
+        while (r >= 0 && n_replies < n) {
+                r = sd_bus_process(bus, NULL);
+                if (r == 0)
+                        r = sd_bus_wait(bus, 1000000);
+        }
+        for (int i = 0; i < n; i++)
+                sd_bus_slot_unref(slots[i]);
         return r;
 }
 
@@ -126,6 +168,36 @@ static int call_ask(sd_bus *bus, uint64_t *first_ms, uint64_t *total_ms) {
         return t_first ? 0 : -ENODATA;
 }
 
+static void chat_send(sd_bus *bus, const char *gofile) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *path;
+        char *chat;
+        int p[2];
+        int r = sd_bus_call_method(bus, DEST, PATH, "org.sotto.Sotto1.Text", "OpenChat", &e, &reply, "a{sv}", 0);
+        if (r < 0 || sd_bus_message_read(reply, "o", &path) < 0) {
+                printf("%s\n", e.name ? e.name : "OpenChat failed");
+                return;
+        }
+        chat = strdup(path);
+        sd_bus_message_unref(reply);
+        reply = NULL;
+        printf("opened\n");
+        fflush(stdout);
+        while (access(gofile, F_OK) != 0)
+                usleep(10000);
+        if (!chat || pipe2(p, O_CLOEXEC) < 0)
+                return;
+        r = sd_bus_call_method(bus, DEST, chat, "org.sotto.Sotto1.Chat", "Send", &e, &reply, "sa{sv}h", "Hello", 1,
+                               "max-tokens", "u", 4, p[1]);
+        close(p[1]);
+        close(p[0]);
+        printf("%s\n", r >= 0 ? "ok" : e.name ? e.name : strerror(-r));
+        sd_bus_error_free(&e);
+        sd_bus_message_unref(reply);
+        free(chat);
+}
+
 int main(int argc, char **argv) {
         if (argc < 3) {
                 fprintf(stderr, "usage: %s ADDR authorize|hold-ask|ask ...\n", argv[0]);
@@ -154,6 +226,21 @@ int main(int argc, char **argv) {
                 printf("first-byte-ms %llu\ntotal-ms %llu\nend %llu\n", (unsigned long long)first,
                        (unsigned long long)total, (unsigned long long)now_ms(CLOCK_REALTIME));
                 printf(r < 0 ? "ask failed: %s\n" : "ok\n", strerror(-r));
+        } else if (strcmp(argv[2], "twice") == 0 && argc >= 5) {
+                (void)call_authorize(bus, argv[3], 0);
+                printf("first\n");
+                fflush(stdout);
+                while (access(argv[4], F_OK) != 0)
+                        usleep(10000);
+                (void)call_authorize(bus, argv[3], 0);
+        } else if (strcmp(argv[2], "chat-send") == 0 && argc >= 4) {
+                chat_send(bus, argv[3]);
+        } else if (strcmp(argv[2], "burst") == 0 && argc >= 5) {
+                uint64_t t0 = now_ms(CLOCK_MONOTONIC);
+                int r = call_burst(bus, argv[3], atoi(argv[4]));
+                if (r < 0)
+                        printf("burst failed: %s\n", strerror(-r));
+                printf("done %.3f\n", (now_ms(CLOCK_MONOTONIC) - t0) / 1000.0);
         } else if (strcmp(argv[2], "ask") == 0) {
                 uint64_t first = 0, total = 0;
                 int r = call_ask(bus, &first, &total);
