@@ -9,7 +9,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <sys/resource.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon/common/privs.h"
@@ -17,6 +19,7 @@
 #include "daemon/sottod/config.h"
 #include "daemon/sottod/log.h"
 #include "daemon/sottod/manager.h"
+#include "daemon/sottod/quota-manager.h"
 
 #ifndef LIBEXECDIR
 #define LIBEXECDIR "/usr/libexec/sotto"
@@ -29,7 +32,10 @@ static void help(void) {
                "  --session           use the session bus (default otherwise)\n"
                "  --address ADDR      use the bus at ADDR\n"
                "  --model PATH        the GGUF model file to serve\n"
-               "  --config FILE       read settings from FILE (key=value lines)\n"
+               "  --config FILE       read settings from FILE and FILE.d/*.conf (sotto.conf(5))\n"
+               "  --config-dir DIR    read the drop-ins from DIR instead of FILE.d\n"
+               "  --state-dir DIR     keep usage accounting in DIR (default /var/lib/sotto on the\n"
+               "                      system bus, $STATE_DIRECTORY under systemd, else nowhere)\n"
                "  --context N         context size per request, in tokens (0: the model's, at most 4096)\n"
                "  --threads N         threads of the worker (0: all CPUs)\n"
                "  --max-active N      requests generated at once (default 8)\n"
@@ -71,6 +77,26 @@ static int connect_bus(Manager *m, const char *address, bool system_bus) {
         if (r < 0)
                 return log_error_errno(r, "cannot own the name %s (is another sottod running, or does the bus "
                                           "policy not allow this user?): %m", SOTTO_BUS_NAME);
+        return 0;
+}
+
+/* The state directory must be the service user's: started as root, make
+ * it before switching user, as StateDirectory=
+ * would. */
+static int prepare_state_dir(const char *dir, const char *user) {
+        struct stat st;
+        bool made = false;
+        if (mkdir(dir, 0755) == 0)
+                made = true;
+        else if (errno != EEXIST)
+                return log_error_errno(-errno, "cannot create the state directory %s: %m", dir);
+        if (stat(dir, &st) < 0 || !S_ISDIR(st.st_mode))
+                return log_error_errno(-ENOTDIR, "the state directory %s is not a directory", dir);
+        if (geteuid() == 0 && user) {
+                struct passwd *pw = getpwnam(user);
+                if (pw && made && chown(dir, pw->pw_uid, pw->pw_gid) < 0)
+                        return log_error_errno(-errno, "cannot give %s to user %s: %m", dir, user);
+        }
         return 0;
 }
 
@@ -140,7 +166,8 @@ static int run(int argc, char **argv) {
                 .max_prompt_bytes = 1u << 20,
                 .drain_usec = 5 * 1000000ull,
         };
-        const char *address = NULL, *config_file = NULL, *model = NULL;
+        const char *address = NULL, *config_file = NULL, *model = NULL, *state_dir = NULL;
+        QuotaConfig quota_cfg;
         int system_bus = -1, polkit = -1;
         static const struct option opts[] = {
                 { "system", no_argument, NULL, 'S' },          { "session", no_argument, NULL, 'U' },
@@ -150,6 +177,7 @@ static int run(int argc, char **argv) {
                 { "user", required_argument, NULL, 'u' },      { "worker", required_argument, NULL, 'w' },
                 { "debug", no_argument, NULL, 'd' },           { "help", no_argument, NULL, 'h' },
                 { "polkit", optional_argument, NULL, 'P' },
+                { "config-dir", required_argument, NULL, 'D' }, { "state-dir", required_argument, NULL, 's' },
                 {},
         };
         char err[512];
@@ -163,6 +191,8 @@ static int run(int argc, char **argv) {
                 case 'A': address = optarg; break;
                 case 'm': model = optarg; break;
                 case 'c': config_file = optarg; break;
+                case 'D': cfg.config_dir = strdup(optarg); break;
+                case 's': state_dir = optarg; break;
                 case 'C': r = parse_u32(optarg, 1u << 20, &cfg.n_ctx); break;
                 case 't': r = parse_u32(optarg, 1024, &cfg.n_threads); break;
                 case 'a': r = parse_u32(optarg, 256, &cfg.max_active); break;
@@ -187,10 +217,13 @@ static int run(int argc, char **argv) {
         }
         if (optind < argc)
                 return log_error_errno(-EINVAL, "unexpected argument '%s' (see --help)", argv[optind]);
+        quota_config_init(&quota_cfg);
         if (config_file) {
-                r = config_load(&cfg, config_file);
-                if (r < 0)
-                        return r;
+                r = config_load_all(config_file, cfg.config_dir, &cfg, &quota_cfg, err, sizeof err);
+                if (r < 0) {
+                        quota_config_done(&quota_cfg);
+                        return log_error_errno(r, "%s", err);
+                }
                 cfg.config_path = strdup(config_file);
         }
         if (model) {
@@ -223,6 +256,15 @@ static int run(int argc, char **argv) {
         r = find_worker(&cfg, argv[0]);
         if (r < 0)
                 return r;
+        if (!state_dir && getenv("STATE_DIRECTORY") && *getenv("STATE_DIRECTORY"))
+                state_dir = getenv("STATE_DIRECTORY"); /* StateDirectory= of the unit */
+        if (!state_dir && system_bus && !address)
+                state_dir = "/var/lib/sotto";
+        if (state_dir) {
+                r = prepare_state_dir(state_dir, cfg.user);
+                if (r < 0)
+                        return r;
+        }
 
         /* Signals are events; a closed output pipe is an error, not a death. */
         sigset_t ss;
@@ -245,6 +287,7 @@ static int run(int argc, char **argv) {
         r = manager_new(&cfg, &m);
         if (r < 0)
                 return log_error_errno(r, "cannot set up: %m");
+        quotas_set_config(m, &quota_cfg);
         /* The model is opened before dropping privileges: its path comes from
          * the administrator, and the worker only ever gets the fd. */
         r = manager_open_model(m);
@@ -258,6 +301,13 @@ static int run(int argc, char **argv) {
         else
                 log_info("not started as root: running as uid %d, skipped switching user (no_new_privs set)",
                          (int)getuid());
+
+        if (state_dir) {
+                r = quotas_open_state(m, state_dir);
+                if (r < 0)
+                        return r;
+        } else
+                log_info("no state directory: usage is counted in memory only (see --state-dir)");
 
         r = connect_bus(m, address, system_bus);
         if (r < 0)

@@ -16,6 +16,7 @@
 #include "daemon/sottod/config.h"
 #include "daemon/sottod/log.h"
 #include "daemon/sottod/manager.h"
+#include "daemon/sottod/quota-manager.h"
 
 uint64_t now_usec(void) {
         struct timespec ts;
@@ -37,7 +38,10 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         m->next_request_id = 1;
         m->next_chat_id = 1;
         r = sd_event_default(&m->event);
+        if (r >= 0)
+                r = quotas_new(m);
         if (r < 0) {
+                sd_event_unref(m->event);
                 free(m);
                 return r;
         }
@@ -66,6 +70,7 @@ Manager *manager_free(Manager *m) {
                 free(c);
         }
         m->authority = authority_free(m->authority);
+        quotas_free(m); /* writes the usage */
         if (m->worker)
                 worker_free(m->worker);
         while (m->old_workers) {
@@ -82,6 +87,7 @@ Manager *manager_free(Manager *m) {
         sd_event_unref(m->event);
         free(m->config.model_path);
         free(m->config.config_path);
+        free(m->config.config_dir);
         free(m->config.worker_path);
         free(m->config.user);
         free(m);
@@ -149,28 +155,8 @@ int manager_reload(Manager *m) {
         if (m->stopping)
                 return 0;
         if (m->config.config_path) {
-                /* Into a copy: a broken file leaves the last good settings. */
-                ManagerConfig c = m->config;
-                c.model_path = strdup(m->config.model_path);
-                if (!c.model_path)
-                        return -ENOMEM;
-                r = config_load(&c, m->config.config_path);
-                if (r < 0) {
-                        free(c.model_path);
-                        log_warning("keeping the last good configuration");
-                } else {
-                        if (m->config.model_from_cli)
-                                free(c.model_path);
-                        else {
-                                free(m->config.model_path);
-                                m->config.model_path = c.model_path;
-                        }
-                        m->config.n_ctx = c.n_ctx;
-                        m->config.n_threads = c.n_threads;
-                        m->config.max_active = MAX(c.max_active, 1u);
-                        m->config.max_per_caller = c.max_per_caller;
-                        log_info("configuration %s reloaded", m->config.config_path);
-                }
+                char err[1024];
+                (void)manager_reload_config(m, NULL, err, sizeof err); /* logs; keeps the last good */
         }
         log_info("reloading the model %s", m->config.model_path);
         r = manager_open_model(m);
@@ -271,6 +257,8 @@ int caller_get(Manager *m, const char *name, Caller **ret) {
         if (r < 0 && c->track)
                 r = 0;
 #endif
+        if (r >= 0)
+                r = caller_identify(m, c); /* once, now, for the life of the name */
         if (r < 0) {
                 sd_bus_track_unref(c->track);
                 free(c->name);
@@ -287,26 +275,10 @@ int caller_get(Manager *m, const char *name, Caller **ret) {
 
 /* ---- scheduling ---- */
 
-/* Round robin over callers: each caller with something queued gets the next
- * free slot in turn, whatever the length of its queue, so one client with
- * many requests cannot starve the others. */
+/* Priorities, then round robin over applications and their callers:
+ * sched.c. */
 static Request *pick_next(Manager *m) {
-        if (!m->callers)
-                return NULL;
-        Caller *start = m->rr_last && m->rr_last->next ? m->rr_last->next : m->callers;
-        Caller *c = start;
-        do {
-                Request *q = c->queue_head;
-                /* A chat turn waits for the worker that holds the chat's cache. */
-                while (q && q->chat && q->chat->worker && !q->chat->worker->ready)
-                        q = q->queue_next;
-                if (q) {
-                        m->rr_last = c;
-                        return q;
-                }
-                c = c->next ? c->next : m->callers;
-        } while (c != start);
-        return NULL;
+        return sched_pick(m);
 }
 
 static void dequeue(Request *q) {

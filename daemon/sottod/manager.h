@@ -11,6 +11,7 @@
 
 #include "daemon/common/wire.h"
 #include "daemon/sottod/crashloop.h"
+#include "daemon/sottod/identity.h"
 #include "macro.h"
 
 #define SOTTO_BUS_NAME "org.sotto.Sotto1"
@@ -85,6 +86,9 @@ struct Caller {
         uint32_t n_requests;             /* queued, active and finishing */
         uint32_t n_chats;
         bool gone; /* left the bus */
+        Identity identity;   /* read once, when the caller first appears (identity.h) */
+        struct App *app;     /* its application's quotas and usage (quota-manager.h) */
+        uint64_t last_served; /* scheduler stamp (sched.c) */
         Caller *next, *prev;
 };
 
@@ -116,7 +120,6 @@ typedef struct ManagerConfig {
         bool model_from_cli; /* --model wins over Model= on every reload */
         char *config_path;   /* re-read on SIGHUP */
         char *config_dir;    /* drop-ins; NULL: "<config_path>.d" */
-        char *state_dir;     /* usage accounting (usage.c) */
         char *worker_path;
         char *user;
         uint32_t n_ctx;        /* 0: the worker picks */
@@ -159,6 +162,7 @@ struct Manager {
         sd_event_source *drain_timer;
         Statistics stats;
         Authority *authority; /* polkit answers per caller (authorize.c) */
+        struct Quotas *quotas; /* applications, limits, usage (quota-manager.c) */
 };
 
 /* manager.c */

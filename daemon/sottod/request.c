@@ -14,6 +14,7 @@
 #include "daemon/sottod/bus-errors.h"
 #include "daemon/sottod/log.h"
 #include "daemon/sottod/manager.h"
+#include "daemon/sottod/quota-manager.h"
 
 #define OUT_MAX (1u << 20) /* answer bytes held for a caller that does not read */
 
@@ -102,6 +103,7 @@ int request_new(Manager *m, Caller *c, Chat *chat, sd_bus_message *call, char *p
         c->n_requests++;
         m->n_queued++;
         m->stats.requests++;
+        quota_request_added(q);
         if (ret)
                 *ret = q;
         return 0;
@@ -193,6 +195,7 @@ void request_cancel(Request *q, const char *error_name, const char *fmt, ...) {
 void request_text(Request *q, const char *text, size_t len, uint32_t n_tokens) {
         if (q->t_first == 0 && n_tokens > 0)
                 q->t_first = now_usec();
+        quota_charge_generated(q, n_tokens);
         q->n_tokens = n_tokens;
         if (q->out_broken || len == 0)
                 return;
@@ -225,6 +228,7 @@ void request_done(Request *q, const wire_done *d) {
         Manager *m = q->manager;
         uint64_t now = now_usec();
 
+        quota_request_done(q, d);
         q->done = *d;
         q->n_tokens = d->n_generated;
         m->stats.tokens_generated += d->n_generated;
@@ -323,6 +327,7 @@ void request_finalize(Request *q) {
         if (q->next)
                 q->next->prev = q->prev;
         Caller *c = q->caller;
+        quota_request_removed(q);
         c->n_requests--;
         gen_params_done(&q->params);
         free(q->prompt);
@@ -401,6 +406,11 @@ int submit_request(Manager *m, sd_bus_message *msg, Chat *chat, const char *prom
                 m->stats.rejected++;
                 return sd_bus_error_setf(error, SOTTO_ERROR_BUSY,
                                          "%u requests are waiting already; try again in a moment.", m->n_queued);
+        }
+        r = quota_admit(m, c, params, error);
+        if (r < 0) {
+                m->stats.rejected++;
+                return r;
         }
         if (chat && chat->turn)
                 return sd_bus_error_setf(error, SOTTO_ERROR_BUSY, "This chat is answering already; one turn at a time.");
