@@ -12,6 +12,11 @@
  *   polkit-client ADDR twice ACTION GOFILE
  *       Authorize(ACTION), prints "first", waits until GOFILE exists, calls
  *       it again on the same connection
+ *   polkit-client ADDR interactive-seq GOFILE
+ *       waits until GOFILE exists (an agent has registered for this pid),
+ *       then on one connection: manage-models without and twice with
+ *       interactive authorization, configure with and then without it;
+ *       one line per call
  *   polkit-client ADDR chat-send GOFILE
  *       OpenChat, prints "opened" (or the error), waits until GOFILE exists,
  *       then Chat.Send on it: prints "ok" or the error name
@@ -233,6 +238,14 @@ int main(int argc, char **argv) {
                 while (access(argv[4], F_OK) != 0)
                         usleep(10000);
                 (void)call_authorize(bus, argv[3], 0);
+        } else if (strcmp(argv[2], "interactive-seq") == 0 && argc >= 4) {
+                while (access(argv[3], F_OK) != 0)
+                        usleep(10000);
+                (void)call_authorize(bus, "org.sotto.manage-models", 0);
+                (void)call_authorize(bus, "org.sotto.manage-models", 1);
+                (void)call_authorize(bus, "org.sotto.manage-models", 1);
+                (void)call_authorize(bus, "org.sotto.configure", 1);
+                (void)call_authorize(bus, "org.sotto.configure", 0);
         } else if (strcmp(argv[2], "chat-send") == 0 && argc >= 4) {
                 chat_send(bus, argv[3]);
         } else if (strcmp(argv[2], "burst") == 0 && argc >= 5) {
