@@ -95,6 +95,10 @@ static int connect_service(sotto **s) {
                 r = sotto_connect(s);
         if (r < 0)
                 fprintf(stderr, "sotto: cannot connect to the bus: %s\n", strerror(-r));
+        else
+                /* Someone at a terminal may be asked for a password by
+                 * polkit (through their agent); a script is refused instead. */
+                (void)sd_bus_set_allow_interactive_authorization(sotto_get_bus(*s), isatty(STDIN_FILENO));
         return r;
 }
 
