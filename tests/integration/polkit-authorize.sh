@@ -12,7 +12,8 @@
 #   a new connection is checked afresh, also when it gets the pid of an
 #   authorized caller that has exited; a change of polkit's rules empties
 #   the cache; Text.Ask, Text.OpenChat and Chat.Send all ask for generate;
-# - without polkitd, sottod refuses with AuthorizationUnavailable.
+# - without polkitd, or when polkitd does not know the actions, sottod
+#   refuses with AuthorizationUnavailable.
 . "$(dirname "$0")/lib/common.sh"
 . "$(dirname "$0")/lib/polkit.sh"
 pk_setup polkit-authorize
@@ -58,7 +59,7 @@ out=$(setpriv --reuid=sotto-pk-user --regid=sotto-pk-user --init-groups "$SOTTO"
 pk_client sotto-pk-adm twice org.sotto.configure "$SVC_DIR/go-adm" > "$SVC_DIR/adm0" 2>&1 &
 ADM=$!
 PIDS="$PIDS $ADM"
-i=0; until grep -q '^first$' "$SVC_DIR/adm0"; do
+i=0; until grep -q '^first$' "$SVC_DIR/adm0" 2>/dev/null; do
 	i=$((i+1)); [ $i -gt 200 ] && fail "client: $(cat "$SVC_DIR/adm0")"; sleep 0.05
 done
 pk_add_rules "$ROOT/polkit/50-sotto-example.rules" 50-sotto-example.rules
@@ -120,7 +121,7 @@ fi
 pk_client sotto-pk-user chat-send "$SVC_DIR/go-chat" > "$SVC_DIR/chat" 2>&1 &
 CH=$!
 PIDS="$PIDS $CH"
-i=0; until grep -q '^opened$' "$SVC_DIR/chat"; do
+i=0; until grep -q '^opened$' "$SVC_DIR/chat" 2>/dev/null; do
 	i=$((i+1)); [ $i -gt 200 ] && fail "chat client: $(cat "$SVC_DIR/chat")"; sleep 0.05
 done
 cat > "$SVC_DIR/30-sotto-test-nogen.rules" <<'EOR'
@@ -143,6 +144,19 @@ grep -q "not authorized" "$SVC_DIR/nogen-open" || fail "OpenChat: $(cat "$SVC_DI
 pk_client sotto-pk-adm authorize org.sotto.generate > "$SVC_DIR/gen-other" || fail "client"
 expect "another user keeps generate" "$SVC_DIR/gen-other" '^ok$'
 note "generate withdrawn by a rule: Chat.Send, Ask (exit 7) and OpenChat refused; others unaffected"
+
+# --- polkitd without sotto's actions (the policy file removed): polkit
+# fails the check (for a non-root sottod: it is no longer the action owner);
+# sottod refuses, naming polkit's reason.
+rm -f /usr/share/polkit-1/actions/org.sotto.policy
+i=0; while :; do
+	pk_client sotto-pk-adm authorize org.sotto.generate > "$SVC_DIR/noact" || fail "client"
+	grep -q 'AuthorizationUnavailable' "$SVC_DIR/noact" && break
+	i=$((i+1)); [ $i -gt 100 ] && fail "without the actions: $(cat "$SVC_DIR/noact")"
+	sleep 0.05
+done
+expect "without the actions" "$SVC_DIR/noact" 'AuthorizationUnavailable .*polkit failed: .*(not registered|trusted callers)'
+note "actions not installed: AuthorizationUnavailable ($(grep -o 'polkit failed: [^;]*' "$SVC_DIR/noact"))"
 
 # --- without polkitd: fail closed, with a named error
 kill "$POLKITD_PID"; wait "$POLKITD_PID" 2>/dev/null || true

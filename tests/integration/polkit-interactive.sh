@@ -48,7 +48,7 @@ rm -f "$SVC_DIR/go"
 pk_client sotto-pk-ia interactive-seq "$SVC_DIR/go" > "$SVC_DIR/calls" 2>&1 &
 CL=$!
 PIDS="$PIDS $CL"
-i=0; until grep -q '^pid' "$SVC_DIR/calls"; do
+i=0; until grep -q '^pid' "$SVC_DIR/calls" 2>/dev/null; do
 	i=$((i+1)); [ $i -gt 200 ] && fail "client: $(cat "$SVC_DIR/calls")"; sleep 0.05
 done
 P=$(awk '/^pid/ { print $2 }' "$SVC_DIR/calls")
