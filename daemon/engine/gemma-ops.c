@@ -221,9 +221,13 @@ int gemma_matmul(matmul_ctx *mm, const weight *w, const float *x, int64_t n_toke
                 return matmul(mm, w, tmp, n_tokens, y);
 
         /* Quantized weights: ggml sums integer products per block and
-         * scales each block sum; an sgemm over dequantized values rounds
-         * differently, which these models amplify to 0.04.  So the
-         * per-token dot kernels compute every row. */
+         * scales each block sum.  The int8 path does the same for many
+         * tokens at once (prompts), so matmul() may choose it; an sgemm
+         * over dequantized values rounds differently, which these models
+         * amplify to 0.04, so without int8 the per-token dot kernels
+         * compute every row. */
+        if (matmul_has_int8(w->type))
+                return matmul(mm, w, tmp, n_tokens, y);
         matmul_ctx_force_path(mm, MATMUL_PATH_VEC);
         r = matmul(mm, w, tmp, n_tokens, y);
         matmul_ctx_force_path(mm, _MATMUL_PATH_MAX);

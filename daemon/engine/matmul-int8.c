@@ -151,3 +151,7 @@ matmul_path matmul_choose_path(matmul_ctx *c, const weight *w, int64_t n_tokens)
                 return MATMUL_PATH_INT8;
         return MATMUL_PATH_SGEMM;
 }
+
+bool matmul_has_int8(uint32_t type) {
+        return type < TYPE_COUNT && int8_group_size(type) && int8_supported();
+}

@@ -20,6 +20,7 @@
  * shared by all tokens), so there is no separate repacking step to call. */
 #pragma once
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -53,6 +54,9 @@ int weight_get_row(const weight *w, int64_t r, float *out);
 /* The path the last matmul with more than one token took, for sotto-bench. */
 matmul_path matmul_last_path(const matmul_ctx *c, uint32_t type);
 const char *matmul_path_name(matmul_path p);
+/* Whether many-token products with this weight type take the int8 path on
+ * this CPU (which rounds as the vec path does; sgemm does not). */
+bool matmul_has_int8(uint32_t type);
 /* Force the path of matmuls with more than one token (benchmarks, tests);
  * _MATMUL_PATH_MAX restores the automatic choice.  A forced path the type
  * or CPU lacks falls back to sgemm. */

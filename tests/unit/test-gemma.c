@@ -7,7 +7,9 @@
  * tolerances for an engine that rounds GELU and activations as ggml does;
  * the 32 greedy ids equal. */
 #include "engine.h"
+#include "matmul.h"
 #include "model.h"
+#include "tensor-type.h"
 #include "test.h"
 
 static const char *shared;
@@ -117,6 +119,12 @@ static void test_case(const golden_case *c, int n_threads) {
                 CHECK_OK(engine_session_eval(s, tok[k], n, true, logits));
                 float d_batch = max_diff(logits, ref[k], (size_t)n * V);
                 engine_session_free(s);
+                /* prompts of quantized weights go through the int8 matrix
+                 * kernel where the CPU has it (not one token at a time) */
+                if (strstr(c->name, "q8_0") && matmul_has_int8(TYPE_Q8_0))
+                        CHECK_MSG(strcmp(engine_model_matmul_path_name(m, TYPE_Q8_0), "int8") == 0,
+                                  "%s: the batch took the %s path", c->name,
+                                  engine_model_matmul_path_name(m, TYPE_Q8_0));
 
                 /* token by token: every product on the one-token kernels */
                 float d_inc = 0.0f;
