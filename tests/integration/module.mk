@@ -19,3 +19,7 @@ PROGRAMS += $(BUILD)/tests/polkit-client
 $(BUILD)/tests/polkit-client: $(call obj,tests/integration/polkit-client.c)
 	@mkdir -p $(@D)
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(call pc_libs,libsystemd)
+PROGRAMS += $(BUILD)/tests/polkit-mock
+$(BUILD)/tests/polkit-mock: $(call obj,tests/integration/polkit-mock.c)
+	@mkdir -p $(@D)
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(call pc_libs,libsystemd)

@@ -29,7 +29,7 @@ uid=$(awk '/^Uid:/ { print $2 }' /proc/$SOTTOD_PID/status)
 [ "$uid" != 0 ] || fail "sottod runs as root: the owner annotation would not be tested"
 
 expect() { # what output-file regex
-	grep -qE "$3" "$2" || fail "$1: want /$3/, got: $(grep -v '^pid\|^done\|^end' "$2")"
+	grep -qE "$3" "$2" || fail "$1: want /$3/, got: $(grep -v '^pid\|^name\|^done\|^end' "$2")"
 }
 
 # --- the defaults
@@ -65,7 +65,7 @@ done
 pk_add_rules "$ROOT/polkit/50-sotto-example.rules" 50-sotto-example.rules
 touch "$SVC_DIR/go-adm"
 wait $ADM || fail "client"
-[ "$(grep -v '^pid\|^first' "$SVC_DIR/adm0" | cut -d' ' -f1 | tr '\n' ' ')" = \
+[ "$(grep -v '^pid\|^name\|^first' "$SVC_DIR/adm0" | cut -d' ' -f1 | tr '\n' ' ')" = \
 	"org.freedesktop.DBus.Error.InteractiveAuthorizationRequired ok " ] ||
 	fail "one connection before and after the rule: $(cat "$SVC_DIR/adm0")"
 pk_client sotto-pk-adm authorize org.sotto.configure > "$SVC_DIR/adm1" || fail "client"

@@ -3,7 +3,7 @@
  *
  *   polkit-client ADDR authorize ACTION [interactive] [N]
  *       calls Service.Authorize(ACTION) N times (default 1) on ONE
- *       connection; prints "pid P", then one line per call: "ok" or the
+ *       connection; prints "pid P" and "name UNIQUE-NAME", then one line per call: "ok" or the
  *       error name and message, then "done SECONDS" (wall time of all calls)
  *   polkit-client ADDR hold-ask GOFILE
  *       Authorize(org.sotto.generate), prints "authorized", waits until
@@ -209,7 +209,9 @@ int main(int argc, char **argv) {
                 return 2;
         }
         sd_bus *bus = connect_bus(argv[1]);
-        printf("pid %d\n", (int)getpid());
+        const char *unique = NULL;
+        (void)sd_bus_get_unique_name(bus, &unique);
+        printf("pid %d\nname %s\n", (int)getpid(), unique ?: "?");
         fflush(stdout);
         if (strcmp(argv[2], "authorize") == 0 && argc >= 4) {
                 int interactive = argc >= 5 && strcmp(argv[4], "interactive") == 0;

@@ -82,7 +82,7 @@ done
 kill $FEED 2>/dev/null || true
 exec 7>&-
 
-got=$(grep -v '^pid' "$SVC_DIR/calls" | cut -d' ' -f1 | tr '\n' ' ')
+got=$(grep -v '^pid\|^name' "$SVC_DIR/calls" | cut -d' ' -f1 | tr '\n' ' ')
 want="org.freedesktop.DBus.Error.InteractiveAuthorizationRequired ok ok ok ok "
 [ "$got" = "$want" ] || fail "calls: got [$got], want [$want]; agent: $(cat "$SVC_DIR/agent.out")"
 prompts=$(grep -c "Password:" "$SVC_DIR/agent.out" || true)
