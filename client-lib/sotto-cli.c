@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include <editline/readline.h>
 
+#include "client-lib/sotto-cli-admin.h"
 #include "client-lib/sotto.h"
 
 /* Exit codes (documented in sotto(1)). */
@@ -33,6 +34,7 @@ static struct {
         const char *address;
         int bus; /* 0 auto, 1 system, 2 session */
         bool json;
+        bool all; /* usage --all */
         const char *model;
         sotto_options opts;
 } arg;
@@ -424,7 +426,9 @@ static void usage(FILE *f) {
                    "Commands:\n"
                    "  ask PROMPT...        answer PROMPT (and standard input when it is not a terminal)\n"
                    "  chat                 interactive conversation\n"
-                   "  status               what the service runs and how busy it is\n\n"
+                   "  status               what the service runs and how busy it is\n"
+                   "  usage [--all]        requests and tokens used by this application (--all: by all)\n"
+                   "  quota [APP] [KEY=VALUE...]  this application's limits; set one at run time\n\n"
                    "Options:\n"
                    "  --temperature T      0 for greedy; default the service's (0.8)\n"
                    "  --seed N             random seed, for repeatable answers\n"
@@ -456,6 +460,7 @@ static const struct option cli_options[] = {
         { "json", no_argument, NULL, 'j' },              { "system", no_argument, NULL, 'y' },
         { "session", no_argument, NULL, 'u' },           { "address", required_argument, NULL, 'A' },
         { "raw", no_argument, NULL, 'r' },               { "help", no_argument, NULL, 'h' },
+        { "all", no_argument, NULL, 'a' },
         {},
 };
 
@@ -495,6 +500,7 @@ static int parse_options(int argc, char **argv) {
                 case 'm': arg.model = optarg; break;
                 case 'j': arg.json = true; break;
                 case 'r': arg.opts.raw = true; break;
+                case 'a': arg.all = true; break;
                 case 'y': arg.bus = 1; break;
                 case 'u': arg.bus = 2; break;
                 case 'A': arg.address = optarg; break;
@@ -526,7 +532,8 @@ int main(int argc, char **argv) {
         int rest_argc = sub_argc - r;
         char **rest_argv = sub_argv + r;
 
-        if (strcmp(cmd, "ask") != 0 && strcmp(cmd, "chat") != 0 && strcmp(cmd, "status") != 0) {
+        if (strcmp(cmd, "ask") != 0 && strcmp(cmd, "chat") != 0 && strcmp(cmd, "status") != 0 &&
+            strcmp(cmd, "usage") != 0 && strcmp(cmd, "quota") != 0) {
                 fprintf(stderr, "sotto: unknown command '%s'\n", cmd);
                 usage(stderr);
                 return EXIT_USAGE;
@@ -538,6 +545,10 @@ int main(int argc, char **argv) {
         int code;
         if (strcmp(cmd, "status") == 0)
                 code = cmd_status(s);
+        else if (strcmp(cmd, "usage") == 0)
+                code = cli_usage(s, arg.all, arg.json, report_error);
+        else if (strcmp(cmd, "quota") == 0)
+                code = cli_quota(s, rest_argc, rest_argv, arg.json, report_error);
         else if ((code = -check_model(s)) != 0)
                 ;
         else if (strcmp(cmd, "ask") == 0)

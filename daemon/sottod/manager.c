@@ -182,6 +182,8 @@ int manager_register_objects(Manager *m) {
         if (r >= 0)
                 r = sd_bus_add_object_vtable(m->bus, NULL, SOTTO_OBJECT_PATH, SOTTO_IFACE_TEXT, text_vtable, m);
         if (r >= 0)
+                r = sd_bus_add_object_vtable(m->bus, NULL, SOTTO_OBJECT_PATH, SOTTO_IFACE_ADMIN, admin_vtable, m);
+        if (r >= 0)
                 r = sd_bus_add_fallback_vtable(m->bus, NULL, SOTTO_CHAT_PREFIX, SOTTO_IFACE_CHAT, chat_vtable,
                                                chat_object_find, m);
         if (r >= 0)

@@ -20,6 +20,7 @@
 #define SOTTO_IFACE_SERVICE "org.sotto.Sotto1.Service"
 #define SOTTO_IFACE_TEXT "org.sotto.Sotto1.Text"
 #define SOTTO_IFACE_CHAT "org.sotto.Sotto1.Chat"
+#define SOTTO_IFACE_ADMIN "org.sotto.Sotto1.Admin"
 
 typedef struct Manager Manager;
 typedef struct Caller Caller;
@@ -205,6 +206,7 @@ void request_done(Request *q, const wire_done *d);
 extern const sd_bus_vtable service_vtable[];
 extern const sd_bus_vtable text_vtable[];
 extern const sd_bus_vtable chat_vtable[];
+extern const sd_bus_vtable admin_vtable[]; /* bus-admin.c */
 int chat_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                      sd_bus_error *error);
 int chat_node_enumerator(sd_bus *bus, const char *prefix, void *userdata, char ***nodes, sd_bus_error *error);
