@@ -120,14 +120,14 @@ int cli_usage(sotto *s, bool all, bool json, cli_report_error_t report) {
                                        u.app);
                 }
                 if (json && r >= 0)
-                        puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN));
+                        puts(json_object_to_json_string_ext(arr, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         } else {
                 UsageRow u = {};
                 r = sd_bus_message_read(reply, "uss", &u.uid, &u.kind, &u.app);
                 if (r >= 0)
                         r = read_usage_dict(reply, &u);
                 if (r >= 0 && json)
-                        puts(json_object_to_json_string_ext(usage_json(&u), JSON_C_TO_STRING_PLAIN));
+                        puts(json_object_to_json_string_ext(usage_json(&u), JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
                 else if (r >= 0)
                         printf("Application: %s (%s, uid %u)\nRequests: %llu\nPrompt tokens: %llu\n"
                                "Generated tokens: %llu\nAudio seconds: %.1f\nImages: %llu\n",
@@ -180,7 +180,7 @@ static int show_quota(sotto *s, bool json, cli_report_error_t report) {
                 json_object_object_add(o, "application", json_object_new_string(app));
                 json_object_object_add(o, "priority", json_object_new_string(prio));
                 json_object_object_add(o, "limits", json_object_get(limits));
-                puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN));
+                puts(json_object_to_json_string_ext(o, JSON_C_TO_STRING_PLAIN | JSON_C_TO_STRING_NOSLASHESCAPE));
         }
         if (o) {
                 json_object_put(limits);
