@@ -13,6 +13,7 @@
 #define IFACE_SERVICE "org.sotto.Sotto1.Service"
 #define IFACE_TEXT "org.sotto.Sotto1.Text"
 #define IFACE_CHAT "org.sotto.Sotto1.Chat"
+#define IFACE_VISION "org.sotto.Sotto1.Vision"
 
 #define _public_ __attribute__((visibility("default")))
 
@@ -313,9 +314,10 @@ static int on_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) 
         return 0;
 }
 
-static int request_start(sotto *s, const char *path, const char *iface, const char *method, const char *text,
-                         const sotto_options *o, sotto_text_fn on_text, sotto_done_fn on_done, void *userdata,
-                         sotto_request **ret) {
+/* image_fd >= 0: Explain / SendImage, the image goes first (a copy). */
+static int request_start(sotto *s, const char *path, const char *iface, const char *method, int image_fd,
+                         const char *text, const sotto_options *o, sotto_text_fn on_text, sotto_done_fn on_done,
+                         void *userdata, sotto_request **ret) {
         sd_bus_message *call = NULL;
         sotto_request *q;
         int fds[2], r;
@@ -338,6 +340,8 @@ static int request_start(sotto *s, const char *path, const char *iface, const ch
         q->on_done = on_done;
         q->userdata = userdata;
         r = sd_bus_message_new_method_call(s->bus, &call, SOTTO_BUS_NAME, path, iface, method);
+        if (r >= 0 && image_fd >= 0)
+                r = sd_bus_message_append(call, "h", image_fd);
         if (r >= 0)
                 r = sd_bus_message_append(call, "s", text);
         if (r >= 0)
@@ -362,14 +366,33 @@ static int request_start(sotto *s, const char *path, const char *iface, const ch
 
 _public_ int sotto_ask_async(sotto *s, const char *prompt, const sotto_options *o, sotto_text_fn on_text,
                              sotto_done_fn on_done, void *userdata, sotto_request **ret) {
-        return request_start(s, OBJECT_PATH, IFACE_TEXT, "Ask", prompt, o, on_text, on_done, userdata, ret);
+        return request_start(s, OBJECT_PATH, IFACE_TEXT, "Ask", -1, prompt, o, on_text, on_done, userdata, ret);
+}
+
+_public_ int sotto_explain_async(sotto *s, int image_fd, const char *question, const sotto_options *o,
+                                 sotto_text_fn on_text, sotto_done_fn on_done, void *userdata, sotto_request **ret) {
+        if (image_fd < 0)
+                return -EBADF;
+        return request_start(s, OBJECT_PATH, IFACE_VISION, "Explain", image_fd, question ? question : "", o,
+                             on_text, on_done, userdata, ret);
+}
+
+_public_ int sotto_chat_send_image_async(sotto_chat *c, int image_fd, const char *text, const sotto_options *o,
+                                         sotto_text_fn on_text, sotto_done_fn on_done, void *userdata,
+                                         sotto_request **ret) {
+        if (!c)
+                return -EINVAL;
+        if (image_fd < 0)
+                return -EBADF;
+        return request_start(c->s, c->path, IFACE_CHAT, "SendImage", image_fd, text ? text : "", o, on_text,
+                             on_done, userdata, ret);
 }
 
 _public_ int sotto_chat_send_async(sotto_chat *c, const char *text, const sotto_options *o, sotto_text_fn on_text,
                                    sotto_done_fn on_done, void *userdata, sotto_request **ret) {
         if (!c)
                 return -EINVAL;
-        return request_start(c->s, c->path, IFACE_CHAT, "Send", text, o, on_text, on_done, userdata, ret);
+        return request_start(c->s, c->path, IFACE_CHAT, "Send", -1, text, o, on_text, on_done, userdata, ret);
 }
 
 _public_ void sotto_request_cancel(sotto_request *q) {
@@ -435,8 +458,8 @@ static void blocking_done_fwd(sotto_request *q, const sd_bus_error *e, const sot
         blocking_done(q, e, st, ((text_fwd *)userdata)->b);
 }
 
-static int run_blocking(sotto *s, sotto_chat *c, const char *text, const sotto_options *o, sotto_text_fn on_text,
-                        void *userdata, sotto_stats *stats, sd_bus_error *error) {
+static int run_blocking(sotto *s, sotto_chat *c, int image_fd, const char *text, const sotto_options *o,
+                        sotto_text_fn on_text, void *userdata, sotto_stats *stats, sd_bus_error *error) {
         sd_event *e = NULL;
         sotto_request *q = NULL;
         blocking b = { .error = error, .stats = stats };
@@ -452,8 +475,12 @@ static int run_blocking(sotto *s, sotto_chat *c, const char *text, const sotto_o
                 return r;
         r = sotto_attach_event(s, e, 0);
         if (r >= 0) {
-                r = c ? sotto_chat_send_async(c, text, o, text_forward, blocking_done_fwd, &f, &q)
-                      : sotto_ask_async(s, text, o, text_forward, blocking_done_fwd, &f, &q);
+                if (image_fd >= 0)
+                        r = c ? sotto_chat_send_image_async(c, image_fd, text, o, text_forward, blocking_done_fwd, &f, &q)
+                              : sotto_explain_async(s, image_fd, text, o, text_forward, blocking_done_fwd, &f, &q);
+                else
+                        r = c ? sotto_chat_send_async(c, text, o, text_forward, blocking_done_fwd, &f, &q)
+                              : sotto_ask_async(s, text, o, text_forward, blocking_done_fwd, &f, &q);
                 while (r >= 0 && !b.done)
                         r = sd_event_run(e, UINT64_MAX);
                 if (r >= 0)
@@ -467,14 +494,30 @@ static int run_blocking(sotto *s, sotto_chat *c, const char *text, const sotto_o
 
 _public_ int sotto_ask(sotto *s, const char *prompt, const sotto_options *o, sotto_text_fn on_text, void *userdata,
                        sotto_stats *stats, sd_bus_error *error) {
-        return run_blocking(s, NULL, prompt, o, on_text, userdata, stats, error);
+        return run_blocking(s, NULL, -1, prompt, o, on_text, userdata, stats, error);
+}
+
+_public_ int sotto_explain(sotto *s, int image_fd, const char *question, const sotto_options *o,
+                           sotto_text_fn on_text, void *userdata, sotto_stats *stats, sd_bus_error *error) {
+        if (image_fd < 0)
+                return -EBADF;
+        return run_blocking(s, NULL, image_fd, question ? question : "", o, on_text, userdata, stats, error);
+}
+
+_public_ int sotto_chat_send_image(sotto_chat *c, int image_fd, const char *text, const sotto_options *o,
+                                   sotto_text_fn on_text, void *userdata, sotto_stats *stats, sd_bus_error *error) {
+        if (!c)
+                return -EINVAL;
+        if (image_fd < 0)
+                return -EBADF;
+        return run_blocking(c->s, c, image_fd, text ? text : "", o, on_text, userdata, stats, error);
 }
 
 _public_ int sotto_chat_send(sotto_chat *c, const char *text, const sotto_options *o, sotto_text_fn on_text,
                              void *userdata, sotto_stats *stats, sd_bus_error *error) {
         if (!c)
                 return -EINVAL;
-        return run_blocking(c->s, c, text, o, on_text, userdata, stats, error);
+        return run_blocking(c->s, c, -1, text, o, on_text, userdata, stats, error);
 }
 
 _public_ int sotto_chat_open(sotto *s, const sotto_options *o, sotto_chat **ret, sd_bus_error *error) {

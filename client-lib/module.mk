@@ -13,6 +13,7 @@ $(BUILD)/libsotto.pc: client-lib/libsotto.pc.in
 	    -e 's|@version@|$(LIBSOTTO_VERSION)|' $< > $@
 
 # The CLI finds the library next to itself in the build tree.
-$(BUILD)/sotto: $(call obj,client-lib/sotto-cli.c client-lib/sotto-cli-admin.c) $(BUILD)/libsotto.so.1
-	$(CC) $(REL_CFLAGS) -o $@ $(call obj,client-lib/sotto-cli.c client-lib/sotto-cli-admin.c) -L$(BUILD) -l:libsotto.so.1 \
+SOTTO_CLI_SRCS := client-lib/sotto-cli.c client-lib/sotto-cli-admin.c client-lib/screenshot.c
+$(BUILD)/sotto: $(call obj,$(SOTTO_CLI_SRCS)) $(BUILD)/libsotto.so.1
+	$(CC) $(REL_CFLAGS) -o $@ $(call obj,$(SOTTO_CLI_SRCS)) -L$(BUILD) -l:libsotto.so.1 \
 		-Wl,-rpath,'$$ORIGIN' $(CLIENT_LIBS) $(call pc_libs,json-c) $(call pc_libs,libedit) -lm

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* sotto: the command line of sotto (see sotto(1)). */
 #include <errno.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <json-c/json.h>
 #include <math.h>
@@ -9,10 +10,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <editline/readline.h>
 
 #include "client-lib/sotto-cli-admin.h"
+#include "client-lib/screenshot.h"
 #include "client-lib/sotto.h"
 
 /* Exit codes (documented in sotto(1)). */
@@ -35,6 +38,7 @@ static struct {
         int bus; /* 0 auto, 1 system, 2 session */
         bool json;
         bool all; /* usage --all */
+        bool screen; /* explain --screen */
         const char *model;
         sotto_options opts;
 } arg;
@@ -185,8 +189,9 @@ static json_object *stats_json(const sotto_stats *s) {
         return o;
 }
 
-/* Runs one Ask (chat NULL) or chat turn to its end. */
-static int stream_one(sotto *s, sotto_chat *chat, const char *text) {
+/* Runs one Ask (chat NULL) or chat turn to its end; with image_fd >= 0 an
+ * Explain. */
+static int stream_one(sotto *s, sotto_chat *chat, int image_fd, const char *text) {
         sd_event *e = NULL;
         stream st = { .at_line_start = true, .error = SD_BUS_ERROR_NULL };
         int r, code = EXIT_OK;
@@ -206,8 +211,11 @@ static int stream_one(sotto *s, sotto_chat *chat, const char *text) {
         sd_event_source *sig = NULL;
         (void)sd_event_add_signal(e, &sig, SIGINT, on_sigint, &st);
 
-        r = chat ? sotto_chat_send_async(chat, text, &arg.opts, on_text, on_done, &st, &st.req)
-                 : sotto_ask_async(s, text, &arg.opts, on_text, on_done, &st, &st.req);
+        if (image_fd >= 0)
+                r = sotto_explain_async(s, image_fd, text, &arg.opts, on_text, on_done, &st, &st.req);
+        else
+                r = chat ? sotto_chat_send_async(chat, text, &arg.opts, on_text, on_done, &st, &st.req)
+                         : sotto_ask_async(s, text, &arg.opts, on_text, on_done, &st, &st.req);
         if (r < 0) {
                 code = report_error(NULL, r, "cannot send the request");
                 goto out;
@@ -319,8 +327,76 @@ static int cmd_ask(sotto *s, int argc, char **argv) {
                 free(prompt);
                 return EXIT_USAGE;
         }
-        int code = stream_one(s, NULL, prompt);
+        int code = stream_one(s, NULL, -1, prompt);
         free(prompt);
+        return code;
+}
+
+static char *join_args(int argc, char **argv) {
+        size_t len = 0;
+        for (int i = 0; i < argc; i++)
+                len += strlen(argv[i]) + 1;
+        char *s = calloc(1, len + 1);
+        for (int i = 0; s && i < argc; i++) {
+                if (i)
+                        strcat(s, " ");
+                strcat(s, argv[i]);
+        }
+        return s;
+}
+
+/* The image fd of `sotto explain`: FILE, - (standard input) or --screen.
+ * Returns the fd, or -exit code after saying why. */
+static int explain_image_fd(int *argc, char ***argv) {
+        struct stat st;
+        int fd;
+
+        if (arg.screen) {
+                char err[1400];
+                const char *how = NULL;
+                int r = screenshot_take(&fd, &how, err, sizeof err);
+                if (r < 0) {
+                        fprintf(stderr, "sotto: explain --screen: cannot take a screenshot: %s\n", err);
+                        return -EXIT_FAIL;
+                }
+                if (isatty(STDERR_FILENO))
+                        fprintf(stderr, "sotto: screenshot taken with %s\n", how);
+                return fd;
+        }
+        if (*argc < 1) {
+                fprintf(stderr, "sotto: explain: which image? (sotto explain FILE [QUESTION], - for standard input, "
+                                "or --screen)\n");
+                return -EXIT_USAGE;
+        }
+        const char *file = (*argv)[0];
+        (*argc)--, (*argv)++;
+        if (strcmp(file, "-") == 0) {
+                if (fstat(STDIN_FILENO, &st) < 0) {
+                        fprintf(stderr, "sotto: explain: standard input is closed\n");
+                        return -EXIT_USAGE;
+                }
+                if (isatty(STDIN_FILENO)) {
+                        fprintf(stderr, "sotto: explain: standard input is a terminal; pipe an image into it "
+                                        "(grim - | sotto explain -)\n");
+                        return -EXIT_USAGE;
+                }
+                return STDIN_FILENO;
+        }
+        fd = open(file, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+        if (fd < 0) {
+                fprintf(stderr, "sotto: explain: cannot open %s: %s\n", file, strerror(errno));
+                return -EXIT_USAGE;
+        }
+        return fd;
+}
+
+static int cmd_explain(sotto *s, int argc, char **argv, int image_fd) {
+        /* An empty question asks for a description. */
+        char *question = join_args(argc, argv);
+        if (!question)
+                return EXIT_FAIL;
+        int code = stream_one(s, NULL, image_fd, question);
+        free(question);
         return code;
 }
 
@@ -361,7 +437,7 @@ static int cmd_chat(sotto *s, int argc, char **argv) {
                 }
                 if (tty)
                         add_history(line);
-                code = stream_one(s, chat, line);
+                code = stream_one(s, chat, -1, line);
                 free(line);
                 /* A turn that was refused (too long, invalid) leaves the chat
                  * as it was: go on with the next one. */
@@ -426,6 +502,9 @@ static void usage(FILE *f) {
                    "Commands:\n"
                    "  ask PROMPT...        answer PROMPT (and standard input when it is not a terminal)\n"
                    "  chat                 interactive conversation\n"
+                   "  explain FILE [QUESTION]  answer QUESTION about a PNG or JPEG image\n"
+                   "                       (- reads it from standard input; no QUESTION: describe it)\n"
+                   "  explain --screen [QUESTION]  the same about a screenshot of this session\n"
                    "  status               what the service runs and how busy it is\n"
                    "  usage [--all]        requests and tokens used by this application (--all: by all)\n"
                    "  quota [APP] [KEY=VALUE...]  this application's limits; set one at run time\n\n"
@@ -461,6 +540,7 @@ static const struct option cli_options[] = {
         { "session", no_argument, NULL, 'u' },           { "address", required_argument, NULL, 'A' },
         { "raw", no_argument, NULL, 'r' },               { "help", no_argument, NULL, 'h' },
         { "all", no_argument, NULL, 'a' },
+        { "screen", no_argument, NULL, 'X' },
         {},
 };
 
@@ -504,6 +584,7 @@ static int parse_options(int argc, char **argv) {
                 case 'y': arg.bus = 1; break;
                 case 'u': arg.bus = 2; break;
                 case 'A': arg.address = optarg; break;
+                case 'X': arg.screen = true; break;
                 case 'h': usage(stdout); return 0;
                 default: usage(stderr); return -EXIT_USAGE;
                 }
@@ -533,11 +614,20 @@ int main(int argc, char **argv) {
         char **rest_argv = sub_argv + r;
 
         if (strcmp(cmd, "ask") != 0 && strcmp(cmd, "chat") != 0 && strcmp(cmd, "status") != 0 &&
-            strcmp(cmd, "usage") != 0 && strcmp(cmd, "quota") != 0) {
+            strcmp(cmd, "usage") != 0 && strcmp(cmd, "quota") != 0 && strcmp(cmd, "explain") != 0) {
                 fprintf(stderr, "sotto: unknown command '%s'\n", cmd);
                 usage(stderr);
                 return EXIT_USAGE;
         }
+        if (arg.screen && strcmp(cmd, "explain") != 0) {
+                fprintf(stderr, "sotto: --screen goes with explain\n");
+                return EXIT_USAGE;
+        }
+        /* The image first: a screenshot shows the screen as it was when
+         * asked, and a missing file needs no service. */
+        int image_fd = -1;
+        if (strcmp(cmd, "explain") == 0 && (image_fd = explain_image_fd(&rest_argc, &rest_argv)) < 0)
+                return -image_fd;
         signal(SIGPIPE, SIG_IGN);
         sotto *s = NULL;
         if (connect_service(&s) < 0)
@@ -553,6 +643,8 @@ int main(int argc, char **argv) {
                 ;
         else if (strcmp(cmd, "ask") == 0)
                 code = cmd_ask(s, rest_argc, rest_argv);
+        else if (strcmp(cmd, "explain") == 0)
+                code = cmd_explain(s, rest_argc, rest_argv, image_fd);
         else
                 code = cmd_chat(s, rest_argc, rest_argv);
         sotto_unref(s);

@@ -116,6 +116,18 @@ int sotto_chat_send(sotto_chat *c, const char *text, const sotto_options *o, sot
                     sotto_stats *stats, sd_bus_error *error);
 int sotto_get_status(sotto *s, sotto_status *status, sd_bus_error *error);
 
+/* An image (PNG or JPEG) and a question about it; the answer streams like
+ * sotto_ask()'s.  image_fd is a regular file (read from its current offset)
+ * or the read end of a pipe (read to EOF); the service gets a copy of the
+ * fd, the caller keeps and closes its own.  question may be "" or NULL: the
+ * model then describes the image.  Needs the "image" capability
+ * (sotto_status.can_image), else ModelUnavailable. */
+int sotto_explain(sotto *s, int image_fd, const char *question, const sotto_options *o, sotto_text_fn on_text,
+                  void *userdata, sotto_stats *stats, sd_bus_error *error);
+/* A chat turn with an image; the image stays in the chat's context. */
+int sotto_chat_send_image(sotto_chat *c, int image_fd, const char *text, const sotto_options *o,
+                          sotto_text_fn on_text, void *userdata, sotto_stats *stats, sd_bus_error *error);
+
 /* Closes the chat on the service (it is also closed when the connection
  * goes) and frees it; returns NULL. */
 sotto_chat *sotto_chat_close(sotto_chat *c);
@@ -130,6 +142,10 @@ int sotto_ask_async(sotto *s, const char *prompt, const sotto_options *o, sotto_
                     sotto_done_fn on_done, void *userdata, sotto_request **ret);
 int sotto_chat_send_async(sotto_chat *c, const char *text, const sotto_options *o, sotto_text_fn on_text,
                           sotto_done_fn on_done, void *userdata, sotto_request **ret);
+int sotto_explain_async(sotto *s, int image_fd, const char *question, const sotto_options *o,
+                        sotto_text_fn on_text, sotto_done_fn on_done, void *userdata, sotto_request **ret);
+int sotto_chat_send_image_async(sotto_chat *c, int image_fd, const char *text, const sotto_options *o,
+                                sotto_text_fn on_text, sotto_done_fn on_done, void *userdata, sotto_request **ret);
 /* Cancels: the service stops within one decoding step, and on_done gets
  * org.sotto.Sotto1.Error.Cancelled (unless the answer was complete). */
 void sotto_request_cancel(sotto_request *r);

@@ -31,30 +31,33 @@ $(BUILD)/sottod: $(call obj,daemon/sottod/main.c) $(BUILD)/libsotto-daemon.a $(B
 
 # The worker hosts the engine.  A second build with test hooks lets a test
 # ask the sandboxed worker to try what the sandbox forbids.
-WORKER_SRCS := daemon/worker/main.c daemon/worker/worker.c
+WORKER_SRCS := daemon/worker/main.c daemon/worker/worker.c daemon/worker/worker-image.c
+# Images are decoded in the worker only (daemon/media), never in sottod.
+WORKER_MEDIA := $(BUILD)/libsotto-media.a
 # Until the engine implements its API (engine.h) on main, only the build on
 # the test double links; this test goes once the engine is there.
 ENGINE_IMPLEMENTED := $(shell grep -ls '^int engine_model_load_fd' daemon/engine/*.c daemon/engine/*/*.c 2>/dev/null)
 ifneq ($(ENGINE_IMPLEMENTED),)
 PROGRAMS += $(BUILD)/sotto-worker $(BUILD)/tests/sotto-worker-testhooks
 endif
-$(BUILD)/sotto-worker: $(call obj,$(WORKER_SRCS)) $(BUILD)/libsotto-daemon.a $(BUILD)/libsotto-engine.a
-	$(CC) $(REL_CFLAGS) -o $@ $^ $(DAEMON_LIBS) $(ENGINE_LIBS)
+$(BUILD)/sotto-worker: $(call obj,$(WORKER_SRCS)) $(BUILD)/libsotto-daemon.a $(WORKER_MEDIA) $(BUILD)/libsotto-engine.a
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(DAEMON_LIBS) $(MEDIA_LIBS) $(ENGINE_LIBS)
 $(BUILD)/obj/testhooks/%.o: %.c
 	@mkdir -p $(@D)
 	$(CC) $(REL_CFLAGS) -DSOTTO_TEST_HOOKS=1 -MMD -MP -c $< -o $@
 $(BUILD)/tests/sotto-worker-testhooks: $(patsubst %.c,$(BUILD)/obj/testhooks/%.o,$(WORKER_SRCS)) \
-		$(BUILD)/libsotto-daemon.a $(BUILD)/libsotto-engine.a
+		$(BUILD)/libsotto-daemon.a $(WORKER_MEDIA) $(BUILD)/libsotto-engine.a
 	@mkdir -p $(@D)
-	$(CC) $(REL_CFLAGS) -o $@ $^ $(DAEMON_LIBS) $(ENGINE_LIBS)
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(DAEMON_LIBS) $(MEDIA_LIBS) $(ENGINE_LIBS)
 
 # The same worker on a test double of the engine (tests/integration/
 # fake-engine.c), for service tests that need exact timing and no weights.
 PROGRAMS += $(BUILD)/tests/sotto-worker-fake
 $(BUILD)/tests/sotto-worker-fake: $(patsubst %.c,$(BUILD)/obj/testhooks/%.o,$(WORKER_SRCS)) \
-		$(call obj,tests/integration/fake-engine.c) $(BUILD)/libsotto-daemon.a $(BUILD)/libsotto-engine.a
+		$(call obj,tests/integration/fake-engine.c) $(BUILD)/libsotto-daemon.a $(WORKER_MEDIA) \
+		$(BUILD)/libsotto-engine.a
 	@mkdir -p $(@D)
-	$(CC) $(REL_CFLAGS) -o $@ $^ $(DAEMON_LIBS)
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(DAEMON_LIBS) $(MEDIA_LIBS)
 
 # sottod under ASan+UBSan, for tests/integration/asan-sottod.sh.
 PROGRAMS += $(BUILD)/san/sottod

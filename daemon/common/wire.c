@@ -201,11 +201,11 @@ int wire_parse_header(const uint8_t *buf, size_t len, uint32_t *type, uint32_t *
         return len - WIRE_HEADER_SIZE >= *plen;
 }
 
-int wire_encode_generate(wire_buf *b, const wire_generate *g) {
+/* The fields of GENERATE, shared with EXPLAIN. */
+static int put_generate(wire_buf *b, const wire_generate *g) {
         const gen_params *p = &g->params;
         if (g->prompt_len > WIRE_MAX_PROMPT || p->n_stop > WIRE_MAX_STOP)
                 return -EMSGSIZE;
-        size_t at = begin_frame(b, WIRE_GENERATE);
         wire_put_u64(b, g->req_id);
         wire_put_u64(b, g->chat_id);
         wire_put_f32(b, p->temperature);
@@ -220,31 +220,39 @@ int wire_encode_generate(wire_buf *b, const wire_generate *g) {
         for (uint32_t i = 0; i < p->n_stop; i++)
                 wire_put_bytes(b, p->stop[i], (uint32_t)strlen(p->stop[i]));
         wire_put_bytes(b, g->prompt, g->prompt_len);
+        return 0;
+}
+
+int wire_encode_generate(wire_buf *b, const wire_generate *g) {
+        if (g->prompt_len > WIRE_MAX_PROMPT || g->params.n_stop > WIRE_MAX_STOP)
+                return -EMSGSIZE;
+        size_t at = begin_frame(b, WIRE_GENERATE);
+        (void)put_generate(b, g);
         return finish_frame(b, at);
 }
 
-int wire_decode_generate(const uint8_t *payload, size_t len, wire_generate *g) {
-        wire_reader r = { payload, len };
+/* Leaves r after the prompt; on failure g->params holds nothing. */
+static int get_generate(wire_reader *r, wire_generate *g) {
         uint32_t top_k;
         *g = (wire_generate){};
         gen_params *p = &g->params;
-        if (wire_get_u64(&r, &g->req_id) < 0 || wire_get_u64(&r, &g->chat_id) < 0 ||
-            wire_get_f32(&r, &p->temperature) < 0 || wire_get_u32(&r, &top_k) < 0 ||
-            wire_get_f32(&r, &p->top_p) < 0 || wire_get_f32(&r, &p->min_p) < 0 ||
-            wire_get_f32(&r, &p->repeat_penalty) < 0 || wire_get_u64(&r, &p->seed) < 0 ||
-            wire_get_u32(&r, &p->max_tokens) < 0)
+        if (wire_get_u64(r, &g->req_id) < 0 || wire_get_u64(r, &g->chat_id) < 0 ||
+            wire_get_f32(r, &p->temperature) < 0 || wire_get_u32(r, &top_k) < 0 ||
+            wire_get_f32(r, &p->top_p) < 0 || wire_get_f32(r, &p->min_p) < 0 ||
+            wire_get_f32(r, &p->repeat_penalty) < 0 || wire_get_u64(r, &p->seed) < 0 ||
+            wire_get_u32(r, &p->max_tokens) < 0)
                 return -EBADMSG;
         p->top_k = (int32_t)top_k;
         uint32_t flags, n_stop;
-        if (wire_get_u32(&r, &flags) < 0 || flags > 1u)
+        if (wire_get_u32(r, &flags) < 0 || flags > 1u)
                 return -EBADMSG;
         p->raw = flags & 1u;
-        if (wire_get_u32(&r, &n_stop) < 0 || n_stop > WIRE_MAX_STOP)
+        if (wire_get_u32(r, &n_stop) < 0 || n_stop > WIRE_MAX_STOP)
                 return -EBADMSG;
         for (uint32_t i = 0; i < n_stop; i++) {
                 const char *s;
                 uint32_t n;
-                if (wire_get_bytes(&r, WIRE_MAX_STOP_LEN, &s, &n) < 0 || memchr(s, 0, n)) {
+                if (wire_get_bytes(r, WIRE_MAX_STOP_LEN, &s, &n) < 0 || memchr(s, 0, n)) {
                         gen_params_done(p);
                         return -EBADMSG;
                 }
@@ -255,9 +263,21 @@ int wire_decode_generate(const uint8_t *payload, size_t len, wire_generate *g) {
                 }
                 p->n_stop = i + 1;
         }
-        if (wire_get_bytes(&r, WIRE_MAX_PROMPT, &g->prompt, &g->prompt_len) < 0 || r.left != 0 ||
+        if (wire_get_bytes(r, WIRE_MAX_PROMPT, &g->prompt, &g->prompt_len) < 0 ||
             gen_params_check(p, NULL, 0) < 0) {
                 gen_params_done(p);
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+int wire_decode_generate(const uint8_t *payload, size_t len, wire_generate *g) {
+        wire_reader r = { payload, len };
+        int k = get_generate(&r, g);
+        if (k < 0)
+                return k;
+        if (r.left != 0) {
+                gen_params_done(&g->params);
                 return -EBADMSG;
         }
         return 0;
@@ -284,6 +304,7 @@ int wire_encode_ready(wire_buf *b, const wire_ready *x) {
         wire_put_u32(b, x->pid);
         wire_put_bytes(b, x->arch, (uint32_t)strnlen(x->arch, sizeof x->arch - 1));
         wire_put_bytes(b, x->name, (uint32_t)strnlen(x->name, sizeof x->name - 1));
+        wire_put_u32(b, x->caps);
         return finish_frame(b, at);
 }
 
@@ -293,7 +314,7 @@ int wire_decode_ready(const uint8_t *payload, size_t len, wire_ready *x) {
         if (wire_get_u32(&r, &x->n_ctx) < 0 || wire_get_u32(&r, &x->n_ctx_train) < 0 ||
             wire_get_u32(&r, &x->n_vocab) < 0 || wire_get_u32(&r, &x->pid) < 0 ||
             wire_get_string(&r, x->arch, sizeof x->arch) < 0 || wire_get_string(&r, x->name, sizeof x->name) < 0 ||
-            r.left != 0)
+            wire_get_u32(&r, &x->caps) < 0 || r.left != 0)
                 return -EBADMSG;
         if (!utf8_is_valid(x->arch, strlen(x->arch)) || !utf8_is_valid(x->name, strlen(x->name)))
                 return -EBADMSG;
@@ -447,6 +468,58 @@ int wire_decode_audio_text(const uint8_t *payload, size_t len, wire_audio_text *
                         return -EBADMSG;
         if (wire_get_bytes(&r, WIRE_MAX_TEXT, &t->text, &t->len) < 0 || r.left != 0 ||
             !utf8_is_valid(t->text, t->len))
+                return -EBADMSG;
+        return 0;
+}
+
+/* ---- images ---- */
+
+int wire_encode_explain(wire_buf *b, const wire_explain *x, const void *image) {
+        const uint8_t *p = image;
+        if (x->image_size == 0 || x->image_size > WIRE_MAX_IMAGE || !image ||
+            x->gen.prompt_len > WIRE_MAX_PROMPT || x->gen.params.n_stop > WIRE_MAX_STOP)
+                return -EMSGSIZE;
+        size_t start = b->len;
+        for (uint32_t off = 0; off < x->image_size;) {
+                uint32_t n = MIN(x->image_size - off, WIRE_MAX_IMAGE_CHUNK);
+                size_t at = begin_frame(b, WIRE_IMAGE_DATA);
+                wire_put_u64(b, x->gen.req_id);
+                wire_put_bytes(b, p + off, n);
+                int r = finish_frame(b, at);
+                if (r < 0) {
+                        b->len = start;
+                        return r;
+                }
+                off += n;
+        }
+        size_t at = begin_frame(b, WIRE_EXPLAIN);
+        (void)put_generate(b, &x->gen);
+        wire_put_u32(b, x->image_size);
+        int r = finish_frame(b, at);
+        if (r < 0)
+                b->len = start;
+        return r;
+}
+
+int wire_decode_explain(const uint8_t *payload, size_t len, wire_explain *x) {
+        wire_reader r = { payload, len };
+        *x = (wire_explain){};
+        int k = get_generate(&r, &x->gen);
+        if (k < 0)
+                return k;
+        if (wire_get_u32(&r, &x->image_size) < 0 || r.left != 0 || x->image_size == 0 ||
+            x->image_size > WIRE_MAX_IMAGE) {
+                gen_params_done(&x->gen.params);
+                return -EBADMSG;
+        }
+        return 0;
+}
+
+int wire_decode_image_data(const uint8_t *payload, size_t len, wire_image_data *d) {
+        wire_reader r = { payload, len };
+        *d = (wire_image_data){};
+        if (wire_get_u64(&r, &d->req_id) < 0 || wire_get_bytes(&r, WIRE_MAX_IMAGE_CHUNK, &d->data, &d->len) < 0 ||
+            r.left != 0 || d->len == 0)
                 return -EBADMSG;
         return 0;
 }

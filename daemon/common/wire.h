@@ -19,6 +19,8 @@
 #define WIRE_MAX_STOP_LEN 256u
 #define WIRE_MAX_TEXT 65536u
 #define WIRE_MAX_NAME 256u
+#define WIRE_MAX_IMAGE (64u << 20)      /* encoded image bytes of one EXPLAIN */
+#define WIRE_MAX_IMAGE_CHUNK (4u << 20) /* bytes of one IMAGE_DATA frame */
 
 enum wire_type {
         /* sottod -> worker */
@@ -28,6 +30,8 @@ enum wire_type {
         WIRE_AUDIO_START = 10, /* speech recognition: see wire_audio_start */
         WIRE_AUDIO_DATA = 11,
         WIRE_AUDIO_END = 12,   /* u64 req_id: no more audio, finish */
+        WIRE_IMAGE_DATA = 20, /* a piece of the encoded image of the EXPLAIN that follows */
+        WIRE_EXPLAIN = 21,    /* a generate whose prompt is about that image */
         WIRE_TEST_ESCAPE = 90, /* honoured only by a worker built with test hooks */
         /* worker -> sottod */
         WIRE_READY = 101,
@@ -74,6 +78,7 @@ enum wire_status {
         WIRE_ERR_INVALID = 3,
         WIRE_ERR_ENGINE = 4,
         WIRE_ERR_BUSY = 5,
+        WIRE_ERR_UNAVAILABLE = 6, /* the model cannot do this (e.g. no vision encoder) */
         _WIRE_STATUS_MAX,
 };
 
@@ -105,7 +110,10 @@ typedef struct wire_ready {
         uint32_t pid;
         char arch[64];
         char name[WIRE_MAX_NAME];
+        uint32_t caps; /* WIRE_CAP_* */
 } wire_ready;
+
+#define WIRE_CAP_IMAGE (1u << 0) /* a vision encoder is loaded: EXPLAIN is answered */
 
 typedef struct wire_text {
         uint64_t req_id;
@@ -216,6 +224,25 @@ int wire_encode_audio_data(wire_buf *b, uint64_t req_id, const void *data, uint3
 int wire_decode_audio_data(const uint8_t *payload, size_t len, wire_audio_data *d);
 int wire_encode_audio_text(wire_buf *b, const wire_audio_text *t);
 int wire_decode_audio_text(const uint8_t *payload, size_t len, wire_audio_text *t);
+/* An image travels ahead of its EXPLAIN as IMAGE_DATA frames {u64 req_id,
+ * bytes} of at most WIRE_MAX_IMAGE_CHUNK each, in order; the EXPLAIN frame
+ * (the fields of GENERATE, then u32 image_size) ends it, and image_size must
+ * equal the bytes sent.  The worker holds one image at a time. */
+typedef struct wire_explain {
+        wire_generate gen; /* gen.prompt is the question */
+        uint32_t image_size;
+} wire_explain;
+
+typedef struct wire_image_data {
+        uint64_t req_id;
+        const char *data; /* points into the frame */
+        uint32_t len;
+} wire_image_data;
+
+/* Appends the IMAGE_DATA frames and the EXPLAIN frame. */
+int wire_encode_explain(wire_buf *b, const wire_explain *x, const void *image);
+int wire_decode_explain(const uint8_t *payload, size_t len, wire_explain *x); /* x->gen.params owns copies */
+int wire_decode_image_data(const uint8_t *payload, size_t len, wire_image_data *d);
 
 /* ---- a non-blocking connection ---- */
 typedef struct wire_conn {

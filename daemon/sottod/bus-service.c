@@ -32,7 +32,9 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
         if (STREQ(property, "ContextSize"))
                 return sd_bus_message_append(reply, "u", info ? info->n_ctx : 0u);
         if (STREQ(property, "Capabilities"))
-                return info ? sd_bus_message_append(reply, "as", 1, "text") : sd_bus_message_append(reply, "as", 0);
+                return !info ? sd_bus_message_append(reply, "as", 0)
+                       : info->caps & WIRE_CAP_IMAGE ? sd_bus_message_append(reply, "as", 2, "text", "image")
+                                                     : sd_bus_message_append(reply, "as", 1, "text");
         if (STREQ(property, "QueueLength"))
                 return sd_bus_message_append(reply, "u", m->n_queued);
         if (STREQ(property, "ActiveRequests"))

@@ -184,7 +184,23 @@ static int daemon_apply(ManagerConfig *c, const char *key, const char *value, ch
                 c->model_path = p;
                 return 0;
         }
-        if (STREQ(key, "ContextSize"))
+        if (STREQ(key, "VisionModel")) {
+                /* Empty: no vision projector. */
+                char *p = *value ? strdup(value) : NULL;
+                if (*value && !p)
+                        return -ENOMEM;
+                free(c->mmproj_path);
+                c->mmproj_path = p;
+                return 0;
+        }
+        uint32_t secs;
+        if (STREQ(key, "MaxImageBytes"))
+                r = parse_u32(value, WIRE_MAX_IMAGE, &c->max_image_bytes);
+        else if (STREQ(key, "ImageTimeoutSec")) {
+                r = parse_u32(value, 3600, &secs);
+                if (r >= 0)
+                        c->image_timeout_usec = (uint64_t)MAX(secs, 1u) * 1000000u;
+        } else if (STREQ(key, "ContextSize"))
                 r = parse_u32(value, 1u << 20, &c->n_ctx);
         else if (STREQ(key, "Threads"))
                 r = parse_u32(value, 1024, &c->n_threads);

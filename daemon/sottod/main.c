@@ -32,6 +32,7 @@ static void help(void) {
                "  --session           use the session bus (default otherwise)\n"
                "  --address ADDR      use the bus at ADDR\n"
                "  --model PATH        the GGUF model file to serve\n"
+               "  --mmproj PATH       its vision projector (mmproj GGUF): answer about images\n"
                "  --config FILE       read settings from FILE and FILE.d/*.conf (sotto.conf(5))\n"
                "  --config-dir DIR    read the drop-ins from DIR instead of FILE.d\n"
                "  --state-dir DIR     keep usage accounting in DIR (default /var/lib/sotto on the\n"
@@ -165,8 +166,10 @@ static int run(int argc, char **argv) {
                 .max_chats = 64,
                 .max_prompt_bytes = 1u << 20,
                 .drain_usec = 5 * 1000000ull,
+                .max_image_bytes = 32u << 20,
+                .image_timeout_usec = 10 * 1000000ull,
         };
-        const char *address = NULL, *config_file = NULL, *model = NULL, *state_dir = NULL;
+        const char *address = NULL, *config_file = NULL, *model = NULL, *state_dir = NULL, *mmproj = NULL;
         QuotaConfig quota_cfg;
         int system_bus = -1, polkit = -1;
         static const struct option opts[] = {
@@ -178,6 +181,7 @@ static int run(int argc, char **argv) {
                 { "debug", no_argument, NULL, 'd' },           { "help", no_argument, NULL, 'h' },
                 { "polkit", optional_argument, NULL, 'P' },
                 { "config-dir", required_argument, NULL, 'D' }, { "state-dir", required_argument, NULL, 's' },
+                { "mmproj", required_argument, NULL, 'V' },
                 {},
         };
         char err[512];
@@ -190,6 +194,7 @@ static int run(int argc, char **argv) {
                 case 'U': system_bus = 0; break;
                 case 'A': address = optarg; break;
                 case 'm': model = optarg; break;
+                case 'V': mmproj = optarg; break;
                 case 'c': config_file = optarg; break;
                 case 'D': cfg.config_dir = strdup(optarg); break;
                 case 's': state_dir = optarg; break;
@@ -230,6 +235,11 @@ static int run(int argc, char **argv) {
                 free(cfg.model_path);
                 cfg.model_path = strdup(model);
                 cfg.model_from_cli = true;
+        }
+        if (mmproj) {
+                free(cfg.mmproj_path);
+                cfg.mmproj_path = *mmproj ? strdup(mmproj) : NULL;
+                cfg.mmproj_from_cli = true;
         }
         if (!cfg.model_path && find_default_model(&cfg, system_bus == 1 || (system_bus < 0 && geteuid() == 0)) < 0)
                 return log_error_errno(-ENOENT, "no model given and none found: use --model PATH, Model= in the "
@@ -291,6 +301,8 @@ static int run(int argc, char **argv) {
         /* The model is opened before dropping privileges: its path comes from
          * the administrator, and the worker only ever gets the fd. */
         r = manager_open_model(m);
+        if (r >= 0)
+                r = manager_open_mmproj(m);
         if (r < 0)
                 return r;
         r = privs_drop(cfg.user, err, sizeof err);

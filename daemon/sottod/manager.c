@@ -34,6 +34,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
                 return -ENOMEM;
         m->config = *config;
         m->model_fd = -1;
+        m->mmproj_fd = -1;
         m->state = "starting";
         m->next_request_id = 1;
         m->next_chat_id = 1;
@@ -80,8 +81,12 @@ Manager *manager_free(Manager *m) {
         }
         sd_event_source_unref(m->restart_timer);
         sd_event_source_unref(m->drain_timer);
+        image_loads_free(m);
         if (m->model_fd >= 0)
                 close(m->model_fd);
+        if (m->mmproj_fd >= 0)
+                close(m->mmproj_fd);
+        free(m->config.mmproj_path);
         free(m->model_file);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
@@ -162,6 +167,9 @@ int manager_reload(Manager *m) {
         r = manager_open_model(m);
         if (r < 0)
                 return log_warning_errno(r, "keeping the model that is loaded");
+        r = manager_open_mmproj(m);
+        if (r < 0)
+                return log_warning_errno(r, "keeping the model that is loaded");
         Worker *old = m->worker;
         m->worker = NULL;
         if (old) {
@@ -183,6 +191,8 @@ int manager_register_objects(Manager *m) {
                 r = sd_bus_add_object_vtable(m->bus, NULL, SOTTO_OBJECT_PATH, SOTTO_IFACE_TEXT, text_vtable, m);
         if (r >= 0)
                 r = sd_bus_add_object_vtable(m->bus, NULL, SOTTO_OBJECT_PATH, SOTTO_IFACE_ADMIN, admin_vtable, m);
+        if (r >= 0)
+                r = sd_bus_add_object_vtable(m->bus, NULL, SOTTO_OBJECT_PATH, SOTTO_IFACE_VISION, vision_vtable, m);
         if (r >= 0)
                 r = sd_bus_add_fallback_vtable(m->bus, NULL, SOTTO_CHAT_PREFIX, SOTTO_IFACE_CHAT, chat_vtable,
                                                chat_object_find, m);

@@ -21,6 +21,7 @@
 #define SOTTO_IFACE_TEXT "org.sotto.Sotto1.Text"
 #define SOTTO_IFACE_CHAT "org.sotto.Sotto1.Chat"
 #define SOTTO_IFACE_ADMIN "org.sotto.Sotto1.Admin"
+#define SOTTO_IFACE_VISION "org.sotto.Sotto1.Vision"
 
 typedef struct Manager Manager;
 typedef struct Caller Caller;
@@ -28,6 +29,7 @@ typedef struct Request Request;
 typedef struct Chat Chat;
 typedef struct Worker Worker;
 typedef struct Authority Authority;
+typedef struct ImageLoad ImageLoad;
 
 typedef enum RequestState {
         REQUEST_QUEUED,
@@ -50,6 +52,8 @@ struct Request {
         bool out_broken; /* the reader went away */
         char *prompt;
         size_t prompt_len;
+        uint8_t *image; /* Explain: the encoded image, sent to the worker ahead of the question */
+        size_t image_len;
         gen_params params;
         uint64_t t_call, t_dispatch, t_first, t_cancel;
         uint32_t n_tokens;           /* tokens generated, as reported by the worker */
@@ -133,6 +137,10 @@ typedef struct ManagerConfig {
         uint32_t max_prompt_bytes;
         uint64_t drain_usec;   /* SIGTERM: how long active requests may finish */
         bool polkit;           /* ask polkit (authorize.h); set on the system bus or by --polkit */
+        char *mmproj_path;     /* the vision projector (--mmproj, VisionModel=); NULL: no images */
+        bool mmproj_from_cli;
+        uint32_t max_image_bytes; /* an image larger than this is refused unread (MaxImageBytes=) */
+        uint64_t image_timeout_usec; /* a piped image must arrive within this */
 } ManagerConfig;
 
 struct Manager {
@@ -141,6 +149,9 @@ struct Manager {
         ManagerConfig config;
         int model_fd;
         char *model_file; /* base name */
+        int mmproj_fd;    /* -1: no vision projector */
+        ImageLoad *image_loads; /* images being read from callers (bus-explain.c) */
+        uint32_t n_image_loads;
 
         Worker *worker; /* the one new requests go to */
         Worker *old_workers; /* draining after a model reload */
@@ -188,6 +199,9 @@ void request_finalize(Request *q);
 void caller_maybe_free(Caller *c);
 int submit_request(Manager *m, sd_bus_message *msg, Chat *chat, const char *prompt, gen_params *params, int fd,
                    sd_bus_error *error);
+int submit_request_image(Manager *m, sd_bus_message *msg, Chat *chat, const char *prompt, gen_params *params, int fd,
+                         uint8_t *image, size_t image_len, sd_bus_error *error);
+int take_output_fd(int fd, sd_bus_error *error);
 void worker_maybe_retire(Worker *w);
 void manager_check_stopped(Manager *m);
 
@@ -207,6 +221,11 @@ extern const sd_bus_vtable service_vtable[];
 extern const sd_bus_vtable text_vtable[];
 extern const sd_bus_vtable chat_vtable[];
 extern const sd_bus_vtable admin_vtable[]; /* bus-admin.c */
+extern const sd_bus_vtable vision_vtable[];
+/* bus-explain.c */
+int method_chat_send_image(sd_bus_message *msg, void *userdata, sd_bus_error *error);
+int manager_open_mmproj(Manager *m);
+void image_loads_free(Manager *m);
 int chat_object_find(sd_bus *bus, const char *path, const char *interface, void *userdata, void **found,
                      sd_bus_error *error);
 int chat_node_enumerator(sd_bus *bus, const char *prefix, void *userdata, char ***nodes, sd_bus_error *error);

@@ -341,10 +341,16 @@ int manager_reload_config(Manager *m, bool *ret_model_changed, char *err, size_t
         c.model_path = m->config.model_path ? strdup(m->config.model_path) : NULL;
         if (m->config.model_path && !c.model_path)
                 return -ENOMEM;
+        c.mmproj_path = m->config.mmproj_path ? strdup(m->config.mmproj_path) : NULL;
+        if (m->config.mmproj_path && !c.mmproj_path) {
+                free(c.model_path);
+                return -ENOMEM;
+        }
         quota_config_init(&q);
         r = config_load_all(m->config.config_path, m->config.config_dir, &c, &q, err, errlen);
         if (r < 0) {
                 free(c.model_path);
+                free(c.mmproj_path);
                 quota_config_done(&q);
                 log_error("%s", err);
                 log_warning("keeping the last good configuration");
@@ -357,6 +363,17 @@ int manager_reload_config(Manager *m, bool *ret_model_changed, char *err, size_t
                 free(m->config.model_path);
                 m->config.model_path = c.model_path;
         }
+        /* The vision projector (bus-explain.c): VisionModel= unless --mmproj. */
+        if (m->config.mmproj_from_cli)
+                free(c.mmproj_path);
+        else {
+                model_changed = model_changed || !m->config.mmproj_path != !c.mmproj_path ||
+                                (c.mmproj_path && !STREQ(m->config.mmproj_path, c.mmproj_path));
+                free(m->config.mmproj_path);
+                m->config.mmproj_path = c.mmproj_path;
+        }
+        m->config.max_image_bytes = c.max_image_bytes;
+        m->config.image_timeout_usec = c.image_timeout_usec;
         m->config.n_ctx = c.n_ctx;
         m->config.n_threads = c.n_threads;
         m->config.max_active = MAX(c.max_active, 1u);

@@ -264,6 +264,10 @@ void request_done(Request *q, const wire_done *d) {
                 m->stats.rejected++;
                 request_fail(q, SOTTO_ERROR_BUSY, "Busy: %s.", d->message);
                 return;
+        case WIRE_ERR_UNAVAILABLE:
+                m->stats.failed++;
+                request_fail(q, SOTTO_ERROR_MODEL_UNAVAILABLE, "The model cannot do this: %s.", d->message);
+                return;
         default:
                 m->stats.failed++;
                 request_fail(q, SOTTO_ERROR_WORKER_FAILED, "The inference worker failed: %s.", d->message);
@@ -331,6 +335,7 @@ void request_finalize(Request *q) {
         c->n_requests--;
         gen_params_done(&q->params);
         free(q->prompt);
+        free(q->image);
         free(q->out_buf);
         free(q);
         caller_maybe_free(c);
@@ -341,7 +346,7 @@ void request_finalize(Request *q) {
 
 /* The output must be the write end of a pipe: not a file, socket, device,
  * or the read end.  Returns a copy the daemon owns, non-blocking. */
-static int take_output_fd(int fd, sd_bus_error *error) {
+int take_output_fd(int fd, sd_bus_error *error) {
         struct stat st;
         if (fstat(fd, &st) < 0)
                 return sd_bus_error_setf(error, SOTTO_ERROR_INVALID_INPUT, "The output fd cannot be used: %s.",
@@ -372,6 +377,14 @@ static int take_output_fd(int fd, sd_bus_error *error) {
 
 int submit_request(Manager *m, sd_bus_message *msg, Chat *chat, const char *prompt, gen_params *params, int fd,
                    sd_bus_error *error) {
+        return submit_request_image(m, msg, chat, prompt, params, fd, NULL, 0, error);
+}
+
+/* With an image (taken, freed on failure too): an Explain or Chat.SendImage
+ * whose bytes sottod has read; the question may then be empty. */
+int submit_request_image(Manager *m, sd_bus_message *msg, Chat *chat, const char *prompt, gen_params *params, int fd,
+                         uint8_t *image, size_t image_len, sd_bus_error *error) {
+        _cleanup_free_ uint8_t *img = image;
         size_t len = strlen(prompt);
         Caller *c;
         int r;
@@ -385,7 +398,7 @@ int submit_request(Manager *m, sd_bus_message *msg, Chat *chat, const char *prom
                 return sd_bus_error_setf(error, SOTTO_ERROR_MODEL_UNAVAILABLE, "No model is available: %s.",
                                          m->state_reason);
         }
-        if (len == 0)
+        if (len == 0 && !img)
                 return sd_bus_error_setf(error, SOTTO_ERROR_INVALID_INPUT, "The prompt is empty.");
         if (len > m->config.max_prompt_bytes)
                 return sd_bus_error_setf(error, SOTTO_ERROR_INVALID_INPUT,
@@ -427,12 +440,15 @@ int submit_request(Manager *m, sd_bus_message *msg, Chat *chat, const char *prom
         }
         if (params->seed == 0)
                 params->seed = random_seed();
-        r = request_new(m, c, chat, msg, copy, len, params, out, NULL);
+        Request *q;
+        r = request_new(m, c, chat, msg, copy, len, params, out, &q);
         if (r < 0) {
                 free(copy);
                 close(out);
                 return r;
         }
+        q->image = TAKE_PTR(img);
+        q->image_len = image_len;
         manager_schedule(m);
         return 1; /* replied later */
 }

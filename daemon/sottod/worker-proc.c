@@ -42,7 +42,17 @@ void worker_send_generate(Worker *w, Request *q) {
                 .prompt = q->prompt,
                 .prompt_len = (uint32_t)q->prompt_len,
         };
-        if (wire_encode_generate(&w->conn.out, &g) < 0) {
+        int r;
+        if (q->image) {
+                /* The image goes ahead of its question; sottod has read it but
+                 * never looks into it. */
+                wire_explain x = { .gen = g, .image_size = (uint32_t)q->image_len };
+                r = q->image_len <= WIRE_MAX_IMAGE ? wire_encode_explain(&w->conn.out, &x, q->image) : -EMSGSIZE;
+                free(q->image);
+                q->image = NULL;
+        } else
+                r = wire_encode_generate(&w->conn.out, &g);
+        if (r < 0) {
                 request_fail(q, SOTTO_ERROR_INVALID_INPUT, "The request is too large for the worker.");
                 return;
         }
@@ -288,14 +298,14 @@ int worker_start(Manager *m) {
         w->generation = ++m->worker_generation;
         wire_conn_init(&w->conn, pair[0]);
 
-        char a_ctx[32], a_thr[32], a_act[32], a_chats[32], a_user[160];
+        char a_ctx[32], a_thr[32], a_act[32], a_chats[32], a_user[160], a_mmproj[32] = "--mmproj-fd=5";
         fmt_arg(a_ctx, sizeof a_ctx, "context", m->config.n_ctx);
         fmt_arg(a_thr, sizeof a_thr, "threads", m->config.n_threads);
         fmt_arg(a_act, sizeof a_act, "max-active", m->config.max_active);
         fmt_arg(a_chats, sizeof a_chats, "max-chats", m->config.max_chats);
         snprintf(a_user, sizeof a_user, "--user=%s", m->config.user);
         char *argv[] = { (char *)"sotto-worker", (char *)"--socket-fd=3", (char *)"--model-fd=4", a_ctx, a_thr,
-                         a_act, a_chats, a_user, NULL };
+                         a_act, a_chats, a_user, m->mmproj_fd >= 0 ? a_mmproj : NULL, NULL };
 
         pid_t pid = fork();
         if (pid < 0) {
@@ -314,7 +324,11 @@ int worker_start(Manager *m) {
                 int s = fcntl(pair[1], F_DUPFD, 10), mf = fcntl(m->model_fd, F_DUPFD, 10);
                 if (s < 0 || mf < 0 || dup2(s, 3) < 0 || dup2(mf, 4) < 0)
                         _exit(126);
-                close_range(5, ~0U, 0);
+                /* The vision projector, if any, on fd 5. */
+                int vf = m->mmproj_fd >= 0 ? fcntl(m->mmproj_fd, F_DUPFD, 10) : -1;
+                if (m->mmproj_fd >= 0 && (vf < 0 || dup2(vf, 5) < 0))
+                        _exit(126);
+                close_range(m->mmproj_fd >= 0 ? 6 : 5, ~0U, 0);
                 execv(m->config.worker_path, argv);
                 fprintf(stderr, "sottod: cannot execute %s: %m\n", m->config.worker_path);
                 _exit(127);

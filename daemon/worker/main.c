@@ -15,6 +15,7 @@
 
 #include "daemon/common/privs.h"
 #include "daemon/worker/sandbox.h"
+#include "daemon/worker/worker-image.h"
 #include "daemon/worker/worker.h"
 #include "engine.h"
 #include "macro.h"
@@ -30,14 +31,15 @@ static int parse_int(const char *s, int min, int max, int *ret) {
 }
 
 static int run(int argc, char **argv) {
-        int sock_fd = 3, model_fd = 4, n_threads = 0, n_ctx = 0, max_active = 16, max_chats = 64;
+        int sock_fd = 3, model_fd = 4, mmproj_fd = -1, n_threads = 0, n_ctx = 0, max_active = 16, max_chats = 64;
         const char *user = "sotto";
         char err[512] = "";
         static const struct option opts[] = {
                 { "socket-fd", required_argument, NULL, 's' }, { "model-fd", required_argument, NULL, 'm' },
                 { "threads", required_argument, NULL, 't' },   { "context", required_argument, NULL, 'c' },
                 { "user", required_argument, NULL, 'u' },      { "max-active", required_argument, NULL, 'a' },
-                { "max-chats", required_argument, NULL, 'C' }, {},
+                { "max-chats", required_argument, NULL, 'C' }, { "mmproj-fd", required_argument, NULL, 'v' },
+                {},
         };
         int c, r;
 
@@ -50,6 +52,7 @@ static int run(int argc, char **argv) {
                 case 'a': r = parse_int(optarg, 1, 1024, &max_active); break;
                 case 'C': r = parse_int(optarg, 0, 4096, &max_chats); break;
                 case 'u': user = optarg; r = 0; break;
+                case 'v': r = parse_int(optarg, 0, 65535, &mmproj_fd); break;
                 default: return -EINVAL;
                 }
                 if (r < 0) {
@@ -87,18 +90,31 @@ static int run(int argc, char **argv) {
                 return r;
         }
         close(model_fd);
+        /* The vision projector, when sottod has one: loaded before the sandbox too. */
+        worker_vision *vision = NULL;
+        r = worker_vision_load(mmproj_fd, model, n_threads, &vision, err, sizeof err);
+        if (r < 0) {
+                fprintf(stderr, "sotto-worker: cannot load the vision model: %s\n", err);
+                engine_model_free(model);
+                return r;
+        }
+        if (mmproj_fd >= 0)
+                close(mmproj_fd);
         if (n_ctx <= 0)
                 n_ctx = (int)MIN(MAX(engine_model_n_ctx_train(model), 1), 4096);
 
         r = sandbox_apply(err, sizeof err);
         if (r < 0) {
                 fprintf(stderr, "sotto-worker: %s\n", err);
+                worker_vision_free(vision);
                 engine_model_free(model);
                 return r;
         }
 
-        worker_config cfg = { .n_ctx = n_ctx, .max_active = (uint32_t)max_active, .max_chats = (uint32_t)max_chats };
+        worker_config cfg = { .n_ctx = n_ctx, .max_active = (uint32_t)max_active, .max_chats = (uint32_t)max_chats,
+                              .vision = vision };
         r = worker_run(model, &cfg, sock_fd);
+        worker_vision_free(vision);
         engine_model_free(model);
         if (r < 0)
                 fprintf(stderr, "sotto-worker: %s\n", strerror(-r));

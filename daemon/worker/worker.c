@@ -10,6 +10,7 @@
 
 #include "daemon/worker/stop.h"
 #include "daemon/worker/worker-chat.h"
+#include "daemon/worker/worker-image.h"
 #include "daemon/worker/worker.h"
 #include "macro.h"
 
@@ -44,6 +45,13 @@ typedef struct wreq {
         bool prompt_done;
         bool turn_closed; /* ended with its end-of-turn token in the context */
         uint64_t t_start, prompt_usec;
+        /* EXPLAIN: the encoded image and the question, turned into the
+         * prompt by the first step (worker-image.c) */
+        uint8_t *image;
+        size_t image_size;
+        char *question;
+        size_t question_len;
+        worker_explain_prompt xp;
         struct wreq *next;
 } wreq;
 
@@ -59,6 +67,8 @@ typedef struct worker {
         wchat *chats;
         uint32_t n_chats;
         wreq *current;
+        worker_vision *vision;
+        worker_image_stage stage; /* the image of the next EXPLAIN */
         uint64_t last_poll;
         bool eof;
         int error;
@@ -120,6 +130,9 @@ static void req_free(wreq *q) {
         gen_params_done(&q->params);
         free(q->prompt);
         free(q->text);
+        free(q->image);
+        free(q->question);
+        worker_explain_prompt_done(&q->xp);
         free(q);
 }
 
@@ -201,18 +214,17 @@ static wchat *chat_find(worker *w, uint64_t id) {
 
 static bool abort_cb(void *userdata);
 
-static void handle_generate(worker *w, const uint8_t *payload, size_t len) {
-        wire_generate g;
-        if (wire_decode_generate(payload, len, &g) < 0) {
-                w->error = -EBADMSG;
-                return;
-        }
+/* GENERATE, or EXPLAIN when image is set (taken). */
+static void start_request(worker *w, wire_generate g, uint8_t *image, size_t image_size) {
         wreq *q = calloc(1, sizeof *q);
         if (!q) {
                 gen_params_done(&g.params);
+                free(image);
                 w->error = -ENOMEM;
                 return;
         }
+        q->image = image;
+        q->image_size = image_size;
         q->id = g.req_id;
         q->params = g.params; /* takes the stop strings */
         q->pending = -1;
@@ -249,6 +261,13 @@ static void handle_generate(worker *w, const uint8_t *payload, size_t len) {
                 c->busy = true;
                 q->chat = c;
         }
+        if (q->image) {
+                /* The first step decodes the image and builds the prompt. */
+                q->question = strndup(g.prompt, g.prompt_len);
+                q->question_len = g.prompt_len;
+                if (!q->question)
+                        return req_finish(w, q, WIRE_ERR_ENGINE, WIRE_STOP_NONE, "out of memory");
+        }
         /* The prompt is tokenized here, in the sandbox, never in sottod, in
          * the model's chat template unless raw (worker-chat.c).  Text that
          * spells a control token stays text (parse_special off). */
@@ -258,11 +277,13 @@ static void handle_generate(worker *w, const uint8_t *payload, size_t len) {
                 .turn_open = q->chat && q->chat->turn_open,
         };
         char err[256] = "";
-        int r = worker_chat_prompt(w->tok, g.prompt, g.prompt_len, &turn, &q->prompt, &q->n_prompt, err, sizeof err);
+        int r = q->image ? 0
+                         : worker_chat_prompt(w->tok, g.prompt, g.prompt_len, &turn, &q->prompt, &q->n_prompt, err,
+                                              sizeof err);
         if (r < 0)
                 return req_finish(w, q, r == -ENOMEM ? WIRE_ERR_ENGINE : WIRE_ERR_INVALID, WIRE_STOP_NONE, "%s",
                                   err);
-        if (q->n_prompt == 0)
+        if (q->n_prompt == 0 && !q->image)
                 return req_finish(w, q, WIRE_ERR_INVALID, WIRE_STOP_NONE, "the prompt is empty");
         engine_sampler_params sp;
         engine_sampler_default_params(&sp);
@@ -276,6 +297,30 @@ static void handle_generate(worker *w, const uint8_t *payload, size_t len) {
         if (r < 0)
                 return req_finish(w, q, WIRE_ERR_INVALID, WIRE_STOP_NONE, "bad sampling parameters: %s",
                                   strerror(-r));
+}
+
+static void handle_generate(worker *w, const uint8_t *payload, size_t len) {
+        wire_generate g;
+        if (wire_decode_generate(payload, len, &g) < 0) {
+                w->error = -EBADMSG;
+                return;
+        }
+        start_request(w, g, NULL, 0);
+}
+
+static void handle_explain(worker *w, const uint8_t *payload, size_t len) {
+        wire_explain x;
+        uint8_t *image;
+        if (wire_decode_explain(payload, len, &x) < 0) {
+                w->error = -EBADMSG;
+                return;
+        }
+        if (worker_image_stage_take(&w->stage, x.gen.req_id, x.image_size, &image) < 0) {
+                gen_params_done(&x.gen.params);
+                w->error = -EBADMSG;
+                return;
+        }
+        start_request(w, x.gen, image, x.image_size);
 }
 
 static void handle_cancel(worker *w, const uint8_t *payload, size_t len) {
@@ -357,6 +402,14 @@ static void dispatch(worker *w) {
                 case WIRE_CHAT_CLOSE:
                         handle_chat_close(w, payload, len);
                         break;
+                case WIRE_IMAGE_DATA:
+                        if ((r = worker_image_stage_add(&w->stage, payload, len)) < 0)
+                                w->error = r;
+                        r = 0;
+                        break;
+                case WIRE_EXPLAIN:
+                        handle_explain(w, payload, len);
+                        break;
 #ifdef SOTTO_TEST_HOOKS
                 case WIRE_TEST_ESCAPE:
                         handle_test_escape(w);
@@ -405,6 +458,19 @@ static void req_step(worker *w, wreq *q) {
 
         if (q->cancelled)
                 return req_finish(w, q, WIRE_ERR_CANCELLED, WIRE_STOP_NONE, "cancelled");
+        if (q->image) {
+                char err[WIRE_MAX_NAME];
+                bool first = !q->chat || !q->chat->sess || engine_session_n_past(q->chat->sess) == 0;
+                r = worker_explain_prepare(w->vision, w->model, q->image, q->image_size, q->question,
+                                           q->question_len, first, &q->xp, err, sizeof err);
+                free(q->image);
+                q->image = NULL;
+                if (r != 0)
+                        return req_finish(w, q, (enum wire_status)r, WIRE_STOP_NONE, "%s", err);
+                q->prompt = TAKE_PTR(q->xp.tokens);
+                q->n_prompt = q->xp.n_tokens;
+                return;
+        }
         if (!q->sess) {
                 if (q->chat && q->chat->sess)
                         q->sess = q->chat->sess;
@@ -506,6 +572,7 @@ int worker_run(engine_model *model, const worker_config *cfg, int sock_fd) {
                 .tok = engine_model_tokenizer(model),
                 .cfg = *cfg,
                 .n_vocab = engine_model_n_vocab(model),
+                .vision = cfg->vision,
         };
         wire_conn_init(&w.conn, sock_fd);
         w.logits = malloc(sizeof(float) * (size_t)MAX(w.n_vocab, 1));
@@ -517,6 +584,7 @@ int worker_run(engine_model *model, const worker_config *cfg, int sock_fd) {
                 .n_ctx_train = (uint32_t)MAX(engine_model_n_ctx_train(model), 0),
                 .n_vocab = (uint32_t)w.n_vocab,
                 .pid = (uint32_t)getpid(),
+                .caps = worker_vision_caps(cfg->vision),
         };
         snprintf(ready.arch, sizeof ready.arch, "%s", engine_model_arch(model));
         snprintf(ready.name, sizeof ready.name, "%s", engine_model_name(model));
@@ -564,6 +632,7 @@ int worker_run(engine_model *model, const worker_config *cfg, int sock_fd) {
         }
         while (w.chats)
                 chat_free(&w, w.chats);
+        worker_image_stage_done(&w.stage);
         free(w.logits);
         wire_conn_done(&w.conn);
         return r;

@@ -13,6 +13,7 @@ typedef struct worker_config {
         int32_t n_ctx;      /* per request / chat */
         uint32_t max_active; /* requests at once; beyond: Busy */
         uint32_t max_chats;
+        struct worker_vision *vision; /* the mmproj, NULL: no images (worker-image.h) */
 } worker_config;
 
 /* Serves on conn until sottod closes it (returns 0) or on a protocol error

@@ -37,6 +37,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                         abort();
         }
         free(c.model_path);
+        free(c.mmproj_path);
         quota_config_done(&q);
         return 0;
 }

@@ -75,6 +75,17 @@ static void decode_all(uint32_t type, const uint8_t *p, size_t len) {
         case 2: (void)wire_decode_ready(p, len, &r); break;
         case 3: (void)wire_decode_text(p, len, &t); break;
         case 4: (void)wire_decode_u64(p, len, &v); break;
+        case 5: {
+                wire_explain x;
+                if (wire_decode_explain(p, len, &x) >= 0)
+                        gen_params_done(&x.gen.params);
+                break;
+        }
+        case 6: {
+                wire_image_data id;
+                (void)wire_decode_image_data(p, len, &id);
+                break;
+        }
         default: (void)utf8_is_valid((const char *)p, len); break;
         }
 }

@@ -137,13 +137,16 @@ expect "Chat.Send after generate was withdrawn" "$SVC_DIR/chat" '^org\.sotto\.So
 rc=0; setpriv --reuid=sotto-pk-user --regid=sotto-pk-user --init-groups "$SOTTO" --address "$BUS_ADDRESS" ask \
 	--max-tokens 4 hello > /dev/null 2>"$SVC_DIR/nogen-ask" || rc=$?
 [ $rc = 7 ] || fail "sotto ask refused generate: exit $rc, want 7 ($(cat "$SVC_DIR/nogen-ask"))"
+rc=0; setpriv --reuid=sotto-pk-user --regid=sotto-pk-user --init-groups "$SOTTO" --address "$BUS_ADDRESS" explain \
+	/dev/null "what is this?" > /dev/null 2>"$SVC_DIR/nogen-explain" || rc=$?
+[ $rc = 7 ] || fail "sotto explain refused generate: exit $rc, want 7 ($(cat "$SVC_DIR/nogen-explain"))"
 setpriv --reuid=sotto-pk-user --regid=sotto-pk-user --init-groups busctl --address="$BUS_ADDRESS" \
 	--allow-interactive-authorization=no call org.sotto.Sotto1 /org/sotto/Sotto1 org.sotto.Sotto1.Text OpenChat \
 	a{sv} 0 > "$SVC_DIR/nogen-open" 2>&1 && fail "OpenChat went through: $(cat "$SVC_DIR/nogen-open")"
 grep -q "not authorized" "$SVC_DIR/nogen-open" || fail "OpenChat: $(cat "$SVC_DIR/nogen-open")"
 pk_client sotto-pk-adm authorize org.sotto.generate > "$SVC_DIR/gen-other" || fail "client"
 expect "another user keeps generate" "$SVC_DIR/gen-other" '^ok$'
-note "generate withdrawn by a rule: Chat.Send, Ask (exit 7) and OpenChat refused; others unaffected"
+note "generate withdrawn by a rule: Chat.Send, Ask, Explain (exit 7) and OpenChat refused; others unaffected"
 
 # --- polkitd without sotto's actions (the policy file removed): polkit
 # fails the check (for a non-root sottod: it is no longer the action owner);
