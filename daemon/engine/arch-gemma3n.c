@@ -32,6 +32,8 @@
 #include <inttypes.h>
 #include <math.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "gemma-matformer.h"
 #include "gemma-model.h"
@@ -461,6 +463,24 @@ static int altup_project(engine_session *s, const weight *wk, const float *x, co
         return 0;
 }
 
+/* The per-layer-embedding table is most of E2B's parameters and must stay
+ * in the file: each token needs one row (L * 256 values), copied into the
+ * session by weight_get_row.  Reading a row faults in more than the row
+ * (the kernel maps the neighbours that are in the page cache, whole large
+ * folios), so a long context of varied tokens would map the whole table
+ * into this process.  After the lookups the table's pages are unmapped
+ * again: on a read-only shared file mapping MADV_DONTNEED only drops our
+ * page-table entries, the page cache keeps the data for the next read.
+ * (Models are always mapped from their file, model.c.) */
+static void ple_release(const weight *w) {
+        uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE);
+        uintptr_t a = ((uintptr_t)w->data + ps - 1) & ~(ps - 1);
+        uintptr_t b = ((uintptr_t)w->data + (uintptr_t)w->n_out * w->row_bytes) & ~(ps - 1);
+
+        if (b > a)
+                (void)madvise((void *)a, b - a, MADV_DONTNEED);
+}
+
 static int gemma3n_forward(engine_session *s, const int32_t *tokens, int32_t n, bool all_logits, float *logits) {
         const engine_model *m = s->model;
         const model_hparams *hp = &m->hp;
@@ -491,6 +511,7 @@ static int gemma3n_forward(engine_session *s, const int32_t *tokens, int32_t n, 
                         return r;
                 gemma_ops_scale(st->pli + t * LP, LP, sqrtf((float)P));
         }
+        ple_release(&w->ple_embd);
 
         /* PLI = (ple + rmsnorm(Mp x0 / sqrt(E)) * np) / sqrt(2), per P-slice */
         r = gemma_matmul(mm, &w->ple_model_proj, S(0), n, st->plp, st->tmp);

@@ -5,3 +5,7 @@ $(eval $(call add_program,sotto-bench,tests/bench/sotto-bench.c tests/bench/sott
 
 # Kernel micro-benchmark: build/bench-kernels (run by hand or from make bench).
 $(eval $(call add_program,bench-kernels,tests/bench/bench-kernels.c,))
+
+# sotto-bench-mem: resident memory at a full context (Gemma 3n: the
+# per-layer-embedding table must stay in the mapped file).
+$(eval $(call add_program,sotto-bench-mem,tests/bench/sotto-bench-mem.c))
