@@ -23,3 +23,8 @@ PROGRAMS += $(BUILD)/tests/polkit-mock
 $(BUILD)/tests/polkit-mock: $(call obj,tests/integration/polkit-mock.c)
 	@mkdir -p $(@D)
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(call pc_libs,libsystemd)
+# A test double of the xdg-desktop-portal Screenshot interface (explain-screen.sh).
+PROGRAMS += $(BUILD)/tests/mock-portal
+$(BUILD)/tests/mock-portal: $(call obj,tests/integration/mock-portal.c)
+	@mkdir -p $(@D)
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(call pc_libs,libsystemd)
