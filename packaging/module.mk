@@ -27,9 +27,10 @@ PKG_BUILD := $(BUILD)/packaging
 PKG_LIBEXEC := $(LIBEXECDIR)/sotto
 
 # The CLI without the build tree's $$ORIGIN run path.
-$(PKG_BUILD)/sotto: $(call obj,client-lib/sotto-cli.c) $(BUILD)/libsotto.so.1
+# The CLI's sources are SOTTO_CLI_SRCS (client-lib/module.mk).
+$(PKG_BUILD)/sotto: $(call obj,$(SOTTO_CLI_SRCS)) $(BUILD)/libsotto.so.1
 	@mkdir -p $(@D)
-	$(CC) $(REL_CFLAGS) $(LDFLAGS) -o $@ $(call obj,client-lib/sotto-cli.c) -L$(BUILD) -l:libsotto.so.1 \
+	$(CC) $(REL_CFLAGS) $(LDFLAGS) -o $@ $(call obj,$(SOTTO_CLI_SRCS)) -L$(BUILD) -l:libsotto.so.1 \
 		$(CLIENT_LIBS) $(call pc_libs,json-c) $(call pc_libs,libedit) -lm
 
 # Installed paths in the text files follow the directory variables.
