@@ -5,9 +5,11 @@
 # always authorized by polkit, so root proves nothing):
 # - generate is allowed in any session (Ask streams), dictate is refused to
 #   a session polkit sees as not local and active (every session here: there
-#   is no logind), configure and manage-models need an administrator;
+#   is no logind), configure (Admin.GetAllUsage, ReloadConfig, SetQuota;
+#   sotto usage --all) and manage-models need an administrator;
 # - the example rules file (polkit/50-sotto-example.rules) lets a member of
-#   group sotto-admin configure, and only a member;
+#   group sotto-admin configure (Admin.GetAllUsage, Admin.SetQuota), and
+#   only a member;
 # - one check per connection and action: later calls use the cached answer,
 #   a new connection is checked afresh, also when it gets the pid of an
 #   authorized caller that has exited; a change of polkit's rules empties
@@ -53,6 +55,23 @@ out=$(setpriv --reuid=sotto-pk-user --regid=sotto-pk-user --init-groups "$SOTTO"
 	--max-tokens 8 --temperature 0 "Once upon a time" 2>"$SVC_DIR/ask.err") || fail "Ask as a user: $(cat "$SVC_DIR/ask.err")"
 [ -n "$out" ] || fail "Ask as a user: empty answer"
 
+# The Admin methods that need org.sotto.configure refuse the user; its own
+# usage needs nothing.
+A() { # user member...
+	local u=$1; shift
+	setpriv --reuid="$u" --regid="$u" --init-groups busctl --address="$BUS_ADDRESS" \
+		--allow-interactive-authorization=no call org.sotto.Sotto1 /org/sotto/Sotto1 org.sotto.Sotto1.Admin "$@"
+}
+for call in GetAllUsage ReloadConfig "SetQuota sss '' MaxConcurrentRequests 4"; do
+	eval A sotto-pk-user $call > "$SVC_DIR/admin" 2>&1 && fail "Admin.$call went through for a user: $(cat "$SVC_DIR/admin")"
+	grep -qi "authentication is required" "$SVC_DIR/admin" || fail "Admin.$call: $(cat "$SVC_DIR/admin")"
+done
+A sotto-pk-user GetUsage > "$SVC_DIR/own-usage" 2>&1 || fail "Admin.GetUsage (one's own): $(cat "$SVC_DIR/own-usage")"
+rc=0; setpriv --reuid=sotto-pk-user --regid=sotto-pk-user --init-groups "$SOTTO" --address "$BUS_ADDRESS" usage --all \
+	> /dev/null 2>&1 < /dev/null || rc=$?
+[ $rc = 7 ] || fail "sotto usage --all as a user: exit $rc, want 7"
+note "Admin.GetAllUsage, ReloadConfig, SetQuota refused to a user (sotto usage --all exit 7); GetUsage allowed"
+
 # --- the example rules file: group sotto-admin may configure
 # A connection of the member asks before the rule exists and again after:
 # polkit's Changed signal empties the cache, so the new rule applies to it.
@@ -70,6 +89,10 @@ wait $ADM || fail "client"
 	fail "one connection before and after the rule: $(cat "$SVC_DIR/adm0")"
 pk_client sotto-pk-adm authorize org.sotto.configure > "$SVC_DIR/adm1" || fail "client"
 expect "sotto-admin member with the rule" "$SVC_DIR/adm1" '^ok$'
+A sotto-pk-adm GetAllUsage > "$SVC_DIR/adm-all" 2>&1 || fail "Admin.GetAllUsage as a sotto-admin member: $(cat "$SVC_DIR/adm-all")"
+A sotto-pk-adm SetQuota sss '' MaxConcurrentRequests 4 > "$SVC_DIR/adm-set" 2>&1 ||
+	fail "Admin.SetQuota as a sotto-admin member: $(cat "$SVC_DIR/adm-set")"
+grep -q "quota set at run time" "$SVC_DIR/sottod.log" || fail "SetQuota did not reach the quota code"
 pk_client sotto-pk-adm authorize org.sotto.manage-models > "$SVC_DIR/adm2" || fail "client"
 expect "sotto-admin member, manage-models" "$SVC_DIR/adm2" '^ok$'
 pk_client sotto-pk-adm authorize org.sotto.dictate > "$SVC_DIR/adm3" || fail "client"
