@@ -499,6 +499,8 @@ static void q6_k_dot_avx512(int64_t n, float *s, const void *vw, const void *va)
 const kernel_set kernels_avx512 = {
         .name = "avx512",
         .supported = avx512_supported,
+        .gemv = gemv_avx512,
+        .gemv_supported = gemv_avx512_supported,
         .vec_dot = {
                 [TYPE_F32] = f32_dot_avx512,
                 [TYPE_F16] = f16_dot_avx512,

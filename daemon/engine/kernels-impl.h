@@ -7,6 +7,7 @@
 
 #include <string.h>
 
+#include "kernels.h"
 #include "tensor-type.h"
 
 /* Unpack the 6-bit scale and min of sub-block j (0..7) of a Q4_K/Q5_K
@@ -88,3 +89,7 @@ void q5_k_to_float(const void *x, float *y, int64_t n);
 void q5_k_vec_dot(int64_t n, float *s, const void *w, const void *a);
 void q6_k_to_float(const void *x, float *y, int64_t n);
 void q6_k_vec_dot(int64_t n, float *s, const void *w, const void *a);
+
+/* kernels-gemv-avx512.c (needs VBMI besides the avx512 set's features) */
+bool gemv_avx512_supported(void);
+extern const gemv_kernel gemv_avx512[TYPE_COUNT];

@@ -18,6 +18,8 @@ static void complete_all(void) {
         for (size_t s = 0; s < (sizeof all_sets / sizeof all_sets[0]); s++) {
                 kernel_set *k = &completed[s];
                 *k = *all_sets[s];
+                if (k->gemv && k->gemv_supported && !k->gemv_supported())
+                        k->gemv = NULL;
                 for (int t = 0; t < TYPE_COUNT; t++) {
                         if (!k->vec_dot[t])
                                 k->vec_dot[t] = kernels_scalar.vec_dot[t];

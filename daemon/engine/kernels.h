@@ -6,6 +6,20 @@
 
 #include "tensor-type.h"
 
+/* Decoding kernels (one token through many rows): prep converts the n
+ * activations once per product into the kernel's own layout (act_bytes per
+ * 256 elements), rows dots n_rows consecutive weight rows (row_bytes apart)
+ * with them into y[0..n_rows).  n must be a multiple of 256.  Same
+ * quantization of the activations as vec_dot's, so the results differ
+ * from vec_dot's only in float summation order. */
+typedef void (*gemv_prep_fn)(const float *x, void *act, int64_t n);
+typedef void (*gemv_rows_fn)(int64_t n, const void *w, size_t row_bytes, int64_t n_rows, const void *act, float *y);
+typedef struct gemv_kernel {
+        gemv_prep_fn prep;
+        gemv_rows_fn rows;
+        uint32_t act_bytes;
+} gemv_kernel;
+
 typedef struct kernel_set {
         const char *name;          /* "scalar", "avx2", "avx512" */
         bool (*supported)(void);   /* cpuid check */
@@ -16,6 +30,11 @@ typedef struct kernel_set {
         from_float_fn from_float[TYPE_COUNT];
         /* Indexed by weight type: dequantize rows. */
         to_float_fn to_float[TYPE_COUNT];
+        /* Indexed by weight type, NULL (or a NULL entry) where there is
+         * none: vec_dot is used then.  gemv_supported: what these need
+         * beyond supported(); without it the completed set has no gemv. */
+        const gemv_kernel *gemv;
+        bool (*gemv_supported)(void);
 } kernel_set;
 
 extern const kernel_set kernels_scalar;

@@ -126,6 +126,7 @@ void matmul_split_rows(int64_t n_rows, int ith, int nth, int64_t *r0, int64_t *r
 typedef struct vec_job {
         const weight *w;
         vec_dot_fn dot;
+        gemv_rows_fn gemv; /* instead of dot, on prepared activations */
         const uint8_t *act; /* n_tokens rows of act_row bytes */
         size_t act_row;
         int64_t n_tokens;
@@ -138,6 +139,13 @@ static void vec_worker(void *p, int ith, int nth) {
         const weight *w = j->w;
         int64_t r0, r1;
 
+        if (j->gemv) {
+                while (row_sched_next(&j->sched, &r0, &r1))
+                        for (int64_t t = 0; t < j->n_tokens; t++)
+                                j->gemv(w->n_in, (const uint8_t *)w->data + (size_t)r0 * w->row_bytes, w->row_bytes,
+                                        r1 - r0, j->act + (size_t)t * j->act_row, &j->y[t * w->n_out + r0]);
+                return;
+        }
         while (row_sched_next(&j->sched, &r0, &r1))
                 for (int64_t r = r0; r < r1; r++) {
                         const uint8_t *row = (const uint8_t *)w->data + (size_t)r * w->row_bytes;
@@ -170,13 +178,40 @@ int matmul_quantize_act(matmul_ctx *c, uint32_t act_type, const float *x, int64_
         return 0;
 }
 
+/* Activations in the layout of the type's gemv kernel, into c->act. */
+static int matmul_prep_act(matmul_ctx *c, const gemv_kernel *g, const float *x, int64_t n_in, int64_t n_tokens,
+                           size_t *ret_row) {
+        size_t row = (size_t)(n_in / 256) * g->act_bytes, total;
+
+        if (MUL_OVERFLOW(row, (size_t)n_tokens, &total))
+                return -EOVERFLOW;
+        if (c->act_size < total) {
+                free(c->act);
+                c->act = alloc_aligned(total);
+                c->act_size = c->act ? total : 0;
+                if (!c->act)
+                        return -ENOMEM;
+        }
+        for (int64_t t = 0; t < n_tokens; t++)
+                g->prep(x + t * n_in, (uint8_t *)c->act + (size_t)t * row, n_in);
+        *ret_row = row;
+        return 0;
+}
+
 static int matmul_vec(matmul_ctx *c, const weight *w, const float *x, int64_t n_tokens, float *y) {
         const type_traits *t = type_traits_get(w->type);
+        const gemv_kernel *g = c->k->gemv ? &c->k->gemv[w->type] : NULL;
         vec_job j = { .w = w, .dot = c->k->vec_dot[w->type], .n_tokens = n_tokens, .y = y };
         int r;
 
         row_sched_init(&j.sched, w->n_out, c->n_threads, ROW_ALIGN);
-        if (t->vec_dot_type == TYPE_F32) {
+        if (g && g->rows && w->n_in % 256 == 0) {
+                r = matmul_prep_act(c, g, x, w->n_in, n_tokens, &j.act_row);
+                if (r < 0)
+                        return r;
+                j.act = c->act;
+                j.gemv = g->rows;
+        } else if (t->vec_dot_type == TYPE_F32) {
                 j.act = (const uint8_t *)x;
                 j.act_row = (size_t)w->n_in * sizeof(float);
         } else {

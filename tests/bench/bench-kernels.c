@@ -216,6 +216,21 @@ static void bench_dot(uint32_t type) {
                 }
                 printf("  %s %6.2f GB/s", sets[k], rows * rb / best / 1e9 + sink * 0);
         }
+        /* the decoding kernel on prepared activations, all rows in one call */
+        const kernel_set *kb = kernels_best();
+        if (kb->gemv && kb->gemv[type].rows && n % 256 == 0) {
+                static uint8_t act[4096 * 8] __attribute__((aligned(64)));
+                static float y[64];
+                double best = 1e9;
+                kb->gemv[type].prep(x, act, n);
+                for (int rep = 0; rep < 30; rep++) {
+                        double t0 = cpu_now();
+                        kb->gemv[type].rows(n, w, rb, rows, act, y);
+                        double dt = cpu_now() - t0;
+                        best = dt < best ? dt : best;
+                }
+                printf("  gemv %6.2f GB/s", rows * rb / best / 1e9 + y[0] * 0);
+        }
         printf("\n");
         free(w);
 }

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "macro.h"
 #include "tensor-type.h"
 #include "test.h"
 
@@ -125,6 +126,57 @@ static void test_set(const kernel_set *k) {
         }
 }
 
+/* The decoding kernels against the scalar dot, row by row: the same
+ * activation quantization, float sums in another order (1e-5 of the sum
+ * of magnitudes, as for vec_dot). */
+static void test_gemv(const kernel_set *k) {
+        static const uint32_t w_types[] = { TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K };
+        static const int64_t sizes[] = { 256, 512, 2048, 8192 };
+        enum { NMAX = 8192, ROWS = 5 };
+        static float x[NMAX], w[NMAX], a[NMAX], y[ROWS];
+        static uint8_t wq[ROWS * NMAX * 2], q0[NMAX * 4 + 64];
+        static uint8_t act[NMAX * 8] __attribute__((aligned(64)));
+        int n_tested = 0;
+
+        if (!k->gemv)
+                return;
+        for (size_t wi = 0; wi < ELEMENTSOF(w_types); wi++) {
+                uint32_t t = w_types[wi];
+                const type_traits *tr = type_traits_get(t);
+                const gemv_kernel *g = &k->gemv[t];
+                if (!g->rows)
+                        continue;
+                for (size_t si = 0; si < ELEMENTSOF(sizes); si++) {
+                        int64_t n = sizes[si];
+                        size_t rb;
+                        CHECK_OK(type_row_size(t, n, &rb));
+                        CHECK((size_t)(n / 256) * g->act_bytes <= sizeof act);
+                        for (int rep = 0; rep < 6; rep++) {
+                                fill_row(x, n, rep % 3);
+                                for (int r = 0; r < ROWS; r++)
+                                        random_blocks(t, wq + r * rb, n);
+                                g->prep(x, act, n);
+                                g->rows(n, wq, rb, ROWS, act, y);
+                                k->from_float[tr->vec_dot_type](x, q0, n);
+                                kernels_scalar.to_float[tr->vec_dot_type](q0, a, n);
+                                for (int r = 0; r < ROWS; r++) {
+                                        float s0;
+                                        kernels_scalar.vec_dot[t](n, &s0, wq + r * rb, q0);
+                                        kernels_scalar.to_float[t](wq + r * rb, w, n);
+                                        double mag = 0;
+                                        for (int64_t i = 0; i < n; i++)
+                                                mag += fabs((double)w[i] * a[i]);
+                                        CHECK_MSG(fabs((double)s0 - y[r]) <= 1e-5 * mag + 1e-30,
+                                                  "%s gemv %s n=%lld row %d rep %d: %.9g vs %.9g (mag %g)", k->name,
+                                                  tr->name, (long long)n, r, rep, s0, y[r], mag);
+                                }
+                        }
+                }
+                n_tested++;
+        }
+        printf("%s: gemv ok for %d types\n", k->name, n_tested);
+}
+
 int main(void) {
         const char *names[] = { "scalar", "avx2", "avx512" };
         int tested = 0;
@@ -142,6 +194,7 @@ int main(void) {
                         CHECK(!kernels_scalar.to_float[t] || k->to_float[t]);
                 }
                 test_set(k);
+                test_gemv(k);
                 printf("%s: ok\n", names[i]);
                 tested++;
         }

@@ -165,7 +165,8 @@ static void test_set(void) {
                         free(yi);
                 }
 
-                /* The vec path is the dot kernel of the best set, row by row. */
+                /* The vec path is the best set's gemv kernel where it has one for
+                 * the type, else its dot kernel, row by row. */
                 const kernel_set *k = kernels_best();
                 size_t arow;
                 CHECK_OK(type_row_size(act, n_in, &arow));
@@ -173,11 +174,21 @@ static void test_set(void) {
                 CHECK(aq);
                 k->from_float[act](x, aq, n_in);
                 CHECK_OK(matmul(ctx[2], &w, x, 1, y));
+                const gemv_kernel *g = k->gemv && k->gemv[type].rows && n_in % 256 == 0 ? &k->gemv[type] : NULL;
+                void *gact = NULL;
+                if (g) {
+                        CHECK(posix_memalign(&gact, 64, (size_t)(n_in / 256) * g->act_bytes) == 0);
+                        g->prep(x, gact, n_in);
+                }
                 for (int64_t o = 0; o < n_out; o++) {
                         float s;
-                        k->vec_dot[type](n_in, &s, (const uint8_t *)data + o * w.row_bytes, aq);
+                        if (g) /* the decoding kernel, one row at a time */
+                                g->rows(n_in, (const uint8_t *)data + o * w.row_bytes, w.row_bytes, 1, gact, &s);
+                        else
+                                k->vec_dot[type](n_in, &s, (const uint8_t *)data + o * w.row_bytes, aq);
                         CHECK(s == y[o]);
                 }
+                free(gact);
                 free(aq);
 
                 /* Bad arguments are refused, not crashed on. */
