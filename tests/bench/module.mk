@@ -9,3 +9,7 @@ $(eval $(call add_program,bench-kernels,tests/bench/bench-kernels.c,))
 # sotto-bench-mem: resident memory at a full context (Gemma 3n: the
 # per-layer-embedding table must stay in the mapped file).
 $(eval $(call add_program,sotto-bench-mem,tests/bench/sotto-bench-mem.c))
+
+# sotto-bench-vision: vision encoder time on an mmproj file (and the
+# embeddings, for comparisons with the reference's).
+$(eval $(call add_program,sotto-bench-vision,tests/bench/sotto-bench-vision.c))

@@ -2,7 +2,8 @@
 # Everything but main() also goes into an archive for tests/unit/test-mkmodel
 # (appended to UNIT_ARCHIVES: a test that references none of it pulls nothing).
 MKMODEL_SRCS := tests/tools/gguf-writer.c tests/tools/mkmodel-quant.c tests/tools/mkmodel-model.c \
-                tests/tools/mkmodel-llama.c tests/tools/mkmodel-gemma.c tests/tools/mkmodel-write.c
+                tests/tools/mkmodel-llama.c tests/tools/mkmodel-gemma.c tests/tools/mkmodel-write.c \
+                tests/tools/mkmmproj.c
 
 $(eval $(call add_program,sotto-mkmodel,tests/tools/sotto-mkmodel.c $(MKMODEL_SRCS)))
 
@@ -18,3 +19,6 @@ UNIT_SAN_ARCHIVES += $(BUILD)/san/libmkmodel.a
 # ggml-*.bin layout, and a transcriber for trying models on WAV files.
 $(eval $(call add_program,sotto-mkwhisper,tests/tools/mkwhisper.c))
 $(eval $(call add_program,sotto-whisper,tests/tools/sotto-whisper.c))
+
+# sotto-mkmmproj: random-weight Gemma 3 vision projector (mmproj) files.
+$(eval $(call add_program,sotto-mkmmproj,tests/tools/sotto-mkmmproj.c tests/tools/mkmmproj.c tests/tools/gguf-writer.c tests/tools/mkmodel-quant.c))
