@@ -12,9 +12,10 @@
  *
  * The convolution is one product: every patch unrolled into a row of
  * 3 P P values ([c][ky][kx], the order of the kernel's ne) times the kernel
- * read as E rows of 3 P P.  Attention runs per (head, block of 64 query
+ * read as E rows of 3 P P.  Attention runs per (head, block of 256 query
  * rows): S = Q K^T / sqrt(d) with sgemm, softmax, O = S V with sgemm, so a
- * thread's scores take 64 x T floats instead of T x T. */
+ * thread's scores take 256 x T floats instead of T x T (blocks much smaller
+ * than that spend their time repacking K and V for every block). */
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
@@ -39,6 +40,7 @@ void vision_ctx_free(vision_ctx *c) {
         free(c->ff);
         free(c->tmp);
         free(c->scores);
+        free(c->wbuf);
         matmul_ctx_free(c->mm);
         free(c);
 }
@@ -77,7 +79,11 @@ int vision_ctx_new(const vision_model *m, int n_threads, vision_ctx **ret) {
         c->ff = alloc_floats(T, F);
         c->tmp = alloc_floats(T, MAX(MAX(E, F), K));
         c->scores = alloc_floats((int64_t)n_threads * VISION_ATTN_BLOCK, T);
-        if (!c->col || !c->x || !c->cur || !c->q || !c->k || !c->v || !c->o || !c->ff || !c->tmp || !c->scores) {
+        /* every weight shape of the encoder: patch (K -> E), attention (E -> E), up (E -> F), down (F -> E) */
+        c->wbuf_floats = MAX(MAX(vision_wbuf_floats(K, E, n_threads), vision_wbuf_floats(E, E, n_threads)),
+                             MAX(vision_wbuf_floats(E, F, n_threads), vision_wbuf_floats(F, E, n_threads)));
+        c->wbuf = alloc_floats(n_threads, (int64_t)c->wbuf_floats);
+        if (!c->col || !c->x || !c->cur || !c->q || !c->k || !c->v || !c->o || !c->ff || !c->tmp || !c->scores || !c->wbuf) {
                 vision_ctx_free(c);
                 return -ENOMEM;
         }

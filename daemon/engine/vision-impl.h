@@ -68,9 +68,11 @@ struct vision_ctx {
         float *ff;       /* [T][F] */
         float *tmp;      /* activations rounded to the weight's dot type: [T][max(E, F, 3PP)] */
         float *scores;   /* attention: per thread [VISION_ATTN_BLOCK][T] */
+        float *wbuf;     /* per thread: its rows of a weight, dequantized */
+        size_t wbuf_floats;
 };
 
-#define VISION_ATTN_BLOCK 64 /* query rows per attention job */
+#define VISION_ATTN_BLOCK 256 /* query rows per attention job */
 
 /* ---- projectors (vision-gemma3.c) ----
  * A projector type is one const struct: its extra tensors, how many tokens
@@ -102,5 +104,7 @@ void vision_softmax_rows(float *x, int64_t n_rows, int64_t n);
 void vision_ffn_act(threadpool *tp, vision_ffn_op op, float *x, int64_t n);
 /* y[t][i] += b[i] */
 void vision_add_bias(float *y, const float *b, int64_t n_rows, int64_t n);
+/* Floats of dequantized rows one thread holds for a weight of n_out x n_in. */
+size_t vision_wbuf_floats(int64_t n_in, int64_t n_out, int nth);
 /* y = x W^T (+ b), activations rounded to W's dot type as ggml does. */
 int vision_linear(vision_ctx *c, const weight *w, const float *x, int64_t n_tokens, const float *b, float *y);

@@ -31,6 +31,7 @@
 static const mk_mmproj_preset presets[] = {
         { "gemma3-tiny", 224, 14, 128, 344, 3, 4, 256, 0, "test shape: 16x16 patches, pooled to 4x4 = 16 tokens" },
         { "gemma3-tiny-sf2", 112, 14, 96, 200, 2, 3, 160, 2, "8x8 patches, scale_factor 2: 4x4 = 16 tokens" },
+        { "gemma3-micro", 14, 7, 32, 64, 1, 2, 32, 2, "fuzzing seed: 2x2 patches, one token" },
         { "gemma3-siglip", 896, 14, 1152, 4304, 27, 16, 2560, 0, "SigLIP-So400m at 896 + Gemma 3 4B projector" },
 };
 
@@ -50,7 +51,7 @@ typedef struct plan {
         mk_gguf *w;
         const mk_mmproj_edit *edit;
         uint32_t n_embd;
-        plan_tensor t[512];
+        plan_tensor t[4096];
         size_t n;
         int error;
 } plan;

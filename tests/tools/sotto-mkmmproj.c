@@ -3,7 +3,7 @@
  * GGUF (tests/tools/mkmmproj.h), loadable by llama.cpp's clip and by
  * sotto's vision encoder.
  *
- *   sotto-mkmmproj --preset NAME --type F32|F16|Q8_0 [--seed N] [--proj-dim N] OUT.gguf
+ *   sotto-mkmmproj --preset NAME --type F32|F16|Q8_0 [--seed N] [--proj-dim N] [--layers N] OUT.gguf
  *   sotto-mkmmproj --list */
 #include <errno.h>
 #include <getopt.h>
@@ -18,7 +18,7 @@
 #include "tensor-type.h"
 
 static void usage(FILE *f) {
-        fprintf(f, "usage: sotto-mkmmproj --preset NAME --type F32|F16|Q8_0 [--seed N] [--proj-dim N] OUT.gguf\n"
+        fprintf(f, "usage: sotto-mkmmproj --preset NAME --type F32|F16|Q8_0 [--seed N] [--proj-dim N] [--layers N] OUT.gguf\n"
                    "       sotto-mkmmproj --list\n");
 }
 
@@ -28,17 +28,18 @@ static int run(int argc, char **argv) {
                 { "type", required_argument, NULL, 't' },
                 { "seed", required_argument, NULL, 's' },
                 { "proj-dim", required_argument, NULL, 'd' },
+                { "layers", required_argument, NULL, 'L' },
                 { "list", no_argument, NULL, 'l' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
         const char *preset = NULL, *type = NULL;
         uint64_t seed = 1;
-        long proj_dim = 0;
+        long proj_dim = 0, layers = 0;
         char *end;
         int c;
 
-        while ((c = getopt_long(argc, argv, "p:t:s:d:lh", opts, NULL)) >= 0) {
+        while ((c = getopt_long(argc, argv, "p:t:s:d:L:lh", opts, NULL)) >= 0) {
                 switch (c) {
                 case 'p': preset = optarg; break;
                 case 't': type = optarg; break;
@@ -54,6 +55,13 @@ static int run(int argc, char **argv) {
                         proj_dim = strtol(optarg, &end, 10);
                         if (*end || proj_dim < 1 || proj_dim > 65536) {
                                 fprintf(stderr, "bad --proj-dim '%s'\n", optarg);
+                                return 2;
+                        }
+                        break;
+                case 'L':
+                        layers = strtol(optarg, &end, 10);
+                        if (*end || layers < 1 || layers > 200) {
+                                fprintf(stderr, "bad --layers '%s'\n", optarg);
                                 return 2;
                         }
                         break;
@@ -77,6 +85,8 @@ static int run(int argc, char **argv) {
         mk_mmproj_preset custom = *ps;
         if (proj_dim)
                 custom.proj_dim = (uint32_t)proj_dim;
+        if (layers)
+                custom.n_layer = (uint32_t)layers;
         uint32_t t;
         if (strcasecmp(type, "F32") == 0)
                 t = TYPE_F32;
