@@ -64,4 +64,8 @@ END { printf "(tok/s: median of the repetitions, %d threads; JSON lines in %s)\n
 
 # The service: sottod ready time and PSS with 4 chats on the 1B Q4_0 model.
 BUILD=$BUILD tests/bench/service.sh || status=1
+
+# Gemma 3n E2B / E4B in Q4_K_M: speed and peak RSS at a 4096-token context
+# (tests/bench/gemma.sh; GEMMA_PRESETS="" skips it).
+BUILD=$BUILD tests/bench/gemma.sh || status=1
 exit $status
