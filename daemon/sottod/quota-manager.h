@@ -68,6 +68,7 @@ int usage_save_now(Manager *m);
 
 /* The scheduler (sched.c): the next queued request to run, or NULL. */
 Request *sched_pick(Manager *m);
+Request *sched_pick_at(Manager *m, uint64_t now); /* the same on a given clock (tests) */
 
 /* Reads the configuration files again into copies and, if all is well,
  * applies them (not the model: *ret_model_changed says whether Model=

@@ -37,7 +37,10 @@ static Request *caller_head(Caller *c) {
 }
 
 Request *sched_pick(Manager *m) {
-        uint64_t now = now_usec();
+        return sched_pick_at(m, now_usec());
+}
+
+Request *sched_pick_at(Manager *m, uint64_t now) {
         bool reserve = m->config.max_active >= 2 && m->n_active + 1 >= m->config.max_active;
         Request *best = NULL;
         int best_cls = _PRIORITY_MAX;

@@ -69,6 +69,7 @@ typedef struct worker {
         wreq *current;
         worker_vision *vision;
         worker_image_stage stage; /* the image of the next EXPLAIN */
+        wreq *first_next; /* just finished its prompt: its first token goes out next */
         uint64_t last_poll;
         bool eof;
         int error;
@@ -174,6 +175,8 @@ static void req_finish(worker *w, wreq *q, enum wire_status status, enum wire_st
                         *p = q->next;
                         break;
                 }
+        if (w->first_next == q)
+                w->first_next = NULL;
         w->n_active--;
         req_free(q);
         if (flush_out(w, false) < 0)
@@ -232,11 +235,13 @@ static void start_request(worker *w, wire_generate g, uint8_t *image, size_t ima
         detok_stream_init(&q->ds);
         q->ds.first = false; /* the answer continues the prompt: keep its leading space */
         q->next = NULL;
-        /* Append at the tail so that it takes its turn after the others. */
-        wreq **tail = &w->active;
-        while (*tail)
-                tail = &(*tail)->next;
-        *tail = q;
+        /* First tokens first: a new request runs its prompt right after the
+         * step in progress, then (first_next) its first token, and only then
+         * takes its turn with the others.  So a long generation delays a new
+         * request's first token by at most the one step it is in (sottod's
+         * priorities decide which requests get here at all). */
+        q->next = w->active;
+        w->active = q;
         w->n_active++;
 
         if (w->n_active > w->cfg.max_active)
@@ -519,6 +524,7 @@ static void req_step(worker *w, wreq *q) {
                                           strerror(-r));
                 q->prompt_pos += n;
                 if (last) {
+                        w->first_next = q;
                         q->prompt_done = true;
                         q->prompt_usec = now_usec() - q->t_start;
                         q->pending = engine_sampler_sample(q->sampler, w->logits);
@@ -622,6 +628,18 @@ int worker_run(engine_model *model, const worker_config *cfg, int sock_fd) {
                         w.current = q;
                         req_step(&w, q);
                         w.current = NULL;
+                        if (w.first_next) {
+                                /* Back to the head: its first token next. */
+                                wreq *f = w.first_next;
+                                w.first_next = NULL;
+                                for (wreq **p = &w.active; *p; p = &(*p)->next)
+                                        if (*p == f) {
+                                                *p = f->next;
+                                                break;
+                                        }
+                                f->next = w.active;
+                                w.active = f;
+                        }
                 }
         }
         int r = w.error;
