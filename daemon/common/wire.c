@@ -55,6 +55,8 @@ int gen_params_check(const gen_params *p, char *err, size_t errlen) {
                 return set_error(err, errlen, -EINVAL, "min-p must be from 0 to 1");
         if (!isfinite(p->repeat_penalty) || p->repeat_penalty < 0.1f || p->repeat_penalty > 10)
                 return set_error(err, errlen, -EINVAL, "repeat-penalty must be from 0.1 to 10");
+        if (p->max_prompt_tokens > (1u << 24))
+                return set_error(err, errlen, -EINVAL, "max-prompt-tokens must be at most 16777216");
         if (p->max_tokens < 1 || p->max_tokens > 65536)
                 return set_error(err, errlen, -EINVAL, "max-tokens must be from 1 to 65536");
         if (p->n_stop > WIRE_MAX_STOP)
@@ -215,7 +217,11 @@ static int put_generate(wire_buf *b, const wire_generate *g) {
         wire_put_f32(b, p->repeat_penalty);
         wire_put_u64(b, p->seed);
         wire_put_u32(b, p->max_tokens);
-        wire_put_u32(b, p->raw ? 1u : 0u); /* flags */
+        /* flags: 1 raw, 2 a prompt token limit follows (absent in frames
+         * that have none, so older frames read the same) */
+        wire_put_u32(b, (p->raw ? 1u : 0u) | (p->max_prompt_tokens ? 2u : 0u));
+        if (p->max_prompt_tokens)
+                wire_put_u32(b, p->max_prompt_tokens);
         wire_put_u32(b, p->n_stop);
         for (uint32_t i = 0; i < p->n_stop; i++)
                 wire_put_bytes(b, p->stop[i], (uint32_t)strlen(p->stop[i]));
@@ -244,9 +250,11 @@ static int get_generate(wire_reader *r, wire_generate *g) {
                 return -EBADMSG;
         p->top_k = (int32_t)top_k;
         uint32_t flags, n_stop;
-        if (wire_get_u32(r, &flags) < 0 || flags > 1u)
+        if (wire_get_u32(r, &flags) < 0 || flags > 3u)
                 return -EBADMSG;
         p->raw = flags & 1u;
+        if ((flags & 2u) && (wire_get_u32(r, &p->max_prompt_tokens) < 0 || p->max_prompt_tokens == 0))
+                return -EBADMSG;
         if (wire_get_u32(r, &n_stop) < 0 || n_stop > WIRE_MAX_STOP)
                 return -EBADMSG;
         for (uint32_t i = 0; i < n_stop; i++) {

@@ -52,6 +52,7 @@ typedef struct gen_params {
         uint64_t seed;
         uint32_t max_tokens;
         bool raw; /* the prompt as it is, without the model's chat template */
+        uint32_t max_prompt_tokens; /* 0: no limit; else longer prompts end in WIRE_ERR_QUOTA (sotto.conf MaxPromptTokens) */
         uint32_t n_stop;
         char *stop[WIRE_MAX_STOP]; /* owned, NUL-terminated */
 } gen_params;
@@ -79,6 +80,7 @@ enum wire_status {
         WIRE_ERR_ENGINE = 4,
         WIRE_ERR_BUSY = 5,
         WIRE_ERR_UNAVAILABLE = 6, /* the model cannot do this (e.g. no vision encoder) */
+        WIRE_ERR_QUOTA = 7, /* over a size limit of the caller's application (max_prompt_tokens) */
         _WIRE_STATUS_MAX,
 };
 

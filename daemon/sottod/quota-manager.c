@@ -272,6 +272,8 @@ int quota_admit(Manager *m, Caller *c, gen_params *params, sd_bus_error *error) 
                          which == QUOTA_PROMPT_TOKENS ? "prompt tokens per minute" : "generated tokens per minute");
                 return refuse(error, a, quota_kind_to_string(which), wait, what);
         }
+        /* Prompts are counted by the worker, which refuses longer ones. */
+        params->max_prompt_tokens = l->max_prompt_tokens;
         /* Answers are cut at MaxAnswerTokens (stop reason max-tokens). */
         if (l->max_answer_tokens && params->max_tokens > l->max_answer_tokens)
                 params->max_tokens = l->max_answer_tokens;

@@ -260,6 +260,11 @@ void request_done(Request *q, const wire_done *d) {
                 m->stats.failed++;
                 request_fail(q, SOTTO_ERROR_INVALID_INPUT, "Invalid input: %s.", d->message);
                 return;
+        case WIRE_ERR_QUOTA:
+                /* A size limit: waiting does not help, a shorter prompt does. */
+                m->stats.rejected++;
+                request_fail(q, SOTTO_ERROR_QUOTA_EXCEEDED, "limit=MaxPromptTokens retry-after=0: %s.", d->message);
+                return;
         case WIRE_ERR_BUSY:
                 m->stats.rejected++;
                 request_fail(q, SOTTO_ERROR_BUSY, "Busy: %s.", d->message);

@@ -476,6 +476,12 @@ static void req_step(worker *w, wreq *q) {
                 q->n_prompt = q->xp.n_tokens;
                 return;
         }
+        /* The caller's application may send prompts of at most this many
+         * tokens (sotto.conf MaxPromptTokens): only here are they counted. */
+        if (!q->sess && q->params.max_prompt_tokens && q->n_prompt > q->params.max_prompt_tokens)
+                return req_finish(w, q, WIRE_ERR_QUOTA, WIRE_STOP_NONE,
+                                  "the prompt is %zu tokens and this application may send at most %u", q->n_prompt,
+                                  q->params.max_prompt_tokens);
         if (!q->sess) {
                 if (q->chat && q->chat->sess)
                         q->sess = q->chat->sess;

@@ -21,6 +21,7 @@ cg_setup
 A=app-test-org.example.A-1.scope
 B=app-test-org.example.B-1.scope
 C=app-test-org.example.C-1.scope
+D=app-test-org.example.D-1.scope
 cat > "$SVC_DIR/sotto.conf" <<EOF
 [Daemon]
 MaxActive = 4
@@ -28,6 +29,9 @@ MaxActive = 4
 GeneratedTokensPerMinute = 60
 [App org.example.C]
 MaxConcurrentRequests = 1
+[App org.example.D]
+MaxPromptTokens = 6
+MaxAnswerTokens = 4
 EOF
 # 2 ms per token; the text never ends on its own (eos_every 0).
 svc_start_sottod --config "$SVC_DIR/sotto.conf" --state-dir "$SVC_DIR/state" \
@@ -91,6 +95,18 @@ err=$(ask $C 5 2>&1 >/dev/null); code=$?
 set -e
 wait $c1 || fail "C's first request: $(cat "$SVC_DIR/c1")"
 [ $code = 4 ] && echo "$err" | grep -q 'limit=MaxConcurrentRequests retry-after=1:' || fail "C's second request: $code $err"
+
+# Size limits: the worker counts the prompt (BOS + one token a byte here,
+# --raw), a longer one is refused for good (retry-after=0); answers are cut.
+json=$(cg_run $D "$SOTTO" --address "$BUS_ADDRESS" --json ask --raw --max-tokens 50 abcde) || fail "D's short prompt"
+[ "$(echo "$json" | jnum prompt-tokens)" = 6 ] || fail "D's prompt tokens: $json"
+[ "$(echo "$json" | jnum generated-tokens)" = 4 ] && echo "$json" | grep -q '"stop-reason":"max-tokens"' ||
+	fail "MaxAnswerTokens = 4 did not cut the answer: $json"
+set +e
+err=$(cg_run $D "$SOTTO" --address "$BUS_ADDRESS" ask --raw abcdef 2>&1 >/dev/null); code=$?
+set -e
+[ $code = 4 ] && echo "$err" | grep -q 'limit=MaxPromptTokens retry-after=0: .*the prompt is 7 tokens and this application may send at most 6' ||
+	fail "D's long prompt: $code $err"
 
 # SetQuota at run time (root, no polkit on this private bus).
 "$SOTTO" --address "$BUS_ADDRESS" quota org.example.B GeneratedTokensPerMinute=6 > /dev/null || fail "sotto quota"
