@@ -247,7 +247,10 @@ static bool aborted(const engine_session *s) {
         return s->params.abort_cb && s->params.abort_cb(s->params.abort_userdata);
 }
 
-static int gemma3_forward(engine_session *s, const int32_t *tokens, int32_t n, bool all_logits, float *logits) {
+/* tokens, or rows of input embeddings (embd, taken as they are); bidirectional:
+ * the rows see each other both ways (a Gemma 3 image). */
+static int gemma3_run(engine_session *s, const int32_t *tokens, const float *embd, int32_t n, bool bidirectional,
+                      bool all_logits, float *logits) {
         const engine_model *m = s->model;
         const model_hparams *hp = &m->hp;
         const gemma3_weights *w = m->arch_data;
@@ -260,8 +263,10 @@ static int gemma3_forward(engine_session *s, const int32_t *tokens, int32_t n, b
         float eps = hp->norm_eps;
         int r;
 
-        /* x = token_embd[tokens] * sqrt(E) */
-        for (int32_t t = 0; t < n; t++) {
+        /* x = token_embd[tokens] * sqrt(E), or the embeddings as given */
+        if (embd)
+                memcpy(st->x, embd, (size_t)n * E * sizeof(float));
+        for (int32_t t = 0; !embd && t < n; t++) {
                 r = weight_get_row(&w->tok_embd, tokens[t], st->x + t * E);
                 if (r < 0)
                         return r;
@@ -303,6 +308,7 @@ static int gemma3_forward(engine_session *s, const int32_t *tokens, int32_t n, b
                 attn_params ap = {
                         .kv = &s->kv, .il = il, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
                         .head_dim = hp->head_dim, .scale = 1.0f, .window = l->local ? w->window : 0,
+                        .bidirectional = bidirectional,
                 };
                 ops_attention(tp, &ap, st->q, QD, pos0, rows, st->att, QD, st->att_scratch);
 
@@ -335,6 +341,15 @@ static int gemma3_forward(engine_session *s, const int32_t *tokens, int32_t n, b
         return 0;
 }
 
+static int gemma3_forward(engine_session *s, const int32_t *tokens, int32_t n, bool all_logits, float *logits) {
+        return gemma3_run(s, tokens, NULL, n, false, all_logits, logits);
+}
+
+static int gemma3_forward_embd(engine_session *s, const float *embd, int32_t n, bool bidirectional, bool all_logits,
+                               float *logits) {
+        return gemma3_run(s, NULL, embd, n, bidirectional, all_logits, logits);
+}
+
 const arch_ops arch_gemma3 = {
         .name = "gemma3",
         .load = gemma3_load,
@@ -342,4 +357,5 @@ const arch_ops arch_gemma3 = {
         .session_init = gemma3_session_init,
         .session_done = gemma3_session_done,
         .forward = gemma3_forward,
+        .forward_embd = gemma3_forward_embd,
 };

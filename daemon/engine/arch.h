@@ -36,6 +36,12 @@ typedef struct arch_ops {
          * token, or with all_logits n * n_vocab floats.  Returns 0,
          * -ECANCELED when the abort callback fired, or another -errno. */
         int (*forward)(engine_session *s, const int32_t *tokens, int32_t n, bool all_logits, float *logits);
+        /* The same with n rows of input embeddings (n_embd floats each) in
+         * place of the tokens' (engine_session_eval_embd); bidirectional:
+         * the n rows attend to each other both ways.  NULL: the
+         * architecture takes no embeddings. */
+        int (*forward_embd)(engine_session *s, const float *embd, int32_t n, bool bidirectional, bool all_logits,
+                            float *logits);
 } arch_ops;
 
 extern const arch_ops arch_llama;

@@ -75,6 +75,27 @@ int engine_session_rewind(engine_session *s, int32_t n_past);
  * rewound to where it was). */
 int engine_session_eval(engine_session *s, const int32_t *tokens, int32_t n_tokens, bool all_logits, float *logits);
 
+/* ---- input embeddings (images) ----
+ * An image's soft tokens (vision.h: vision_encode) enter the prompt as rows
+ * of input embeddings in place of token embeddings.  For Gemma 3 the
+ * prompt is ... "<start_of_image>" [256 rows] "<end_of_image>" ...: eval the
+ * text up to and including <start_of_image>, then the rows with
+ * bidirectional = true (the image's positions see each other both ways, as
+ * llama.cpp decodes Gemma 3 images), then the rest of the text from
+ * <end_of_image> on.  The rows go in as they are: Gemma scales only looked
+ * up token embeddings by sqrt(n_embd). */
+
+/* Width of an input embedding row: the text model's hidden size (a vision
+ * projector's vision_model_n_embd_out() must equal it). */
+int32_t engine_model_n_embd(const engine_model *m);
+/* Run n rows of engine_model_n_embd() floats at the next positions, like
+ * engine_session_eval (logits, -ENOSPC, -ECANCELED alike).  A bidirectional
+ * block goes through the model in one piece: at most 512 rows (-E2BIG).
+ * -EOPNOTSUPP when the architecture takes no embeddings (llama, gemma3n:
+ * neither has a vision tower here), -EINVAL for a non-finite value. */
+int engine_session_eval_embd(engine_session *s, const float *embd, int32_t n, bool bidirectional, bool all_logits,
+                             float *logits);
+
 /* ---- sampler ---- */
 
 typedef struct engine_sampler_params {

@@ -210,14 +210,15 @@ typedef struct attn_job {
 } attn_job;
 
 /* Softmax of rows whose query positions are qpos0 + r / rows_per_pos,
- * over keys [k0, k0 + nk). */
+ * over keys [k0, k0 + nk); a row sees keys up to its own position, or up
+ * to kmax when that is larger (a bidirectional block). */
 static void masked_softmax(float *s, int32_t n_rows, int32_t rows_per_pos, int32_t nk, int32_t k0, int32_t qpos0,
-                           int32_t window) {
+                           int32_t window, int32_t kmax) {
         for (int32_t r = 0; r < n_rows; r++) {
                 float *row = s + (size_t)r * nk;
                 int32_t qpos = qpos0 + r / rows_per_pos;
                 /* visible keys: [lo, hi) in row coordinates */
-                int32_t hi = MIN(nk, qpos - k0 + 1);
+                int32_t hi = MIN(nk, MAX(qpos, kmax) - k0 + 1);
                 int32_t lo = window > 0 ? MAX(0, qpos - window + 1 - k0) : 0;
                 float max = -INFINITY;
                 for (int32_t j = lo; j < hi; j++)
@@ -253,7 +254,7 @@ static void attn_item(attn_job *j, int64_t item, float *s) {
 
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_rep, nk, hd, ap->scale, Q, hd, K, hd, 0.0f,
                             s, nk);
-                masked_softmax(s, n_rep, n_rep, nk, k0, pos, ap->window);
+                masked_softmax(s, n_rep, n_rep, nk, k0, pos, ap->window, -1);
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_rep, hd, nk, 1.0f, s, nk, V, hd, 0.0f, O,
                             hd);
                 return;
@@ -263,7 +264,9 @@ static void attn_item(attn_job *j, int64_t item, float *s) {
         int32_t h = (int32_t)(item / j->n_blocks), b = (int32_t)(item % j->n_blocks);
         int32_t t0 = b * ATT_QBLOCK, m = MIN(ATT_QBLOCK, j->n - t0);
         int32_t qpos0 = j->pos0 + t0, qlast = qpos0 + m - 1;
-        int32_t k0 = ap->window > 0 ? MAX(0, qpos0 - ap->window + 1) : 0, nk = qlast + 1 - k0;
+        /* a bidirectional block: every row sees up to the block's last position */
+        int32_t kmax = ap->bidirectional ? j->pos0 + j->n - 1 : -1;
+        int32_t k0 = ap->window > 0 ? MAX(0, qpos0 - ap->window + 1) : 0, nk = MAX(qlast, kmax) + 1 - k0;
         const float *K = kv_cache_k(ap->kv, ap->il, h / n_rep) + (size_t)k0 * hd;
         const float *V = kv_cache_v(ap->kv, ap->il, h / n_rep) + (size_t)k0 * hd;
         const float *Q = j->q + (size_t)t0 * j->q_ld + (size_t)h * hd;
@@ -271,7 +274,7 @@ static void attn_item(attn_job *j, int64_t item, float *s) {
 
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, nk, hd, ap->scale, Q, (int)j->q_ld, K, hd, 0.0f, s,
                     nk);
-        masked_softmax(s, m, 1, nk, k0, qpos0, ap->window);
+        masked_softmax(s, m, 1, nk, k0, qpos0, ap->window, kmax);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, nk, 1.0f, s, nk, V, hd, 0.0f, O,
                     (int)j->out_ld);
 }

@@ -68,6 +68,10 @@ typedef struct attn_params {
         int32_t head_dim;
         float scale;
         int32_t window; /* 0: full causal */
+        /* The n query rows also see each other's later positions: one
+         * bidirectional block (a Gemma 3 image), earlier positions as
+         * usual.  false: causal. */
+        bool bidirectional;
 } attn_params;
 
 size_t ops_attention_scratch_floats(int32_t n_ctx, int32_t n_head_kv, int32_t n_head);

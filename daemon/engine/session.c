@@ -2,6 +2,7 @@
 /* Sessions: the mutable state of one conversation (KV cache, position,
  * scratch).  Evaluation splits the tokens into chunks of n_batch, each
  * going through the architecture's forward pass in one piece. */
+#include <math.h>
 #include <string.h>
 
 #include "macro.h"
@@ -74,20 +75,14 @@ int engine_session_rewind(engine_session *s, int32_t n_past) {
         return 0;
 }
 
-int engine_session_eval(engine_session *s, const int32_t *tokens, int32_t n_tokens, bool all_logits, float *logits) {
+/* The chunk loop shared by tokens and embeddings: exactly one of tokens
+ * and embd is set; a bidirectional span is one chunk (checked by the caller). */
+static int eval_chunks(engine_session *s, const int32_t *tokens, const float *embd, int32_t n_tokens,
+                       bool bidirectional, bool all_logits, float *logits) {
         const engine_model *m = s->model;
         int32_t start = s->n_past, n_vocab = m->hp.n_vocab;
+        size_t E = (size_t)m->hp.n_embd;
         int r = 0;
-
-        if (n_tokens < 0 || (n_tokens > 0 && !tokens))
-                return -EINVAL;
-        if (n_tokens == 0)
-                return 0;
-        for (int32_t i = 0; i < n_tokens; i++)
-                if (tokens[i] < 0 || tokens[i] >= n_vocab)
-                        return -EINVAL;
-        if (n_tokens > s->n_ctx - s->n_past)
-                return -ENOSPC;
 
         pthread_mutex_lock((pthread_mutex_t *)&m->lock);
         for (int32_t done = 0; done < n_tokens;) {
@@ -99,7 +94,10 @@ int engine_session_eval(engine_session *s, const int32_t *tokens, int32_t n_toke
                         out = logits + (size_t)done * (size_t)n_vocab;
                 else if (logits && final)
                         out = logits;
-                r = m->arch->forward(s, tokens + done, n, all_logits, out);
+                if (tokens)
+                        r = m->arch->forward(s, tokens + done, n, all_logits, out);
+                else
+                        r = m->arch->forward_embd(s, embd + (size_t)done * E, n, bidirectional, all_logits, out);
                 if (r < 0) {
                         s->n_past = start; /* as if nothing happened */
                         break;
@@ -109,4 +107,45 @@ int engine_session_eval(engine_session *s, const int32_t *tokens, int32_t n_toke
         }
         pthread_mutex_unlock((pthread_mutex_t *)&m->lock);
         return r;
+}
+
+int engine_session_eval(engine_session *s, const int32_t *tokens, int32_t n_tokens, bool all_logits, float *logits) {
+        const engine_model *m = s->model;
+        int32_t n_vocab = m->hp.n_vocab;
+
+        if (n_tokens < 0 || (n_tokens > 0 && !tokens))
+                return -EINVAL;
+        if (n_tokens == 0)
+                return 0;
+        for (int32_t i = 0; i < n_tokens; i++)
+                if (tokens[i] < 0 || tokens[i] >= n_vocab)
+                        return -EINVAL;
+        if (n_tokens > s->n_ctx - s->n_past)
+                return -ENOSPC;
+        return eval_chunks(s, tokens, NULL, n_tokens, false, all_logits, logits);
+}
+
+int32_t engine_model_n_embd(const engine_model *m) {
+        return m->hp.n_embd;
+}
+
+int engine_session_eval_embd(engine_session *s, const float *embd, int32_t n, bool bidirectional, bool all_logits,
+                             float *logits) {
+        const engine_model *m = s->model;
+        size_t E = (size_t)m->hp.n_embd;
+
+        if (n < 0 || (n > 0 && !embd))
+                return -EINVAL;
+        if (!m->arch->forward_embd)
+                return -EOPNOTSUPP;
+        if (n == 0)
+                return 0;
+        for (size_t i = 0; i < (size_t)n * E; i++)
+                if (!isfinite(embd[i]))
+                        return -EINVAL;
+        if (n > s->n_ctx - s->n_past)
+                return -ENOSPC;
+        if (bidirectional && n > s->n_batch)
+                return -E2BIG;
+        return eval_chunks(s, NULL, embd, n, bidirectional, all_logits, logits);
 }
