@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "client-lib/sotto-cli-admin.h"
 
@@ -74,8 +75,8 @@ static int call(sotto *s, const char *method, sd_bus_message **reply, sd_bus_err
                                                method);
         if (r < 0)
                 return r;
-        /* An administrator may be asked for a password by polkit. */
-        (void)sd_bus_message_set_allow_interactive_authorization(m, true);
+        /* polkit may ask an administrator for a password, on a terminal. */
+        (void)sd_bus_message_set_allow_interactive_authorization(m, isatty(STDIN_FILENO));
         if (types) {
                 va_list ap;
                 va_start(ap, types);

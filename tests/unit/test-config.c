@@ -193,7 +193,23 @@ static void test_dropins(void) {
         CHECK(system(cmd) == 0);
 }
 
+/* The file the packages install parses as it is. */
+static void test_packaged(void) {
+        ManagerConfig c = {};
+        QuotaConfig q;
+        char err[1024] = "";
+        struct stat st;
+        if (stat("packaging/sotto.conf", &st) < 0)
+                return; /* not run from the source tree */
+        quota_config_init(&q);
+        CHECK_MSG(config_load_all("packaging/sotto.conf", "/nonexistent", &c, &q, err, sizeof err) == 0, "%s", err);
+        free(c.model_path);
+        free(c.mmproj_path);
+        quota_config_done(&q);
+}
+
 int main(void) {
+        test_packaged();
         test_good();
         test_errors();
         test_dropins();
