@@ -57,7 +57,7 @@ $(BUILD)/tests/sotto-worker-fake: $(patsubst %.c,$(BUILD)/obj/testhooks/%.o,$(WO
 		$(call obj,tests/integration/fake-engine.c) $(BUILD)/libsotto-daemon.a $(WORKER_MEDIA) \
 		$(BUILD)/libsotto-engine.a
 	@mkdir -p $(@D)
-	$(CC) $(REL_CFLAGS) -o $@ $^ $(DAEMON_LIBS) $(MEDIA_LIBS)
+	$(CC) $(REL_CFLAGS) -o $@ $^ $(DAEMON_LIBS) $(MEDIA_LIBS) $(ENGINE_LIBS)
 
 # sottod under ASan+UBSan, for tests/integration/asan-sottod.sh.
 PROGRAMS += $(BUILD)/san/sottod

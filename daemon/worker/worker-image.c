@@ -10,8 +10,10 @@
 
 #include "daemon/media/image-preprocess.h"
 #include "daemon/media/image.h"
+#include "daemon/worker/worker-chat.h"
 #include "daemon/worker/worker-image.h"
 #include "macro.h"
+#include "vision.h"
 
 static uint64_t now_usec(void) {
         struct timespec ts;
@@ -23,7 +25,11 @@ static uint64_t now_usec(void) {
 
 struct worker_vision {
         VisionPreprocessParams pre;
-        bool encoder; /* false until the engine has a vision tower for this file */
+        vision_model *model;   /* NULL when the file could not be used: see why */
+        vision_ctx *ctx;
+        int32_t n_tokens, n_embd_out;
+        bool prompt_ready;     /* the engine can take the embeddings in a prompt */
+        char why[WIRE_MAX_NAME];
 };
 
 int worker_vision_load(int fd, const engine_model *model, int n_threads, worker_vision **ret, char *err,
@@ -44,18 +50,43 @@ int worker_vision_load(int fd, const engine_model *model, int n_threads, worker_
                 vision_preprocess_params_gemma3n(&v->pre);
         else
                 vision_preprocess_params_gemma3(&v->pre);
-        (void)n_threads;
+
+        /* A projector that cannot be used leaves the worker serving text:
+         * Explain then says why (and the log has it). */
+        char why[WIRE_MAX_NAME - 64] = "";
+        int r = vision_model_open_fd(fd, &v->model, why, sizeof why);
+        if (r < 0) {
+                snprintf(v->why, sizeof v->why, "the vision projector cannot be used: %s", why);
+                fprintf(stderr, "sotto-worker: %s\n", v->why);
+                *ret = v;
+                return 0;
+        }
+        v->pre.image_size = vision_model_image_size(v->model);
+        vision_model_image_norm(v->model, v->pre.mean, v->pre.std);
+        v->n_tokens = vision_model_n_tokens(v->model);
+        v->n_embd_out = vision_model_n_embd_out(v->model);
+        r = vision_ctx_new(v->model, n_threads, &v->ctx);
+        if (r < 0) {
+                snprintf(v->why, sizeof v->why, "the vision encoder cannot be set up: %s", strerror(-r));
+                fprintf(stderr, "sotto-worker: %s\n", v->why);
+                vision_model_free(v->model);
+                v->model = NULL;
+        }
         *ret = v;
         return 0;
 }
 
 worker_vision *worker_vision_free(worker_vision *v) {
-        free(v);
+        if (v) {
+                vision_ctx_free(v->ctx);
+                vision_model_free(v->model);
+                free(v);
+        }
         return NULL;
 }
 
 uint32_t worker_vision_caps(const worker_vision *v) {
-        return v && v->encoder ? WIRE_CAP_IMAGE : 0;
+        return v && v->model && v->prompt_ready ? WIRE_CAP_IMAGE : 0;
 }
 
 /* ---- staging ---- */
@@ -114,20 +145,94 @@ void worker_explain_prompt_done(worker_explain_prompt *p) {
         *p = (worker_explain_prompt){};
 }
 
-int worker_explain_prepare(const worker_vision *v, const engine_model *model, const uint8_t *image, size_t size,
-                           const char *question, size_t question_len, bool first_turn, worker_explain_prompt *ret,
-                           char *err, size_t errlen) {
+/* The user turn of an EXPLAIN, as Gemma 3's processor lays it out (HF
+ * Gemma3Processor; specs/vision-siglip.md §7):
+ *
+ *   [<bos>]<start_of_turn>user\n
+ *   \n\n<start_of_image>[n soft tokens]<end_of_image>\n\n      once per image (1 + crops)
+ *   {question}<end_of_turn>\n<start_of_turn>model\n
+ *
+ * Soft-token positions hold -1 here: they take the encoder's rows, not
+ * token embeddings.  A vocabulary without <start_of_image>/<end_of_image>
+ * (small test models) gets the soft tokens without them. */
+static int build_prompt(const engine_model *model, const char *question, size_t question_len, bool first_turn,
+                        size_t n_images, size_t n_soft, worker_explain_prompt *p, char *err, size_t errlen) {
+        const tokenizer *tok = engine_model_tokenizer(model);
+        _cleanup_free_ int32_t *turn = NULL, *nl2 = NULL, *user = NULL;
+        size_t n_turn = 0, n_nl2 = 0, n_user = 0, split = 0;
+        int32_t boi = tokenizer_find(tok, "<start_of_image>"), eoi = tokenizer_find(tok, "<end_of_image>");
+        worker_chat_turn t = { .first = first_turn };
+        char why[200];
+        int r;
+
+        /* An empty question asks for a description. */
+        if (question_len == 0) {
+                question = "Describe this image.";
+                question_len = strlen(question);
+        }
+        r = worker_chat_prompt(tok, question, question_len, &t, &turn, &n_turn, why, sizeof why);
+        if (r < 0)
+                return fail(err, errlen, r == -ENOMEM ? WIRE_ERR_ENGINE : WIRE_ERR_INVALID, "%s", why);
+        if (tokenizer_encode(tok, "\n\n", 2, false, false, &nl2, &n_nl2) < 0 ||
+            tokenizer_encode(tok, "user\n", 5, false, false, &user, &n_user) < 0)
+                return fail(err, errlen, WIRE_ERR_ENGINE, "cannot tokenize the image markers");
+        if (worker_chat_has_template(tok)) {
+                /* After "<start_of_turn>user\n": the question's turn as the
+                 * template renders it, with the images spliced in. */
+                int32_t sot = tokenizer_find(tok, "<start_of_turn>");
+                size_t i = 0;
+                while (i < n_turn && turn[i] != sot)
+                        i++;
+                if (i == n_turn || i + 1 + n_user > n_turn || memcmp(turn + i + 1, user, n_user * sizeof(int32_t)) != 0)
+                        return fail(err, errlen, WIRE_ERR_ENGINE, "the chat template has no user turn to put the image in");
+                split = i + 1 + n_user;
+        } else
+                split = first_turn && n_turn > 0 && turn[0] == tokenizer_bos(tok) ? 1 : 0;
+
+        size_t per_image = 2 * n_nl2 + (boi >= 0) + n_soft + (eoi >= 0);
+        size_t n = n_turn + n_images * per_image;
+        p->tokens = malloc(n * sizeof(int32_t));
+        p->image_pos = calloc(n_images, sizeof(size_t));
+        if (!p->tokens || !p->image_pos)
+                return fail(err, errlen, WIRE_ERR_ENGINE, "out of memory");
+        size_t at = 0;
+        memcpy(p->tokens, turn, split * sizeof(int32_t));
+        at = split;
+        for (size_t k = 0; k < n_images; k++) {
+                memcpy(p->tokens + at, nl2, n_nl2 * sizeof(int32_t));
+                at += n_nl2;
+                if (boi >= 0)
+                        p->tokens[at++] = boi;
+                p->image_pos[k] = at;
+                for (size_t j = 0; j < n_soft; j++)
+                        p->tokens[at++] = -1;
+                if (eoi >= 0)
+                        p->tokens[at++] = eoi;
+                memcpy(p->tokens + at, nl2, n_nl2 * sizeof(int32_t));
+                at += n_nl2;
+        }
+        memcpy(p->tokens + at, turn + split, (n_turn - split) * sizeof(int32_t));
+        at += n_turn - split;
+        p->n_tokens = at;
+        p->n_images = n_images;
+        p->n_image_tokens = n_soft;
+        return 0;
+}
+
+int worker_explain_prepare(worker_vision *v, const engine_model *model, const uint8_t *image, size_t size,
+                           const char *question, size_t question_len, bool first_turn, vision_abort_fn abort_cb,
+                           void *abort_userdata, worker_explain_prompt *ret, char *err, size_t errlen) {
         _cleanup_(image_freep) Image *img = NULL;
         _cleanup_(vision_input_freep) VisionInput *in = NULL;
         char why[200] = "";
         ImageLimits limits;
-        uint64_t t0, t1, t2;
+        uint64_t t0, t1, t2, t3;
         int r;
 
         *ret = (worker_explain_prompt){};
         if (!v)
                 return fail(err, errlen, WIRE_ERR_UNAVAILABLE,
-                                 "the model has no vision: sottod runs it without a projector (--mmproj, VisionModel=)");
+                            "the model has no vision: sottod runs it without a projector (--mmproj, VisionModel=)");
 
         /* The decoder's limits are checked from the headers before anything
          * proportional to the image is allocated. */
@@ -137,24 +242,49 @@ int worker_explain_prepare(const worker_vision *v, const engine_model *model, co
         r = image_decode_memory(image, size, &limits, &img, why, sizeof why);
         if (r < 0)
                 return fail(err, errlen, WIRE_ERR_INVALID, "the image cannot be used (%s): %s",
-                                 image_error_name(image_error_from_errno(r)), why);
+                            image_error_name(image_error_from_errno(r)), why);
         t1 = now_usec();
+        ret->decode_usec = t1 - t0;
+        ret->width = img->width;
+        ret->height = img->height;
+        if (!v->model)
+                return fail(err, errlen, WIRE_ERR_UNAVAILABLE, "%s (the %ux%u image decoded in %.1f ms)", v->why,
+                            img->width, img->height, ret->decode_usec / 1e3);
+
         r = vision_preprocess(img, &v->pre, &in);
         if (r < 0)
                 return fail(err, errlen, r == -ENOMEM ? WIRE_ERR_ENGINE : WIRE_ERR_INVALID,
-                                 "the image cannot be prepared for the vision encoder: %s", strerror(-r));
+                            "the image cannot be prepared for the vision encoder: %s", strerror(-r));
         t2 = now_usec();
-        ret->decode_usec = t1 - t0;
         ret->preprocess_usec = t2 - t1;
-        ret->width = img->width;
-        ret->height = img->height;
-        (void)model, (void)question, (void)question_len, (void)first_turn;
 
-        if (!v->encoder)
+        /* One encoder pass per square (the whole image, then the crops). */
+        size_t n_soft = (size_t)v->n_tokens, width = (size_t)v->n_embd_out;
+        ret->embd = malloc((size_t)in->n_images * n_soft * width * sizeof(float));
+        if (!ret->embd)
+                return fail(err, errlen, WIRE_ERR_ENGINE, "out of memory");
+        ret->n_embd = width;
+        vision_ctx_set_abort(v->ctx, abort_cb, abort_userdata);
+        for (uint32_t i = 0; i < in->n_images; i++) {
+                r = vision_encode(v->ctx, vision_input_image(in, i), in->image_size, in->image_size,
+                                  ret->embd + (size_t)i * n_soft * width);
+                if (r == -ECANCELED)
+                        return fail(err, errlen, WIRE_ERR_CANCELLED, "cancelled");
+                if (r < 0)
+                        return fail(err, errlen, WIRE_ERR_ENGINE, "the vision encoder failed: %s", strerror(-r));
+        }
+        t3 = now_usec();
+        ret->encode_usec = t3 - t2;
+
+        r = build_prompt(model, question, question_len, first_turn, in->n_images, n_soft, ret, err, errlen);
+        if (r != 0)
+                return r;
+        if (!v->prompt_ready)
                 return fail(err, errlen, WIRE_ERR_UNAVAILABLE,
-                                 "vision encoder not available (the %ux%u image decoded in %.1f ms and was prepared as "
-                                 "%u square%s of %u pixels, but this build has no encoder for the projector)",
-                                 img->width, img->height, ret->decode_usec / 1e3, in->n_images,
-                                 in->n_images == 1 ? "" : "s", in->image_size);
-        return fail(err, errlen, WIRE_ERR_UNAVAILABLE, "vision encoder not available");
+                            "vision encoder ran, but the engine cannot place image embeddings in a prompt yet (the "
+                            "%ux%u image: decoded in %.1f ms, %u square%s of %u pixels, encoded in %.1f ms to %zu soft "
+                            "tokens)", img->width, img->height, ret->decode_usec / 1e3, in->n_images,
+                            in->n_images == 1 ? "" : "s", in->image_size, ret->encode_usec / 1e3,
+                            (size_t)in->n_images * n_soft);
+        return 0;
 }

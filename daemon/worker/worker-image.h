@@ -12,6 +12,7 @@
 
 #include "daemon/common/wire.h"
 #include "engine.h"
+#include "vision.h"
 
 /* ---- the vision side of the model (the mmproj file) ---- */
 
@@ -66,6 +67,6 @@ void worker_explain_prompt_done(worker_explain_prompt *p);
  * around the question.  Returns 0, or a wire status (WIRE_ERR_INVALID for
  * an image that does not decode, WIRE_ERR_UNAVAILABLE without a vision
  * encoder, ...) with a sentence in err. */
-int worker_explain_prepare(const worker_vision *v, const engine_model *model, const uint8_t *image, size_t size,
-                           const char *question, size_t question_len, bool first_turn, worker_explain_prompt *ret,
-                           char *err, size_t errlen);
+int worker_explain_prepare(worker_vision *v, const engine_model *model, const uint8_t *image, size_t size,
+                           const char *question, size_t question_len, bool first_turn, vision_abort_fn abort_cb,
+                           void *abort_userdata, worker_explain_prompt *ret, char *err, size_t errlen);

@@ -467,7 +467,7 @@ static void req_step(worker *w, wreq *q) {
                 char err[WIRE_MAX_NAME];
                 bool first = !q->chat || !q->chat->sess || engine_session_n_past(q->chat->sess) == 0;
                 r = worker_explain_prepare(w->vision, w->model, q->image, q->image_size, q->question,
-                                           q->question_len, first, &q->xp, err, sizeof err);
+                                           q->question_len, first, abort_cb, w, &q->xp, err, sizeof err);
                 free(q->image);
                 q->image = NULL;
                 if (r != 0)
@@ -509,7 +509,8 @@ static void req_step(worker *w, wreq *q) {
                                           "the prompt (%zu tokens) does not fit in the context (%d of %d tokens used)",
                                           q->n_prompt, q->n_past_start, engine_session_n_ctx(q->sess));
                 for (size_t i = 0; i < q->n_prompt; i++)
-                        engine_sampler_accept(q->sampler, q->prompt[i]);
+                        if (q->prompt[i] >= 0) /* not an image's soft token */
+                                engine_sampler_accept(q->sampler, q->prompt[i]);
         }
 
         if (!q->prompt_done) {

@@ -17,14 +17,15 @@ command -v convert >/dev/null || skip "ImageMagick (convert) is not installed"
 W="$SVC_DIR"
 A="--address $BUS_ADDRESS"
 convert -size 1920x1080 xc:'#204080' -fill white -draw 'rectangle 100,100 900,300' "$W/shot.png" || fail "convert"
-head -c 1000 /dev/urandom > "$W/mmproj.gguf"
+# A random-weight Gemma 3 projector (SigLIP at 224, 16 soft tokens of 64).
+"$BUILD/sotto-mkmmproj" --preset gemma3-tiny --type F32 --proj-dim 64 "$W/mmproj.gguf" > /dev/null || fail "sotto-mkmmproj"
 svc_start_sottod $(svc_model_args 2000) --mmproj "$W/mmproj.gguf"
 
 # What a successful screenshot ends in, until the vision encoder is there:
 # the worker decoded the screenshot (its size proves which image it was).
 reached_worker() { # output, WxH
 	if echo "$1" | grep -q 'org\.sotto\.Sotto1\.Error\.'; then
-		echo "$1" | grep -q "vision encoder not available (the $2 image decoded"
+		echo "$1" | grep -q "ModelUnavailable" && echo "$1" | grep -q "the $2 image"
 	else
 		[ -n "$1" ] # an answer
 	fi
