@@ -155,7 +155,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 int r = 0;
                 uint8_t what = byte(&in);
                 const char *path = "/org/sotto/Sotto1", *iface, *member;
-                switch (what % 8) {
+                switch (what % 13) {
                 case 0: iface = "org.sotto.Sotto1.Text", member = "Ask"; break;
                 case 1: iface = "org.sotto.Sotto1.Text", member = "OpenChat"; break;
                 case 2: iface = "org.sotto.Sotto1.Service", member = "GetStatistics"; break;
@@ -163,6 +163,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                 case 4: iface = "org.sotto.Sotto1.Chat", member = "Close", path = chat_path; break;
                 case 5: iface = "org.freedesktop.DBus.Properties", member = "GetAll"; break;
                 case 6: iface = "org.freedesktop.DBus.Introspectable", member = "Introspect"; break;
+                case 7: iface = "org.sotto.Sotto1.Admin", member = "GetUsage"; break;
+                case 8: iface = "org.sotto.Sotto1.Admin", member = "GetQuotaState"; break;
+                case 9: iface = "org.sotto.Sotto1.Admin", member = "GetAllUsage"; break;
+                case 10: iface = "org.sotto.Sotto1.Admin", member = "ReloadConfig"; break;
+                case 11: iface = "org.sotto.Sotto1.Admin", member = "SetQuota"; break;
                 default: iface = "org.sotto.Sotto1.Text", member = "Ask"; break;
                 }
                 if (sd_bus_message_new_method_call(client, &msg, NULL, path, iface, member) < 0)
@@ -177,6 +182,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                                 r = sd_bus_message_append(msg, "h", pick_fd(&in, fds));
                 } else if (!strcmp(member, "OpenChat")) {
                         r = wrong ? sd_bus_message_append(msg, "s", "x") : append_options(msg, &in);
+                } else if (!strcmp(member, "SetQuota") && !wrong) {
+                        /* application, key (often a real one), value */
+                        static const char *const qkeys[] = { "PromptTokensPerMinute", "GeneratedTokensPerMinute",
+                                                             "MaxConcurrentRequests", "Priority", "MaxAnswerTokens",
+                                                             "MaxPromptTokens", "Bogus" };
+                        char app[64], value[64];
+                        string(&in, app, sizeof app);
+                        string(&in, value, sizeof value);
+                        r = sd_bus_message_append(msg, "sss", app, qkeys[byte(&in) % 7], value);
+                        /* sometimes one argument too many */
+                        if (r >= 0 && byte(&in) % 2)
+                                r = sd_bus_message_append(msg, "s", "extra");
                 } else if (!strcmp(member, "GetAll")) {
                         r = sd_bus_message_append(msg, "s", wrong ? "org.sotto.Sotto1.Chat" : "org.sotto.Sotto1.Service");
                 } else if (wrong)
