@@ -65,6 +65,17 @@ int worker_vision_load(int fd, const engine_model *model, int n_threads, worker_
         vision_model_image_norm(v->model, v->pre.mean, v->pre.std);
         v->n_tokens = vision_model_n_tokens(v->model);
         v->n_embd_out = vision_model_n_embd_out(v->model);
+        /* The soft tokens must fit the text model: its width, and an
+         * architecture that takes embeddings (engine.h). */
+        if (v->n_embd_out != engine_model_n_embd(model))
+                snprintf(v->why, sizeof v->why,
+                         "the vision projector gives rows of %d, the text model (%s) takes rows of %d: they do not "
+                         "belong together", v->n_embd_out, arch ? arch : "?", engine_model_n_embd(model));
+        else if (!arch || strcmp(arch, "gemma3") != 0)
+                snprintf(v->why, sizeof v->why, "the text model (%s) takes no image embeddings (only gemma3 does)",
+                         arch ? arch : "?");
+        else
+                v->prompt_ready = true;
         r = vision_ctx_new(v->model, n_threads, &v->ctx);
         if (r < 0) {
                 snprintf(v->why, sizeof v->why, "the vision encoder cannot be set up: %s", strerror(-r));
@@ -143,6 +154,22 @@ void worker_explain_prompt_done(worker_explain_prompt *p) {
         free(p->embd);
         free(p->image_pos);
         *p = (worker_explain_prompt){};
+}
+
+size_t worker_explain_next(const worker_explain_prompt *p, size_t pos, size_t n_prompt, size_t max,
+                           const float **embd) {
+        size_t n = MIN(max, n_prompt - pos);
+        *embd = NULL;
+        for (size_t k = 0; k < p->n_images; k++) {
+                size_t at = p->image_pos[k];
+                if (at == pos) {
+                        *embd = p->embd + k * p->n_image_tokens * p->n_embd;
+                        return p->n_image_tokens;
+                }
+                if (at > pos && at - pos < n)
+                        n = at - pos;
+        }
+        return n;
 }
 
 /* The user turn of an EXPLAIN, as Gemma 3's processor lays it out (HF
@@ -281,9 +308,8 @@ int worker_explain_prepare(worker_vision *v, const engine_model *model, const ui
                 return r;
         if (!v->prompt_ready)
                 return fail(err, errlen, WIRE_ERR_UNAVAILABLE,
-                            "vision encoder ran, but the engine cannot place image embeddings in a prompt yet (the "
-                            "%ux%u image: decoded in %.1f ms, %u square%s of %u pixels, encoded in %.1f ms to %zu soft "
-                            "tokens)", img->width, img->height, ret->decode_usec / 1e3, in->n_images,
+                            "%s (the %ux%u image: decoded in %.1f ms, %u square%s of %u pixels, encoded in %.1f ms to "
+                            "%zu soft tokens)", v->why, img->width, img->height, ret->decode_usec / 1e3, in->n_images,
                             in->n_images == 1 ? "" : "s", in->image_size, ret->encode_usec / 1e3,
                             (size_t)in->n_images * n_soft);
         return 0;

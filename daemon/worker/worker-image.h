@@ -63,6 +63,13 @@ typedef struct worker_explain_prompt {
 
 void worker_explain_prompt_done(worker_explain_prompt *p);
 
+/* The next piece of the prompt from position pos (of n_prompt): a whole
+ * image block (*embd set to its rows; it goes through the model in one
+ * bidirectional piece), or at most max text tokens, stopping before the
+ * next image (*embd NULL).  Returns its length. */
+size_t worker_explain_next(const worker_explain_prompt *p, size_t pos, size_t n_prompt, size_t max,
+                           const float **embd);
+
 /* Decodes, preprocesses and encodes the image and builds the chat prompt
  * around the question.  Returns 0, or a wire status (WIRE_ERR_INVALID for
  * an image that does not decode, WIRE_ERR_UNAVAILABLE without a vision

@@ -516,10 +516,13 @@ static void req_step(worker *w, wreq *q) {
         if (!q->prompt_done) {
                 /* Prefill in chunks, so that one long prompt delays the other
                  * callers by one chunk at a time, not by the whole prompt. */
-                size_t n = MIN((size_t)PREFILL_CHUNK, q->n_prompt - q->prompt_pos);
+                const float *embd = NULL; /* an image's soft tokens (worker-image.c) */
+                size_t n = q->xp.n_images ? worker_explain_next(&q->xp, q->prompt_pos, q->n_prompt, PREFILL_CHUNK, &embd)
+                                          : MIN((size_t)PREFILL_CHUNK, q->n_prompt - q->prompt_pos);
                 bool last = q->prompt_pos + n == q->n_prompt;
-                r = engine_session_eval(q->sess, q->prompt + q->prompt_pos, (int32_t)n, false,
-                                        last ? w->logits : NULL);
+                r = embd ? engine_session_eval_embd(q->sess, embd, (int32_t)n, true, false, last ? w->logits : NULL)
+                         : engine_session_eval(q->sess, q->prompt + q->prompt_pos, (int32_t)n, false,
+                                               last ? w->logits : NULL);
                 if (r == -ECANCELED)
                         return req_finish(w, q, WIRE_ERR_CANCELLED, WIRE_STOP_NONE, "cancelled");
                 if (r == -ENOSPC)

@@ -98,7 +98,8 @@ expect "corrupted PNG" Error.InvalidInput 'corrupt|CRC|invalid|incorrect' 1000 -
 expect "GIF" Error.InvalidInput 'not a PNG or JPEG' 1000 -- "$SOTTO" $A explain "$W/image.gif"
 expect "/dev/zero" Error.InvalidInput 'character device' 1000 -- "$SOTTO" $A explain /dev/zero
 expect "a directory" Error.InvalidInput 'directory' 1000 -- "$SOTTO" $A explain - < "$W"
-expect "a socket" Error.InvalidInput 'not a socket' 1000 -- python3 -c '
+# (the time includes starting python3)
+expect "a socket" Error.InvalidInput 'not a socket' 5000 -- python3 -c '
 import socket, subprocess, sys
 a, b = socket.socketpair()
 b.sendall(open(sys.argv[2], "rb").read())

@@ -313,3 +313,15 @@ int detok_stream_flush(detok_stream *s, char *out, size_t outlen) {
         memcpy(out, "\xef\xbf\xbd", 3);
         return 3;
 }
+
+/* Input embeddings: the test double has no hidden state to put them in, so
+ * no projector fits it (width 0) and Explain reports the model cannot take
+ * images, as for a llama model. */
+int32_t engine_model_n_embd(const engine_model *m) {
+        return 0;
+}
+
+int engine_session_eval_embd(engine_session *s, const float *embd, int32_t n, bool bidirectional, bool all_logits,
+                             float *logits) {
+        return -EOPNOTSUPP;
+}
