@@ -72,6 +72,11 @@ Request *sched_pick_at(Manager *m, uint64_t now) {
                 best_cls = cls;
         }
         if (best) {
+                /* manager_schedule stops here when the worker is not ready:
+                 * then nobody was served, and the turns stay as they are. */
+                Worker *w = best->chat && best->chat->worker ? best->chat->worker : m->worker;
+                if (!w || !w->ready || w->dead)
+                        return best;
                 uint64_t stamp = m->quotas ? ++m->quotas->serve_clock : now;
                 best->caller->last_served = stamp;
                 if (best->caller->app)

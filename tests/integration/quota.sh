@@ -62,6 +62,15 @@ retry=$(echo "$err" | sed -n 's/.*limit=GeneratedTokensPerMinute retry-after=\([
 note "A refused: $(echo "$err" | sed 's/^sotto: the request failed: //')"
 [ "$retry" -ge 4 ] && [ "$retry" -le 5 ] || fail "retry-after=$retry, want 5 (4.9 tokens of debt at 1 token/s)"
 t_refused=$(date +%s%N)
+# Limits are per user: another user's org.example.A has its own bucket.
+U=sotto-quota-test
+id "$U" >/dev/null 2>&1 || useradd --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$U" ||
+	fail "useradd $U"
+json=$(cg_run $A setpriv --reuid="$U" --regid="$U" --clear-groups "$SOTTO" --address "$BUS_ADDRESS" --json \
+	ask --temperature 0 --max-tokens 10 hi) || fail "another user's org.example.A was refused"
+u=$(cg_run $A setpriv --reuid="$U" --regid="$U" --clear-groups "$SOTTO" --address "$BUS_ADDRESS" --json usage)
+echo "$u" | grep -q "\"uid\":$(id -u "$U"),\"kind\":\"app\",\"application\":\"org.example.A\",\"requests\":1," ||
+	fail "the other user's usage: $u"
 # The quota state says the same, without failing a call.
 qs=$(cg_run $A "$SOTTO" --address "$BUS_ADDRESS" --json quota)
 echo "$qs" | grep -q '"GeneratedTokensPerMinute":{"value":60,"available":-4\.[0-9]*,"retry-after":[45]}' ||

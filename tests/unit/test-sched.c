@@ -15,6 +15,7 @@
 
 static Manager m;
 static Quotas qs;
+static Worker worker = { .ready = true };
 
 static App *app(const char *id, Priority p) {
         App *a = calloc(1, sizeof *a);
@@ -67,6 +68,7 @@ static Request *run(uint64_t now) {
 
 int main(void) {
         m.quotas = &qs;
+        m.worker = &worker;
         m.config.max_active = 3;
         uint64_t t = 100 * SEC;
 
@@ -81,6 +83,11 @@ int main(void) {
         Request *e1 = req(ce1, t + 10), *e2 = req(ce1, t + 11), *e3 = req(ce1, t + 12), *e4 = req(ce2, t + 13);
         Request *t1 = req(ct, t + 20);
         t += 100;
+        /* A worker that is not ready serves nobody: the turns stay. */
+        worker.ready = false;
+        CHECK(sched_pick_at(&m, t) == e1);
+        CHECK(sched_pick_at(&m, t) == e1);
+        worker.ready = true;
         /* Round robin over applications: Editor, Term, then Editor again
          * (its second caller, not the first caller's next request). */
         CHECK(run(t) == e1);
