@@ -162,7 +162,136 @@ VBMI static void gemv_q8_0(int64_t n, const void *vw, size_t row_bytes, int64_t 
         }
 }
 
+/* --- K-quants: activations as Q8_K blocks ------------------------------- */
+
+/* The Q8_K blocks, with the int8 values of every 128 elements reordered
+ * as the nibbles of a Q4_K block come out of one 64-byte load:
+ * [sb0 sb2] [sb1 sb3] [sb4 sb6] [sb5 sb7] (sb = 32 elements). */
+static void prep_q4_k(const float *x, void *vact, int64_t n) {
+        block_q8_K *b = vact;
+
+        kernels_avx512.from_float[TYPE_Q8_K](x, b, n);
+        for (int64_t i = 0; i < n / QK_K; i++) {
+                int8_t t[QK_K];
+                static const int order[8] = { 0, 2, 1, 3, 4, 6, 5, 7 };
+                for (int j = 0; j < 8; j++)
+                        memcpy(t + 32 * j, b[i].qs + 32 * order[j], 32);
+                memcpy(b[i].qs, t, QK_K);
+        }
+}
+
+/* sum_j m_j * (bsums[2j] + bsums[2j+1]), m as 8 bytes */
+static inline int k_min_sum(uint64_t m, const int16_t *bsums) {
+        __m256i b = _mm256_loadu_si256((const __m256i *)bsums);
+        __m128i m8 = _mm_cvtsi64_si128((long long)m);
+        __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
+        __m256i p = _mm256_madd_epi16(b, m16);
+        __m128i r = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
+        r = _mm_add_epi32(r, _mm_shuffle_epi32(r, _MM_SHUFFLE(1, 0, 3, 2)));
+        r = _mm_add_epi32(r, _mm_shuffle_epi32(r, _MM_SHUFFLE(2, 3, 0, 1)));
+        return _mm_cvtsi128_si32(r);
+}
+
+/* Q4_K: two 64-byte loads give the 256 nibbles as four vectors of two
+ * sub-blocks each; u8 x s8 pairs (vpmaddubsw, exact: 15*127*2 fits) times
+ * the sub-block scales as int16 (vpmaddwd), summed exactly in int32 per
+ * super-block as the scalar kernel does. */
+VBMI static void gemv_q4_k(int64_t n, const void *vw, size_t row_bytes, int64_t n_rows, const void *vact, float *y) {
+        const block_q8_K *a = vact;
+        const int64_t nb = n / QK_K;
+        const __m512i m4 = _mm512_set1_epi8(0x0F);
+        /* bytes 2i of word i: scale of the vector's first sub-block for
+         * words 0..15, of its second for 16..31; odd bytes masked to 0 */
+        const __m512i t = _mm512_inserti64x4(_mm512_set1_epi8(0), _mm256_set1_epi8(2), 1);
+        const __m512i si0 = t, si1 = _mm512_add_epi8(t, _mm512_set1_epi8(1)), si2 = _mm512_add_epi8(t, _mm512_set1_epi8(4)),
+                      si3 = _mm512_add_epi8(t, _mm512_set1_epi8(5));
+        const __mmask64 even = 0x5555555555555555ull;
+
+        for (int64_t r = 0; r < n_rows; r++) {
+                const block_q4_K *x = (const block_q4_K *)((const uint8_t *)vw + (size_t)r * row_bytes);
+                __m512 facc = _mm512_setzero_ps();
+                float fmin = 0;
+                for (int64_t i = 0; i < nb; i++) {
+                        uint32_t u[4];
+                        _mm_prefetch((const char *)(x + i) + PREFETCH_AHEAD, _MM_HINT_T0);
+                        _mm_prefetch((const char *)(x + i) + PREFETCH_AHEAD + 64, _MM_HINT_T0);
+                        _mm_prefetch((const char *)(x + i) + PREFETCH_AHEAD + 128, _MM_HINT_T0);
+                        k_scales_mins_u32(x[i].scales, u);
+                        __m512i scb = _mm512_castsi128_si512(_mm_cvtsi64_si128((long long)(u[0] | (uint64_t)u[1] << 32)));
+                        __m512i v0 = _mm512_loadu_si512(x[i].qs), v1 = _mm512_loadu_si512(x[i].qs + 64);
+                        const int8_t *q = a[i].qs;
+                        __m512i p0 = _mm512_maddubs_epi16(_mm512_and_si512(v0, m4), _mm512_loadu_si512(q));
+                        __m512i p1 = _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(v0, 4), m4), _mm512_loadu_si512(q + 64));
+                        __m512i p2 = _mm512_maddubs_epi16(_mm512_and_si512(v1, m4), _mm512_loadu_si512(q + 128));
+                        __m512i p3 = _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(v1, 4), m4), _mm512_loadu_si512(q + 192));
+                        __m512i acc = _mm512_madd_epi16(p0, _mm512_maskz_permutexvar_epi8(even, si0, scb));
+                        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(p1, _mm512_maskz_permutexvar_epi8(even, si1, scb)));
+                        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(p2, _mm512_maskz_permutexvar_epi8(even, si2, scb)));
+                        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(p3, _mm512_maskz_permutexvar_epi8(even, si3, scb)));
+                        float dd = _cvtsh_ss(x[i].d) * a[i].d;
+                        facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(dd), facc);
+                        fmin += _cvtsh_ss(x[i].dmin) * a[i].d * (float)k_min_sum(u[2] | (uint64_t)u[3] << 32, a[i].bsums);
+                }
+                y[r] = _mm512_reduce_add_ps(facc) - fmin;
+        }
+}
+
+static void prep_q8_k(const float *x, void *vact, int64_t n) {
+        kernels_avx512.from_float[TYPE_Q8_K](x, vact, n);
+}
+
+/* Q6_K: per half (128 weights) one 64-byte load of low nibbles and the 32
+ * high-bit bytes broadcast to both 256-bit halves; the 2-bit pieces are
+ * shifted into bits 4-5 (per 256-bit half by another count) and merged
+ * with vpternlog.  Values 0..63 come out in element order, so the Q8_K
+ * values need no reordering; the -32 returns through the bsums. */
+VBMI static void gemv_q6_k(int64_t n, const void *vw, size_t row_bytes, int64_t n_rows, const void *vact, float *y) {
+        const block_q8_K *a = vact;
+        const int64_t nb = n / QK_K;
+        const __m512i m30 = _mm512_set1_epi8(0x30), m4 = _mm512_set1_epi8(0x0F);
+        const __m512i cnt_lo = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
+        const __m512i cnt_hi = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
+        /* word i of the vector for elements 64v..64v+63: scale 4v + i/8 */
+        const __m512i t = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2,
+                                           1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
+        const __m512i s0 = t, s1 = _mm512_add_epi16(t, _mm512_set1_epi16(4)), s2 = _mm512_add_epi16(t, _mm512_set1_epi16(8)),
+                      s3 = _mm512_add_epi16(t, _mm512_set1_epi16(12));
+
+        for (int64_t r = 0; r < n_rows; r++) {
+                const block_q6_K *x = (const block_q6_K *)((const uint8_t *)vw + (size_t)r * row_bytes);
+                __m512 facc = _mm512_setzero_ps();
+                for (int64_t i = 0; i < nb; i++) {
+                        const char *pf = (const char *)(x + i) + PREFETCH_AHEAD;
+                        _mm_prefetch(pf, _MM_HINT_T0);
+                        _mm_prefetch(pf + 64, _MM_HINT_T0);
+                        _mm_prefetch(pf + 128, _MM_HINT_T0);
+                        _mm_prefetch(pf + 192, _MM_HINT_T0);
+                        __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
+                        __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(sc8));
+                        const int8_t *q = a[i].qs;
+                        __m512i acc = _mm512_setzero_si512();
+                        for (int h = 0; h < 2; h++) {
+                                __m512i v = _mm512_loadu_si512(x[i].ql + 64 * h);
+                                __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h)));
+                                __m512i lo = _mm512_ternarylogic_epi32(v, _mm512_and_si512(_mm512_sllv_epi16(hb, cnt_lo), m30), m4, 0xE4);
+                                __m512i hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4),
+                                                                       _mm512_and_si512(_mm512_srlv_epi16(hb, cnt_hi), m30), m4, 0xE4);
+                                __m512i plo = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(q + 128 * h));
+                                __m512i phi = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(q + 128 * h + 64));
+                                acc = _mm512_add_epi32(acc, _mm512_madd_epi16(plo, _mm512_permutexvar_epi16(h ? s2 : s0, sc16)));
+                                acc = _mm512_add_epi32(acc, _mm512_madd_epi16(phi, _mm512_permutexvar_epi16(h ? s3 : s1, sc16)));
+                        }
+                        __m256i pm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a[i].bsums), _mm512_castsi512_si256(sc16));
+                        acc = _mm512_sub_epi32(acc, _mm512_zextsi256_si512(_mm256_slli_epi32(pm, 5)));
+                        facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(_cvtsh_ss(x[i].d) * a[i].d), facc);
+                }
+                y[r] = _mm512_reduce_add_ps(facc);
+        }
+}
+
 const gemv_kernel gemv_avx512[TYPE_COUNT] = {
         [TYPE_Q4_0] = { .prep = prep_q4_0, .rows = gemv_q4_0, .act_bytes = 2 * sizeof(gq4_0) },
         [TYPE_Q8_0] = { .prep = prep_q8_0, .rows = gemv_q8_0, .act_bytes = 4 * sizeof(gq8_0) },
+        [TYPE_Q4_K] = { .prep = prep_q4_k, .rows = gemv_q4_k, .act_bytes = sizeof(block_q8_K) },
+        [TYPE_Q6_K] = { .prep = prep_q8_k, .rows = gemv_q6_k, .act_bytes = sizeof(block_q8_K) },
 };
