@@ -332,8 +332,9 @@ static int llama_forward(engine_session *s, const int32_t *tokens, int32_t n, bo
                         return -ECANCELED;
 
                 /* ---- attention: h holds rmsnorm(x) * attn_norm ---- */
-                if ((r = matmul(mm, &l->wq, st->h, n, st->q)) < 0 || (r = matmul(mm, &l->wk, st->h, n, st->k)) < 0 ||
-                    (r = matmul(mm, &l->wv, st->h, n, st->v)) < 0)
+                const weight *qkv[] = { &l->wq, &l->wk, &l->wv };
+                float *qkv_out[] = { st->q, st->k, st->v };
+                if ((r = matmul_multi(mm, qkv, 3, st->h, n, qkv_out)) < 0)
                         return r;
                 ops_rope(tp, &w->rope, st->q, hp->n_head, QD, st->k, hp->n_head_kv, KD, pos0, n);
                 kv_cache_store(&s->kv, il, pos0, n, st->k, st->v, KD);
@@ -363,8 +364,9 @@ static int llama_forward(engine_session *s, const int32_t *tokens, int32_t n, bo
                 ops_add_rmsnorm(tp, st->x, st->h, st->h, l->ffn_norm, rows, (int64_t)E, hp->norm_eps);
 
                 /* ---- feed-forward: x += (silu(h Wg^T) * h Wu^T) Wd^T ---- */
-                if ((r = matmul(mm, &l->w_gate, st->h, rows, st->ff)) < 0 ||
-                    (r = matmul(mm, &l->w_up, st->h, rows, st->up)) < 0)
+                const weight *gu[] = { &l->w_gate, &l->w_up };
+                float *gu_out[] = { st->ff, st->up };
+                if ((r = matmul_multi(mm, gu, 2, st->h, rows, gu_out)) < 0)
                         return r;
                 ops_swiglu(tp, st->ff, st->up, (int64_t)rows * hp->n_ff);
                 if ((r = matmul(mm, &l->w_down, st->ff, rows, st->h)) < 0)

@@ -121,6 +121,8 @@ void matmul_split_rows(int64_t n_rows, int ith, int nth, int64_t *r0, int64_t *r
         *r1 = MIN(u1 * ROW_ALIGN, n_rows);
 }
 
+static int check_weight(const weight *w);
+
 /* --- vec path ----------------------------------------------------------- */
 
 typedef struct vec_job {
@@ -221,6 +223,82 @@ static int matmul_vec(matmul_ctx *c, const weight *w, const float *x, int64_t n_
                 j.act = c->act;
         }
         threadpool_run(c->tp, vec_worker, &j);
+        return 0;
+}
+
+/* --- several weights, one dispatch -------------------------------------- */
+
+typedef struct multi_job {
+        int n_w;
+        vec_job v[MATMUL_MULTI_MAX];
+} multi_job;
+
+static void multi_worker(void *p, int ith, int nth) {
+        multi_job *m = p;
+
+        for (int i = 0; i < m->n_w; i++)
+                vec_worker(&m->v[i], ith, nth);
+}
+
+int matmul_multi(matmul_ctx *c, const weight *const *ws, int n_w, const float *x, int64_t n_tokens, float *const *ys) {
+        const gemv_kernel *g[MATMUL_MULTI_MAX];
+        size_t off[MATMUL_MULTI_MAX], row[MATMUL_MULTI_MAX], total = 0;
+        bool fused = n_w > 0 && n_w <= MATMUL_MULTI_MAX && c->forced == _MATMUL_PATH_MAX && n_tokens > 0 &&
+                     n_tokens < VEC_MAX_TOKENS && c->k->gemv;
+        int r;
+
+        /* Fused only where every weight has a gemv kernel on the same
+         * activations; otherwise the plain calls (same results). */
+        for (int i = 0; fused && i < n_w; i++) {
+                if (check_weight(ws[i]) < 0 || ws[i]->n_in != ws[0]->n_in || ws[i]->n_in % 256 != 0)
+                        fused = false;
+                else {
+                        g[i] = &c->k->gemv[ws[i]->type];
+                        fused = g[i]->rows != NULL;
+                }
+        }
+        if (!fused) {
+                for (int i = 0; i < n_w; i++)
+                        if ((r = matmul(c, ws[i], x, n_tokens, ys[i])) < 0)
+                                return r;
+                return 0;
+        }
+
+        /* one prepared copy per distinct prep function */
+        for (int i = 0; i < n_w; i++) {
+                int same = -1;
+                for (int k = 0; k < i && same < 0; k++)
+                        if (g[k]->prep == g[i]->prep)
+                                same = k;
+                row[i] = (size_t)(ws[i]->n_in / 256) * g[i]->act_bytes;
+                if (same >= 0)
+                        off[i] = off[same];
+                else {
+                        off[i] = total;
+                        total += row[i] * (size_t)n_tokens;
+                }
+        }
+        if (c->act_size < total) {
+                free(c->act);
+                c->act = alloc_aligned(total);
+                c->act_size = c->act ? total : 0;
+                if (!c->act)
+                        return -ENOMEM;
+        }
+        multi_job m = { .n_w = n_w };
+        for (int i = 0; i < n_w; i++) {
+                uint8_t *a = (uint8_t *)c->act + off[i];
+                bool first = true;
+                for (int k = 0; k < i; k++)
+                        if (off[k] == off[i])
+                                first = false;
+                for (int64_t t = 0; first && t < n_tokens; t++)
+                        g[i]->prep(x + t * ws[i]->n_in, a + (size_t)t * row[i], ws[i]->n_in);
+                m.v[i] = (vec_job){ .w = ws[i], .gemv = g[i]->rows, .act = a, .act_row = row[i],
+                                    .n_tokens = n_tokens, .y = ys[i] };
+                row_sched_init(&m.v[i].sched, ws[i]->n_out, c->n_threads, ROW_ALIGN);
+        }
+        threadpool_run(c->tp, multi_worker, &m);
         return 0;
 }
 

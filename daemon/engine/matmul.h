@@ -49,6 +49,14 @@ threadpool *matmul_ctx_pool(matmul_ctx *c);
 
 /* x: n_tokens rows of n_in floats; y: n_tokens rows of n_out floats. */
 int matmul(matmul_ctx *c, const weight *w, const float *x, int64_t n_tokens, float *y);
+/* Several products of the same activations (q/k/v, gate/up): for one
+ * token, the activations are converted once per kernel and all n_w
+ * weights run in one dispatch to the pool (threads move on to the next
+ * weight's rows as they finish), instead of a dispatch and a wait each.
+ * ys[i]: n_tokens rows of ws[i]->n_out.  The same results as n_w matmul()
+ * calls.  At most MATMUL_MULTI_MAX weights. */
+#define MATMUL_MULTI_MAX 8
+int matmul_multi(matmul_ctx *c, const weight *const *ws, int n_w, const float *x, int64_t n_tokens, float *const *ys);
 /* Row r of W as floats (embedding lookup). */
 int weight_get_row(const weight *w, int64_t r, float *out);
 /* The path the last matmul with more than one token took, for sotto-bench. */

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kernels.h"
+#include "macro.h"
 #include "matmul.h"
 #include "tensor-type.h"
 #include "test.h"
@@ -202,6 +203,35 @@ static void test_set(void) {
                 CHECK(weight_get_row(&w, n_out, y) == -EINVAL);
                 free(data);
         }
+        /* matmul_multi: q/k/v-like mixes of types and sizes (Q4_K with a
+         * Q6_K, as in Q4_K_M files) give exactly what separate calls give. */
+        static const uint32_t mixes[][3] = { { TYPE_Q4_0, TYPE_Q4_0, TYPE_Q4_0 }, { TYPE_Q8_0, TYPE_Q8_0, TYPE_Q8_0 },
+                                             { TYPE_Q4_K, TYPE_Q4_K, TYPE_Q6_K }, { TYPE_Q4_K, TYPE_Q6_K, TYPE_F16 } };
+        static const int64_t outs[3] = { 83, 32, 48 };
+        for (size_t mi = 0; mi < ELEMENTSOF(mixes); mi++)
+                for (int64_t nt = 1; nt <= 3; nt += 2) {
+                        weight ws[3];
+                        const weight *wp[3];
+                        float *ym[3], *ys[3];
+                        for (int i = 0; i < 3; i++) {
+                                ws[i] = (weight){ .name = "m", .type = mixes[mi][i], .n_in = n_in, .n_out = outs[i] };
+                                ws[i].data = make_weight(ws[i].type, n_in, outs[i], &ws[i].row_bytes);
+                                wp[i] = &ws[i];
+                                ym[i] = malloc(sizeof(float) * outs[i] * nt);
+                                ys[i] = malloc(sizeof(float) * outs[i] * nt);
+                                CHECK(ym[i] && ys[i]);
+                        }
+                        CHECK_OK(matmul_multi(ctx[2], wp, 3, x, nt, ym));
+                        for (int i = 0; i < 3; i++) {
+                                CHECK_OK(matmul(ctx[3], &ws[i], x, nt, ys[i]));
+                                CHECK_MSG(memcmp(ym[i], ys[i], sizeof(float) * outs[i] * nt) == 0,
+                                          "matmul_multi mix %zu weight %d nt %lld", mi, i, (long long)nt);
+                                free((void *)ws[i].data);
+                                free(ym[i]);
+                                free(ys[i]);
+                        }
+                }
+
         weight q41 = { .type = TYPE_Q4_1, .n_in = 64, .n_out = 1, .row_bytes = 40, .data = x };
         CHECK(matmul(ctx[1], &q41, x, 1, y) == -EINVAL);
         CHECK(strcmp(matmul_path_name(MATMUL_PATH_INT8), "int8") == 0);
