@@ -17,6 +17,7 @@
 #include "client-lib/sotto-cli-admin.h"
 #include "client-lib/screenshot.h"
 #include "client-lib/sotto.h"
+#include "client-lib/sotto-cli-speech.h"
 
 /* Exit codes (documented in sotto(1)). */
 enum {
@@ -60,6 +61,8 @@ static int exit_code_for(const sd_bus_error *e, int r) {
                 { SOTTO_ERROR_NOT_AUTHORIZED, EXIT_DENIED },
                 { SOTTO_ERROR_AUTHORIZATION_UNAVAILABLE, EXIT_DENIED },
                 { "org.freedesktop.DBus.Error.InteractiveAuthorizationRequired", EXIT_DENIED },
+                { SOTTO_ERROR_SOURCE_VANISHED, EXIT_FAIL },
+                { SOTTO_ERROR_CAPTURE_FAILED, EXIT_FAIL },
                 { SOTTO_ERROR_CANCELLED, EXIT_CANCELLED },
                 { "org.freedesktop.DBus.Error.AccessDenied", EXIT_DENIED },
                 { "org.freedesktop.DBus.Error.ServiceUnknown", EXIT_NO_SERVICE },
@@ -86,6 +89,10 @@ static int report_error(const sd_bus_error *e, int r, const char *what) {
                 fprintf(stderr, "sotto: %s: %s (%s)\n", what, e->message ? e->message : "", e->name);
         else
                 fprintf(stderr, "sotto: %s: %s\n", what, strerror(-r));
+        return exit_code_for(e, r);
+}
+
+int cli_exit_code(const sd_bus_error *e, int r) {
         return exit_code_for(e, r);
 }
 
@@ -507,7 +514,9 @@ static void usage(FILE *f) {
                    "  explain --screen [QUESTION]  the same about a screenshot of this session\n"
                    "  status               what the service runs and how busy it is\n"
                    "  usage [--all]        requests and tokens used by this application (--all: by all)\n"
-                   "  quota [APP] [KEY=VALUE...]  this application's limits; set one at run time\n\n"
+                   "  quota [APP] [KEY=VALUE...]  this application's limits; set one at run time\n"
+                   "  dictate              speech from the microphone as text (Ctrl-C stops)\n"
+                   "  transcribe FILE      the text of a recording (WAV, or raw with --format; - for stdin)\n\n"
                    "Options:\n"
                    "  --temperature T      0 for greedy; default the service's (0.8)\n"
                    "  --seed N             random seed, for repeatable answers\n"
@@ -515,6 +524,10 @@ static void usage(FILE *f) {
                    "  --raw                the prompt as it is, without the model's chat template\n"
                    "  --model NAME         fail unless the service runs this model\n"
                    "  --json               machine-readable output\n"
+                   "  --once               dictate: stop after the first utterance\n"
+                   "  --language CODE      speech: \"en\", ..., or \"auto\"\n"
+                   "  --source NODE        dictate: a PipeWire source by node name\n"
+                   "  --format F --rate N --channels N  transcribe raw s16le or f32le audio\n"
                    "  --system, --session  which bus (default: system if the service is there)\n"
                    "  --address ADDR       a specific bus\n"
                    "  -h, --help\n\n"
@@ -541,6 +554,9 @@ static const struct option cli_options[] = {
         { "raw", no_argument, NULL, 'r' },               { "help", no_argument, NULL, 'h' },
         { "all", no_argument, NULL, 'a' },
         { "screen", no_argument, NULL, 'X' },
+        { "once", no_argument, NULL, 'O' },              { "language", required_argument, NULL, 'L' },
+        { "source", required_argument, NULL, 'E' },      { "format", required_argument, NULL, 'F' },
+        { "rate", required_argument, NULL, 'R' },        { "channels", required_argument, NULL, 'C' },
         {},
 };
 
@@ -585,6 +601,21 @@ static int parse_options(int argc, char **argv) {
                 case 'u': arg.bus = 2; break;
                 case 'A': arg.address = optarg; break;
                 case 'X': arg.screen = true; break;
+                case 'O': speech_once = true; break;
+                case 'L': speech_arg.language = optarg; break;
+                case 'E': speech_arg.target = optarg; break;
+                case 'F': speech_arg.format = optarg; break;
+                case 'R':
+                case 'C':
+                        if (parse_number(optarg, 1, 768000, &v) < 0 || v != floor(v)) {
+                                fprintf(stderr, "sotto: --%s takes a positive integer\n", c == 'R' ? "rate" : "channels");
+                                return -EXIT_USAGE;
+                        }
+                        if (c == 'R')
+                                speech_arg.rate = (uint32_t)v;
+                        else
+                                speech_arg.channels = (uint32_t)v;
+                        break;
                 case 'h': usage(stdout); return 0;
                 default: usage(stderr); return -EXIT_USAGE;
                 }
@@ -596,6 +627,7 @@ int main(int argc, char **argv) {
         int r;
 
         sotto_options_init(&arg.opts);
+        sotto_speech_options_init(&speech_arg);
         r = parse_options(argc, argv);
         if (r <= 0)
                 return -r;
@@ -614,7 +646,8 @@ int main(int argc, char **argv) {
         char **rest_argv = sub_argv + r;
 
         if (strcmp(cmd, "ask") != 0 && strcmp(cmd, "chat") != 0 && strcmp(cmd, "status") != 0 &&
-            strcmp(cmd, "usage") != 0 && strcmp(cmd, "quota") != 0 && strcmp(cmd, "explain") != 0) {
+            strcmp(cmd, "usage") != 0 && strcmp(cmd, "quota") != 0 && strcmp(cmd, "explain") != 0 &&
+            strcmp(cmd, "dictate") != 0 && strcmp(cmd, "transcribe") != 0) {
                 fprintf(stderr, "sotto: unknown command '%s'\n", cmd);
                 usage(stderr);
                 return EXIT_USAGE;
@@ -641,6 +674,10 @@ int main(int argc, char **argv) {
                 code = cli_quota(s, rest_argc, rest_argv, arg.json, report_error);
         else if ((code = -check_model(s)) != 0)
                 ;
+        else if (strcmp(cmd, "dictate") == 0)
+                code = cmd_dictate(s, arg.json, rest_argc, rest_argv);
+        else if (strcmp(cmd, "transcribe") == 0)
+                code = cmd_transcribe(s, arg.json, rest_argc, rest_argv);
         else if (strcmp(cmd, "ask") == 0)
                 code = cmd_ask(s, rest_argc, rest_argv);
         else if (strcmp(cmd, "explain") == 0)

@@ -151,6 +151,75 @@ int sotto_chat_send_image_async(sotto_chat *c, int image_fd, const char *text, c
 void sotto_request_cancel(sotto_request *r);
 sotto_request *sotto_request_unref(sotto_request *r);
 
+/* ---- speech (libsotto-speech.c): dictation and transcription ----
+ *
+ * A dictation records from the caller's own PipeWire (the library opens the
+ * connection: $PIPEWIRE_RUNTIME_DIR or $XDG_RUNTIME_DIR/pipewire-0, or a
+ * sandboxed app passes the fd it got from the portal) and reports text as
+ * the user speaks: partial hypotheses of the utterance in progress, then its
+ * final text.  A transcription does the same for a recording read from an
+ * fd (WAV, or raw PCM with its format given), finals only.  Callbacks run
+ * from whatever processes the bus connection: sotto_dictation_wait(), or the
+ * sd-event loop the connection is attached to. */
+
+#define SOTTO_ERROR_SOURCE_VANISHED "org.sotto.Sotto1.Error.SourceVanished"
+#define SOTTO_ERROR_CAPTURE_FAILED "org.sotto.Sotto1.Error.CaptureFailed"
+
+typedef struct sotto_dictation sotto_dictation;
+
+typedef struct sotto_speech_options {
+        const char *language;         /* "en", ..., "auto"; NULL: the service's default ("en") */
+        const char *target;           /* dictation: a PipeWire node name; NULL: the default source */
+        bool no_partials;             /* dictation: finals only */
+        bool single_utterance;        /* dictation: end after the first final */
+        uint32_t partial_interval_ms; /* 0: default (500) */
+        uint32_t max_seconds;         /* 0: default */
+        const char *format;           /* transcription: "wav" (default), "s16le", "f32le" */
+        uint32_t rate, channels;      /* transcription of raw PCM */
+} sotto_speech_options;
+
+void sotto_speech_options_init(sotto_speech_options *o);
+
+typedef struct sotto_hypothesis {
+        bool final;
+        const char *text;            /* UTF-8 */
+        uint64_t start_usec, end_usec; /* the utterance, from the start of the audio */
+        uint64_t compute_usec;       /* recognition time */
+        uint64_t latency_usec;       /* from the audio that ended it (final) or the newest audio (partial)
+                                      * reaching the recognizer, to the text */
+        const uint32_t *tokens;      /* the model's token ids */
+        size_t n_tokens;
+        bool forced;                 /* final: cut at the longest utterance, not at a pause */
+} sotto_hypothesis;
+
+/* Return a negative value to cancel. */
+typedef int (*sotto_hypothesis_fn)(sotto_dictation *d, const sotto_hypothesis *h, void *userdata);
+/* reason: "finished", "stopped", "cancelled", "limit", "source-vanished",
+ * "disconnected", "capture-failed", "failed"; error NULL unless it failed. */
+typedef void (*sotto_ended_fn)(sotto_dictation *d, const char *reason, const sd_bus_error *error, void *userdata);
+
+int sotto_dictation_start(sotto *s, const sotto_speech_options *o, sotto_hypothesis_fn on_text,
+                          sotto_ended_fn on_ended, void *userdata, sotto_dictation **ret, sd_bus_error *error);
+/* The same with a PipeWire connection the caller opened (the portal's
+ * OpenPipeWireRemote); the fd is not taken. */
+int sotto_dictation_start_fd(sotto *s, int pipewire_fd, const sotto_speech_options *o, sotto_hypothesis_fn on_text,
+                             sotto_ended_fn on_ended, void *userdata, sotto_dictation **ret, sd_bus_error *error);
+/* A recording on fd (a file, pipe or socket; not taken). */
+int sotto_transcribe_start(sotto *s, int fd, const sotto_speech_options *o, sotto_hypothesis_fn on_text,
+                           sotto_ended_fn on_ended, void *userdata, sotto_dictation **ret, sd_bus_error *error);
+/* Stop listening; the speech so far still gets its final text. */
+int sotto_dictation_stop(sotto_dictation *d);
+/* End at once, nothing more is reported but the end. */
+int sotto_dictation_cancel(sotto_dictation *d);
+/* Processes the connection until the dictation has ended (blocking use):
+ * 0, or negative with *error set when it ended with an error.  Returns
+ * early with -EINTR when *interrupt becomes true (from a signal handler);
+ * call again after sotto_dictation_stop(). */
+int sotto_dictation_wait(sotto_dictation *d, volatile bool *interrupt, sd_bus_error *error);
+bool sotto_dictation_is_ended(sotto_dictation *d);
+const char *sotto_dictation_get_path(sotto_dictation *d);
+sotto_dictation *sotto_dictation_free(sotto_dictation *d);
+
 #ifdef __cplusplus
 }
 #endif

@@ -1,8 +1,8 @@
 # make install / make uninstall.  The usual directory variables can be given
 # on the command line: make install PREFIX=/usr DESTDIR=/tmp/stage
 #
-# sottod and sotto-worker go to $(LIBEXECDIR)/sotto/ (sottod finds the worker
-# next to itself).  packaging/install-manifest.txt lists what PREFIX=/usr
+# sottod, sotto-worker and sotto-capture go to $(LIBEXECDIR)/sotto/ (sottod
+# finds the worker and the capture program next to itself).  packaging/install-manifest.txt lists what PREFIX=/usr
 # installs; tests/integration/install-manifest.sh keeps the two equal.
 PREFIX       ?= /usr/local
 EXEC_PREFIX  ?= $(PREFIX)
@@ -40,6 +40,7 @@ PKG_SED := sed -e 's|/usr/libexec/sotto|$(PKG_LIBEXEC)|g' -e 's|/etc/sotto|$(SYS
 PKG_FILES := \
 	0755:$(BUILD)/sottod:$(PKG_LIBEXEC)/sottod \
 	0755:$(BUILD)/sotto-worker:$(PKG_LIBEXEC)/sotto-worker \
+	0755:$(BUILD)/sotto-capture:$(PKG_LIBEXEC)/sotto-capture \
 	0755:$(PKG_BUILD)/sotto:$(BINDIR)/sotto \
 	0644:$(BUILD)/libsotto.so.1:$(LIBDIR)/libsotto.so.1 \
 	0644:client-lib/sotto.h:$(INCLUDEDIR)/sotto.h \

@@ -454,6 +454,7 @@ int wire_encode_audio_text(wire_buf *b, const wire_audio_text *t) {
         wire_put_u64(b, t->start);
         wire_put_u64(b, t->end);
         wire_put_u64(b, t->compute_usec);
+        wire_put_u64(b, t->latency_usec);
         wire_put_u32(b, t->n_tokens);
         for (uint32_t i = 0; i < t->n_tokens; i++)
                 wire_put_u32(b, t->tokens[i]);
@@ -466,7 +467,8 @@ int wire_decode_audio_text(const uint8_t *payload, size_t len, wire_audio_text *
         *t = (wire_audio_text){};
         if (wire_get_u64(&r, &t->req_id) < 0 || wire_get_u32(&r, &t->kind) < 0 || wire_get_u32(&r, &t->forced) < 0 ||
             wire_get_u64(&r, &t->start) < 0 || wire_get_u64(&r, &t->end) < 0 ||
-            wire_get_u64(&r, &t->compute_usec) < 0 || wire_get_u32(&r, &t->n_tokens) < 0)
+            wire_get_u64(&r, &t->compute_usec) < 0 || wire_get_u64(&r, &t->latency_usec) < 0 ||
+            wire_get_u32(&r, &t->n_tokens) < 0)
                 return -EBADMSG;
         if (t->kind >= _WIRE_AUDIO_KIND_MAX || t->forced > 1 || t->start > t->end ||
             t->n_tokens > WIRE_MAX_AUDIO_TOKENS)

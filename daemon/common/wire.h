@@ -175,6 +175,7 @@ typedef struct wire_audio_text {
         uint32_t forced;       /* 1: cut at the longest utterance, not by a pause */
         uint64_t start, end;   /* the utterance, in samples at 16 kHz from the stream's start */
         uint64_t compute_usec; /* recognition time of this hypothesis */
+        uint64_t latency_usec; /* from the audio that made it due reaching the worker to this frame */
         uint32_t n_tokens;
         uint32_t tokens[WIRE_MAX_AUDIO_TOKENS];
         const char *text; /* points into the frame; valid UTF-8 */

@@ -15,5 +15,7 @@
 #define SOTTO_ERROR_NOT_AUTHORIZED "org.sotto.Sotto1.Error.NotAuthorized"
 /* polkit is not running or failed: sottod refuses what it cannot check. */
 #define SOTTO_ERROR_AUTHORIZATION_UNAVAILABLE "org.sotto.Sotto1.Error.AuthorizationUnavailable"
+#define SOTTO_ERROR_SOURCE_VANISHED "org.sotto.Sotto1.Error.SourceVanished"
+#define SOTTO_ERROR_CAPTURE_FAILED "org.sotto.Sotto1.Error.CaptureFailed"
 
 #define STREQ(a, b) (strcmp((a), (b)) == 0)

@@ -31,10 +31,21 @@ static int property_get(sd_bus *bus, const char *path, const char *interface, co
                 return sd_bus_message_append(reply, "s", m->model_file ? m->model_file : "");
         if (STREQ(property, "ContextSize"))
                 return sd_bus_message_append(reply, "u", info ? info->n_ctx : 0u);
-        if (STREQ(property, "Capabilities"))
-                return !info ? sd_bus_message_append(reply, "as", 0)
-                       : info->caps & WIRE_CAP_IMAGE ? sd_bus_message_append(reply, "as", 2, "text", "image")
-                                                     : sd_bus_message_append(reply, "as", 1, "text");
+        if (STREQ(property, "Capabilities")) {
+                /* "image": a vision projector; "audio": a speech model (bus-dictation.c). */
+                const char *caps[3];
+                size_t n = 0;
+                if (!info)
+                        return sd_bus_message_append(reply, "as", 0);
+                caps[n++] = "text";
+                if (info->caps & WIRE_CAP_IMAGE)
+                        caps[n++] = "image";
+                if (m->whisper_fd >= 0)
+                        caps[n++] = "audio";
+                return n == 3 ? sd_bus_message_append(reply, "as", 3, caps[0], caps[1], caps[2])
+                       : n == 2 ? sd_bus_message_append(reply, "as", 2, caps[0], caps[1])
+                                : sd_bus_message_append(reply, "as", 1, caps[0]);
+        }
         if (STREQ(property, "QueueLength"))
                 return sd_bus_message_append(reply, "u", m->n_queued);
         if (STREQ(property, "ActiveRequests"))

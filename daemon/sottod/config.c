@@ -184,6 +184,15 @@ static int daemon_apply(ManagerConfig *c, const char *key, const char *value, ch
                 c->model_path = p;
                 return 0;
         }
+        if (STREQ(key, "WhisperModel")) {
+                /* Speech recognition (bus-dictation.c); read at start. */
+                char *p = *value ? strdup(value) : NULL;
+                if (*value && !p)
+                        return -ENOMEM;
+                free(c->whisper_model_path);
+                c->whisper_model_path = p;
+                return 0;
+        }
         if (STREQ(key, "VisionModel")) {
                 /* Empty: no vision projector. */
                 char *p = *value ? strdup(value) : NULL;

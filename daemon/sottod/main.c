@@ -17,6 +17,7 @@
 #include "daemon/common/privs.h"
 #include "daemon/sottod/bus-errors.h"
 #include "daemon/sottod/config.h"
+#include "daemon/sottod/dictation.h"
 #include "daemon/sottod/log.h"
 #include "daemon/sottod/manager.h"
 #include "daemon/sottod/quota-manager.h"
@@ -37,6 +38,7 @@ static void help(void) {
                "  --config-dir DIR    read the drop-ins from DIR instead of FILE.d\n"
                "  --state-dir DIR     keep usage accounting in DIR (default /var/lib/sotto on the\n"
                "                      system bus, $STATE_DIRECTORY under systemd, else nowhere)\n"
+               "  --whisper-model PATH  a whisper.cpp ggml-*.bin model for dictation and transcription\n"
                "  --context N         context size per request, in tokens (0: the model's, at most 4096)\n"
                "  --threads N         threads of the worker (0: all CPUs)\n"
                "  --max-active N      requests generated at once (default 8)\n"
@@ -170,6 +172,7 @@ static int run(int argc, char **argv) {
                 .image_timeout_usec = 10 * 1000000ull,
         };
         const char *address = NULL, *config_file = NULL, *model = NULL, *state_dir = NULL, *mmproj = NULL;
+        const char *whisper_model = NULL;
         QuotaConfig quota_cfg;
         int system_bus = -1, polkit = -1;
         static const struct option opts[] = {
@@ -182,6 +185,7 @@ static int run(int argc, char **argv) {
                 { "polkit", optional_argument, NULL, 'P' },
                 { "config-dir", required_argument, NULL, 'D' }, { "state-dir", required_argument, NULL, 's' },
                 { "mmproj", required_argument, NULL, 'V' },
+                { "whisper-model", required_argument, NULL, 'W' },
                 {},
         };
         char err[512];
@@ -195,6 +199,7 @@ static int run(int argc, char **argv) {
                 case 'A': address = optarg; break;
                 case 'm': model = optarg; break;
                 case 'V': mmproj = optarg; break;
+                case 'W': whisper_model = optarg; break;
                 case 'c': config_file = optarg; break;
                 case 'D': cfg.config_dir = strdup(optarg); break;
                 case 's': state_dir = optarg; break;
@@ -247,6 +252,10 @@ static int run(int argc, char **argv) {
                                        system_bus == 1 || (system_bus < 0 && geteuid() == 0)
                                                ? "/var/lib/sotto/models/"
                                                : "~/.local/share/sotto/models/");
+        if (whisper_model) {
+                free(cfg.whisper_model_path);
+                cfg.whisper_model_path = *whisper_model ? strdup(whisper_model) : NULL;
+        }
         if (!cfg.user)
                 cfg.user = strdup("sotto");
         if (cfg.max_active < 1)
@@ -303,6 +312,9 @@ static int run(int argc, char **argv) {
         r = manager_open_model(m);
         if (r >= 0)
                 r = manager_open_mmproj(m);
+        if (r < 0)
+                return r;
+        r = dictation_open_model(m);
         if (r < 0)
                 return r;
         r = privs_drop(cfg.user, err, sizeof err);

@@ -14,6 +14,7 @@
 #include "daemon/sottod/authorize.h"
 #include "daemon/sottod/bus-errors.h"
 #include "daemon/sottod/config.h"
+#include "daemon/sottod/dictation.h"
 #include "daemon/sottod/log.h"
 #include "daemon/sottod/manager.h"
 #include "daemon/sottod/quota-manager.h"
@@ -35,6 +36,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         m->config = *config;
         m->model_fd = -1;
         m->mmproj_fd = -1;
+        m->whisper_fd = -1;
         m->state = "starting";
         m->next_request_id = 1;
         m->next_chat_id = 1;
@@ -53,6 +55,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
 Manager *manager_free(Manager *m) {
         if (!m)
                 return NULL;
+        dictation_free_all(m);
         while (m->chats)
                 chat_free(m->chats);
         while (m->requests) {
@@ -87,6 +90,9 @@ Manager *manager_free(Manager *m) {
         if (m->mmproj_fd >= 0)
                 close(m->mmproj_fd);
         free(m->config.mmproj_path);
+        if (m->whisper_fd >= 0)
+                close(m->whisper_fd);
+        free(m->config.whisper_model_path);
         free(m->model_file);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
@@ -198,6 +204,8 @@ int manager_register_objects(Manager *m) {
                                                chat_object_find, m);
         if (r >= 0)
                 r = sd_bus_add_node_enumerator(m->bus, NULL, SOTTO_CHAT_PREFIX, chat_node_enumerator, m);
+        if (r >= 0)
+                r = dictation_register(m);
         return r;
 }
 
@@ -223,6 +231,7 @@ static int on_caller_gone(sd_bus_track *t, void *userdata) {
                 if (ch->owner == c)
                         chat_free(ch);
         }
+        dictation_caller_gone(m, c);
         c->n_requests--;
         caller_maybe_free(c);
         return 0;

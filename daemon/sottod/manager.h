@@ -126,6 +126,7 @@ typedef struct ManagerConfig {
         char *config_path;   /* re-read on SIGHUP */
         char *config_dir;    /* drop-ins; NULL: "<config_path>.d" */
         char *worker_path;
+        char *whisper_model_path; /* WhisperModel= / --whisper-model; NULL: no speech */
         char *user;
         uint32_t n_ctx;        /* 0: the worker picks */
         uint32_t n_threads;    /* 0: the worker picks */
@@ -172,6 +173,9 @@ struct Manager {
 
         bool stopping;
         sd_event_source *drain_timer;
+        int whisper_fd;                 /* the speech model, -1: none (bus-dictation.c) */
+        struct Dictation *dictations;   /* dictations and transcriptions */
+        uint32_t n_dictations;
         Statistics stats;
         Authority *authority; /* polkit answers per caller (authorize.c) */
         struct Quotas *quotas; /* applications, limits, usage (quota-manager.c) */
@@ -209,6 +213,7 @@ void manager_check_stopped(Manager *m);
 int worker_start(Manager *m);
 void worker_send_generate(Worker *w, Request *q);
 void worker_send_u64(Worker *w, uint32_t type, uint64_t v);
+void worker_send_flush(Worker *w); /* after appending frames to w->conn.out */
 void worker_free(Worker *w);
 void worker_kill(Worker *w, const char *why);
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "daemon/sottod/bus-errors.h"
+#include "daemon/sottod/dictation.h"
 #include "daemon/sottod/log.h"
 #include "daemon/sottod/manager.h"
 
@@ -56,6 +57,10 @@ void worker_send_generate(Worker *w, Request *q) {
                 request_fail(q, SOTTO_ERROR_INVALID_INPUT, "The request is too large for the worker.");
                 return;
         }
+        worker_flush(w);
+}
+
+void worker_send_flush(Worker *w) {
         worker_flush(w);
 }
 
@@ -114,10 +119,12 @@ static int worker_dispatch(Worker *w, uint32_t type, const uint8_t *payload, siz
                         return -EBADMSG;
                 Request *q = find_active(m, w, d.req_id);
                 if (!q)
-                        return -EBADMSG;
+                        return dictation_worker_done(m, w, &d); /* speech, or a violation */
                 request_done(q, &d);
                 return 0;
         }
+        case WIRE_AUDIO_TEXT:
+                return dictation_worker_text(m, w, payload, len);
         default:
                 return -EBADMSG;
         }
@@ -225,6 +232,7 @@ static void worker_died(Worker *w, const char *how) {
                         c->lost = true;
                         c->worker = NULL;
                 }
+        dictation_worker_died(m, w, reason);
 
         if (w == m->worker) {
                 m->worker = NULL;
@@ -305,7 +313,13 @@ int worker_start(Manager *m) {
         fmt_arg(a_chats, sizeof a_chats, "max-chats", m->config.max_chats);
         snprintf(a_user, sizeof a_user, "--user=%s", m->config.user);
         char *argv[] = { (char *)"sotto-worker", (char *)"--socket-fd=3", (char *)"--model-fd=4", a_ctx, a_thr,
-                         a_act, a_chats, a_user, m->mmproj_fd >= 0 ? a_mmproj : NULL, NULL };
+                         a_act, a_chats, a_user, NULL, NULL, NULL };
+        /* Optional fds: the vision projector (5), the speech model (6). */
+        size_t n_arg = 8;
+        if (m->mmproj_fd >= 0)
+                argv[n_arg++] = a_mmproj;
+        if (m->whisper_fd >= 0)
+                argv[n_arg++] = (char *)"--whisper-model-fd=6";
 
         pid_t pid = fork();
         if (pid < 0) {
@@ -324,11 +338,17 @@ int worker_start(Manager *m) {
                 int s = fcntl(pair[1], F_DUPFD, 10), mf = fcntl(m->model_fd, F_DUPFD, 10);
                 if (s < 0 || mf < 0 || dup2(s, 3) < 0 || dup2(mf, 4) < 0)
                         _exit(126);
-                /* The vision projector, if any, on fd 5. */
+                /* The vision projector, if any, on fd 5; the speech model, if
+                 * any, on fd 6. */
                 int vf = m->mmproj_fd >= 0 ? fcntl(m->mmproj_fd, F_DUPFD, 10) : -1;
                 if (m->mmproj_fd >= 0 && (vf < 0 || dup2(vf, 5) < 0))
                         _exit(126);
-                close_range(m->mmproj_fd >= 0 ? 6 : 5, ~0U, 0);
+                int wf = m->whisper_fd >= 0 ? fcntl(m->whisper_fd, F_DUPFD, 10) : -1;
+                if (m->whisper_fd >= 0 && (wf < 0 || dup2(wf, 6) < 0))
+                        _exit(126);
+                if (m->mmproj_fd < 0 && m->whisper_fd >= 0)
+                        close(5);
+                close_range(m->whisper_fd >= 0 ? 7 : m->mmproj_fd >= 0 ? 6 : 5, ~0U, 0);
                 execv(m->config.worker_path, argv);
                 fprintf(stderr, "sottod: cannot execute %s: %m\n", m->config.worker_path);
                 _exit(127);

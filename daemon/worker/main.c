@@ -19,6 +19,7 @@
 #include "daemon/worker/worker.h"
 #include "engine.h"
 #include "macro.h"
+#include "whisper.h"
 
 static int parse_int(const char *s, int min, int max, int *ret) {
         char *end;
@@ -32,6 +33,7 @@ static int parse_int(const char *s, int min, int max, int *ret) {
 
 static int run(int argc, char **argv) {
         int sock_fd = 3, model_fd = 4, mmproj_fd = -1, n_threads = 0, n_ctx = 0, max_active = 16, max_chats = 64;
+        int whisper_fd = -1;
         const char *user = "sotto";
         char err[512] = "";
         static const struct option opts[] = {
@@ -39,6 +41,7 @@ static int run(int argc, char **argv) {
                 { "threads", required_argument, NULL, 't' },   { "context", required_argument, NULL, 'c' },
                 { "user", required_argument, NULL, 'u' },      { "max-active", required_argument, NULL, 'a' },
                 { "max-chats", required_argument, NULL, 'C' }, { "mmproj-fd", required_argument, NULL, 'v' },
+                { "whisper-model-fd", required_argument, NULL, 'w' },
                 {},
         };
         int c, r;
@@ -53,6 +56,7 @@ static int run(int argc, char **argv) {
                 case 'C': r = parse_int(optarg, 0, 4096, &max_chats); break;
                 case 'u': user = optarg; r = 0; break;
                 case 'v': r = parse_int(optarg, 0, 65535, &mmproj_fd); break;
+                case 'w': r = parse_int(optarg, 0, 65535, &whisper_fd); break;
                 default: return -EINVAL;
                 }
                 if (r < 0) {
@@ -100,6 +104,22 @@ static int run(int argc, char **argv) {
         }
         if (mmproj_fd >= 0)
                 close(mmproj_fd);
+        /* The speech model (optional): a failure here leaves text generation
+         * serving; speech requests then fail with this sentence. */
+        whisper_model *whisper = NULL;
+        char whisper_err[256] = "";
+        if (whisper_fd >= 0) {
+                char e[200] = "";
+                if (fstat(whisper_fd, &st) < 0 || !S_ISREG(st.st_mode))
+                        snprintf(whisper_err, sizeof whisper_err, "the speech model is not a regular file");
+                else if (whisper_model_load_fd(whisper_fd, &whisper, e, sizeof e) < 0)
+                        snprintf(whisper_err, sizeof whisper_err, "the speech model could not be loaded: %s", e);
+                if (whisper_err[0])
+                        fprintf(stderr, "sotto-worker: %s\n", whisper_err);
+                close(whisper_fd);
+        } else
+                snprintf(whisper_err, sizeof whisper_err,
+                         "no speech model is configured (WhisperModel= in sotto.conf, or sottod --whisper-model)");
         if (n_ctx <= 0)
                 n_ctx = (int)MIN(MAX(engine_model_n_ctx_train(model), 1), 4096);
 
@@ -108,14 +128,17 @@ static int run(int argc, char **argv) {
                 fprintf(stderr, "sotto-worker: %s\n", err);
                 worker_vision_free(vision);
                 engine_model_free(model);
+                whisper_model_free(whisper);
                 return r;
         }
 
         worker_config cfg = { .n_ctx = n_ctx, .max_active = (uint32_t)max_active, .max_chats = (uint32_t)max_chats,
-                              .vision = vision };
+                              .vision = vision, .whisper = whisper, .whisper_error = whisper_err,
+                              .n_threads = n_threads };
         r = worker_run(model, &cfg, sock_fd);
         worker_vision_free(vision);
         engine_model_free(model);
+        whisper_model_free(whisper);
         if (r < 0)
                 fprintf(stderr, "sotto-worker: %s\n", strerror(-r));
         return r;

@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "daemon/worker/stop.h"
+#include "daemon/worker/worker-audio.h"
 #include "daemon/worker/worker-chat.h"
 #include "daemon/worker/worker-image.h"
 #include "daemon/worker/worker.h"
@@ -73,6 +74,7 @@ typedef struct worker {
         uint64_t last_poll;
         bool eof;
         int error;
+        waudio *audio; /* speech recognition streams */
 } worker;
 
 static uint64_t now_usec(void) {
@@ -337,6 +339,7 @@ static void handle_cancel(worker *w, const uint8_t *payload, size_t len) {
         for (wreq *q = w->active; q; q = q->next)
                 if (q->id == id)
                         q->cancelled = true;
+        (void)waudio_cancel(w->audio, id);
 }
 
 static void handle_chat_close(worker *w, const uint8_t *payload, size_t len) {
@@ -414,6 +417,13 @@ static void dispatch(worker *w) {
                         break;
                 case WIRE_EXPLAIN:
                         handle_explain(w, payload, len);
+                        break;
+                case WIRE_AUDIO_START:
+                case WIRE_AUDIO_DATA:
+                case WIRE_AUDIO_END:
+                        if ((r = waudio_dispatch(w->audio, type, payload, len)) < 0)
+                                w->error = r;
+                        r = 0;
                         break;
 #ifdef SOTTO_TEST_HOOKS
                 case WIRE_TEST_ESCAPE:
@@ -592,7 +602,8 @@ int worker_run(engine_model *model, const worker_config *cfg, int sock_fd) {
         };
         wire_conn_init(&w.conn, sock_fd);
         w.logits = malloc(sizeof(float) * (size_t)MAX(w.n_vocab, 1));
-        if (!w.logits || !w.tok)
+        if (!w.logits || !w.tok ||
+            waudio_new(cfg->whisper, cfg->whisper_error, cfg->n_threads, &w.conn, &w.audio) < 0)
                 return -ENOMEM;
 
         wire_ready ready = {
@@ -613,7 +624,7 @@ int worker_run(engine_model *model, const worker_config *cfg, int sock_fd) {
                 struct pollfd p = { .fd = w.conn.fd, .events = POLLIN };
                 if (w.conn.out.len > w.conn.out_sent)
                         p.events |= POLLOUT;
-                int r = poll(&p, 1, w.active ? 0 : -1);
+                int r = poll(&p, 1, w.active || waudio_busy(w.audio) ? 0 : -1);
                 if (r < 0 && errno != EINTR)
                         return -errno;
                 if (p.revents & (POLLIN | POLLHUP | POLLERR)) {
@@ -651,6 +662,9 @@ int worker_run(engine_model *model, const worker_config *cfg, int sock_fd) {
                                 w.active = f;
                         }
                 }
+                /* One piece of speech recognition between text steps. */
+                if (!w.error && waudio_busy(w.audio) && waudio_step(w.audio) < 0)
+                        break;
         }
         int r = w.error;
         while (w.active) {
@@ -661,6 +675,7 @@ int worker_run(engine_model *model, const worker_config *cfg, int sock_fd) {
         while (w.chats)
                 chat_free(&w, w.chats);
         worker_image_stage_done(&w.stage);
+        waudio_free(w.audio);
         free(w.logits);
         wire_conn_done(&w.conn);
         return r;

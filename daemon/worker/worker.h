@@ -14,6 +14,10 @@ typedef struct worker_config {
         uint32_t max_active; /* requests at once; beyond: Busy */
         uint32_t max_chats;
         struct worker_vision *vision; /* the mmproj, NULL: no images (worker-image.h) */
+        /* speech recognition (worker-audio.c): the model or NULL, and why */
+        const struct whisper_model *whisper;
+        const char *whisper_error;
+        int32_t n_threads;
 } worker_config;
 
 /* Serves on conn until sottod closes it (returns 0) or on a protocol error

@@ -38,7 +38,8 @@ left=$(cd "$stage" && find . ! -type d)
 stage2=$work/stage2
 M install PREFIX=/opt/sotto LIBEXECDIR=/opt/sotto/lib/exec SYSCONFDIR=/opt/etc DESTDIR="$stage2" \
 	> "$work/install2.log" 2>&1 || fail "make install PREFIX=/opt/sotto"
-for f in opt/sotto/lib/exec/sotto/sottod opt/sotto/lib/exec/sotto/sotto-worker opt/sotto/bin/sotto \
+for f in opt/sotto/lib/exec/sotto/sottod opt/sotto/lib/exec/sotto/sotto-worker opt/sotto/lib/exec/sotto/sotto-capture \
+	opt/sotto/bin/sotto \
 	opt/sotto/lib/libsotto.so.1 opt/etc/sotto/sotto.conf opt/sotto/share/dbus-1/system.d/org.sotto.Sotto1.conf; do
 	[ -e "$stage2/$f" ] || fail "PREFIX=/opt/sotto: no $f"
 done

@@ -3,6 +3,7 @@
  * careless or hostile program would, and times the answers.
  *
  *   sotto-test-client ADDR introspect-chat     XML of a chat object (as its owner)
+ *   sotto-test-client ADDR introspect-dictation  XML of a transcription object (as its owner)
  *   sotto-test-client ADDR hostile             the hostile-call battery
  *   sotto-test-client ADDR flood N             N pending Ask calls from one connection
  *   sotto-test-client ADDR chat-turns          a chat keeps its context between turns
@@ -361,6 +362,39 @@ static int cmd_introspect_chat(void) {
         return 0;
 }
 
+/* A transcription held open (its input pipe stays open), introspected as
+ * its owner; others must not see it; then cancelled. */
+static int cmd_introspect_dictation(void) {
+        sd_bus *bus = connect_bus();
+        sd_bus_message *reply = NULL;
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        const char *path, *xml;
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return 1;
+        int r = sd_bus_call_method(bus, DEST, PATH, "org.sotto.Sotto1.Speech", "Transcribe", &e, &reply, "ha{sv}",
+                                   p[0], 0);
+        if (r < 0 || sd_bus_message_read(reply, "o", &path) < 0) {
+                fprintf(stderr, "Transcribe: %s\n", e.message ? e.message : strerror(-r));
+                return 1;
+        }
+        char *own = strdup(path);
+        reply = sd_bus_message_unref(reply);
+        r = sd_bus_call_method(bus, DEST, own, "org.freedesktop.DBus.Introspectable", "Introspect", NULL, &reply, "");
+        if (r < 0 || sd_bus_message_read(reply, "s", &xml) < 0)
+                return 1;
+        fputs(xml, stdout);
+        sd_bus *other = connect_bus();
+        r = sd_bus_call_method(other, DEST, own, "org.sotto.Sotto1.Dictation", "Cancel", &e, NULL, "");
+        if (r >= 0 || !sd_bus_error_has_name(&e, "org.freedesktop.DBus.Error.UnknownObject")) {
+                fprintf(stderr, "another connection could use the transcription: %s\n", e.name ? e.name : "no error");
+                return 1;
+        }
+        r = sd_bus_call_method(bus, DEST, own, "org.sotto.Sotto1.Dictation", "Cancel", NULL, NULL, "");
+        close(p[1]);
+        return r < 0;
+}
+
 /* One turn in the chat; the answer is small enough for the pipe's buffer,
  * so a blocking call is fine here. */
 static int chat_turn(sd_bus *bus, const char *path, const char *text, uint32_t max_tokens) {
@@ -453,6 +487,8 @@ int main(int argc, char **argv) {
                 return cmd_flood(atoi(argv[3]), atoi(argv[4]), true);
         if (strcmp(cmd, "introspect-chat") == 0)
                 return cmd_introspect_chat();
+        if (strcmp(cmd, "introspect-dictation") == 0)
+                return cmd_introspect_dictation();
         if (strcmp(cmd, "hold-chat") == 0)
                 return cmd_hold_chat(argc > 3 ? argv[3] : NULL, argc > 4 ? (uint32_t)atoi(argv[4]) : 8);
         if (strcmp(cmd, "chat-probe") == 0)

@@ -133,13 +133,13 @@ static void test_audio(void) {
         wire_buf_free(&b);
 
         wire_audio_text t = { .req_id = 5, .kind = WIRE_AUDIO_FINAL, .start = 100, .end = 16100,
-                              .compute_usec = 1234, .n_tokens = 3, .tokens = { 50257, 7, 9 }, .text = "h\xc3\xa9",
+                              .compute_usec = 1234, .latency_usec = 1300, .n_tokens = 3, .tokens = { 50257, 7, 9 }, .text = "h\xc3\xa9",
                               .len = 3 };
         CHECK_OK(wire_encode_audio_text(&b, &t));
         wire_audio_text t2;
         CHECK_OK(wire_decode_audio_text(b.data + 8, b.len - 8, &t2));
         CHECK(t2.req_id == 5 && t2.kind == WIRE_AUDIO_FINAL && t2.start == 100 && t2.end == 16100 &&
-              t2.compute_usec == 1234 && t2.n_tokens == 3 && t2.tokens[0] == 50257 && t2.tokens[2] == 9 &&
+              t2.compute_usec == 1234 && t2.latency_usec == 1300 && t2.n_tokens == 3 && t2.tokens[0] == 50257 && t2.tokens[2] == 9 &&
               t2.len == 3 && !memcmp(t2.text, "h\xc3\xa9", 3));
         p = b.data + 8;
         n = b.len - 8;
@@ -149,11 +149,11 @@ static void test_audio(void) {
         CHECK(wire_decode_audio_text(p, n, &t2) < 0);
         p[n - 1] = 0xa9;
         /* a token count past the limit or past the frame */
-        p[40] = 0xff;
+        p[48] = 0xff;
         CHECK(wire_decode_audio_text(p, n, &t2) < 0);
-        p[40] = 4;
+        p[48] = 4;
         CHECK(wire_decode_audio_text(p, n, &t2) < 0);
-        p[40] = 3;
+        p[48] = 3;
         /* start after end, unknown kind */
         p[16] = 0xff, p[17] = 0xff;
         CHECK(wire_decode_audio_text(p, n, &t2) < 0);
