@@ -164,32 +164,48 @@ VBMI static void gemv_q8_0(int64_t n, const void *vw, size_t row_bytes, int64_t 
 
 /* --- K-quants: activations as Q8_K blocks ------------------------------- */
 
-/* The Q8_K blocks, with the int8 values of every 128 elements reordered
- * as the nibbles of a Q4_K block come out of one 64-byte load:
- * [sb0 sb2] [sb1 sb3] [sb4 sb6] [sb5 sb7] (sb = 32 elements). */
-static void prep_q4_k(const float *x, void *vact, int64_t n) {
-        block_q8_K *b = vact;
+/* Q4_K: the Q8_K values of every 128 elements reordered as the nibbles
+ * of a Q4_K block come out of one 64-byte load, [sb0 sb2] [sb1 sb3]
+ * [sb4 sb6] [sb5 sb7] (sb = 32 elements), the sums of each sub-block
+ * (for the mins) and the scale. */
+typedef struct gq4_k {
+        int8_t qs[QK_K];
+        int16_t bs32[8];
+        float d;
+        uint8_t pad[44];
+} gq4_k;
+_Static_assert(sizeof(gq4_k) == 320, "gq4_k");
 
-        kernels_avx512.from_float[TYPE_Q8_K](x, b, n);
-        for (int64_t i = 0; i < n / QK_K; i++) {
-                int8_t t[QK_K];
-                static const int order[8] = { 0, 2, 1, 3, 4, 6, 5, 7 };
-                for (int j = 0; j < 8; j++)
-                        memcpy(t + 32 * j, b[i].qs + 32 * order[j], 32);
-                memcpy(b[i].qs, t, QK_K);
+static void prep_q4_k(const float *x, void *vact, int64_t n) {
+        gq4_k *g = vact;
+        static const int order[8] = { 0, 2, 1, 3, 4, 6, 5, 7 };
+
+        for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+                block_q8_K b;
+                kernels_avx512.from_float[TYPE_Q8_K](x, &b, QK_K);
+                for (int j = 0; j < 8; j++) {
+                        memcpy(g[i].qs + 32 * j, b.qs + 32 * order[j], 32);
+                        g[i].bs32[j] = (int16_t)(b.bsums[2 * j] + b.bsums[2 * j + 1]);
+                }
+                g[i].d = b.d;
+                memset(g[i].pad, 0, sizeof g[i].pad);
         }
 }
 
-/* sum_j m_j * (bsums[2j] + bsums[2j+1]), m as 8 bytes */
-static inline int k_min_sum(uint64_t m, const int16_t *bsums) {
-        __m256i b = _mm256_loadu_si256((const __m256i *)bsums);
-        __m128i m8 = _mm_cvtsi64_si128((long long)m);
-        __m256i m16 = _mm256_cvtepu8_epi16(_mm_unpacklo_epi8(m8, m8));
-        __m256i p = _mm256_madd_epi16(b, m16);
-        __m128i r = _mm_add_epi32(_mm256_castsi256_si128(p), _mm256_extracti128_si256(p, 1));
-        r = _mm_add_epi32(r, _mm_shuffle_epi32(r, _MM_SHUFFLE(1, 0, 3, 2)));
-        r = _mm_add_epi32(r, _mm_shuffle_epi32(r, _MM_SHUFFLE(2, 3, 0, 1)));
-        return _mm_cvtsi128_si32(r);
+/* The 6-bit scales and mins of a Q4_K block (spec 3.3) from its 12 bytes
+ * (q: 16 bytes loaded from there, the last 4 unused): scales in bytes
+ * 0..7, mins in 8..15, as k_scale_min() unpacks them. */
+static inline __m128i k_scales_mins_vec(__m128i q) {
+        /* low bits: sc0-3 = q0-3, sc4-7 = q8-11 (low nibble), m0-3 = q4-7,
+         * m4-7 = q8-11 (high nibble); high bits of sc4-7 / m4-7: top two
+         * bits of q0-3 / q4-7 */
+        const __m128i ia = _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11);
+        const __m128i ib = _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7);
+        const __m128i ml = _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15);
+        __m128i a = _mm_shuffle_epi8(q, ia), b = _mm_shuffle_epi8(q, ib);
+        a = _mm_mask_blend_epi8(0xF000, a, _mm_srli_epi16(a, 4));
+        __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 2), _mm_set1_epi8(0x30));
+        return _mm_or_si128(_mm_and_si128(a, ml), hi);
 }
 
 /* Q4_K: two 64-byte loads give the 256 nibbles as four vectors of two
@@ -197,7 +213,7 @@ static inline int k_min_sum(uint64_t m, const int16_t *bsums) {
  * the sub-block scales as int16 (vpmaddwd), summed exactly in int32 per
  * super-block as the scalar kernel does. */
 VBMI static void gemv_q4_k(int64_t n, const void *vw, size_t row_bytes, int64_t n_rows, const void *vact, float *y) {
-        const block_q8_K *a = vact;
+        const gq4_k *a = vact;
         const int64_t nb = n / QK_K;
         const __m512i m4 = _mm512_set1_epi8(0x0F);
         /* bytes 2i of word i: scale of the vector's first sub-block for
@@ -210,14 +226,14 @@ VBMI static void gemv_q4_k(int64_t n, const void *vw, size_t row_bytes, int64_t 
         for (int64_t r = 0; r < n_rows; r++) {
                 const block_q4_K *x = (const block_q4_K *)((const uint8_t *)vw + (size_t)r * row_bytes);
                 __m512 facc = _mm512_setzero_ps();
-                float fmin = 0;
+                __m128 macc = _mm_setzero_ps();
                 for (int64_t i = 0; i < nb; i++) {
-                        uint32_t u[4];
                         _mm_prefetch((const char *)(x + i) + PREFETCH_AHEAD, _MM_HINT_T0);
                         _mm_prefetch((const char *)(x + i) + PREFETCH_AHEAD + 64, _MM_HINT_T0);
                         _mm_prefetch((const char *)(x + i) + PREFETCH_AHEAD + 128, _MM_HINT_T0);
-                        k_scales_mins_u32(x[i].scales, u);
-                        __m512i scb = _mm512_castsi128_si512(_mm_cvtsi64_si128((long long)(u[0] | (uint64_t)u[1] << 32)));
+                        /* scales in bytes 0..7, mins in 8..15 */
+                        __m128i sm = k_scales_mins_vec(_mm_loadu_si128((const __m128i *)x[i].scales));
+                        __m512i scb = _mm512_castsi128_si512(sm);
                         __m512i v0 = _mm512_loadu_si512(x[i].qs), v1 = _mm512_loadu_si512(x[i].qs + 64);
                         const int8_t *q = a[i].qs;
                         __m512i p0 = _mm512_maddubs_epi16(_mm512_and_si512(v0, m4), _mm512_loadu_si512(q));
@@ -230,9 +246,14 @@ VBMI static void gemv_q4_k(int64_t n, const void *vw, size_t row_bytes, int64_t 
                         acc = _mm512_add_epi32(acc, _mm512_madd_epi16(p3, _mm512_maskz_permutexvar_epi8(even, si3, scb)));
                         float dd = _cvtsh_ss(x[i].d) * a[i].d;
                         facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(dd), facc);
-                        fmin += _cvtsh_ss(x[i].dmin) * a[i].d * (float)k_min_sum(u[2] | (uint64_t)u[3] << 32, a[i].bsums);
+                        /* mins: sum_j m_j * bs32_j, four int32 partial sums */
+                        __m128i m16 = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
+                        __m128i pm = _mm_madd_epi16(m16, _mm_loadu_si128((const __m128i *)a[i].bs32));
+                        macc = _mm_fmadd_ps(_mm_cvtepi32_ps(pm), _mm_set1_ps(_cvtsh_ss(x[i].dmin) * a[i].d), macc);
                 }
-                y[r] = _mm512_reduce_add_ps(facc) - fmin;
+                macc = _mm_add_ps(macc, _mm_movehl_ps(macc, macc));
+                macc = _mm_add_ss(macc, _mm_movehdup_ps(macc));
+                y[r] = _mm512_reduce_add_ps(facc) - _mm_cvtss_f32(macc);
         }
 }
 
@@ -292,6 +313,6 @@ VBMI static void gemv_q6_k(int64_t n, const void *vw, size_t row_bytes, int64_t 
 const gemv_kernel gemv_avx512[TYPE_COUNT] = {
         [TYPE_Q4_0] = { .prep = prep_q4_0, .rows = gemv_q4_0, .act_bytes = 2 * sizeof(gq4_0) },
         [TYPE_Q8_0] = { .prep = prep_q8_0, .rows = gemv_q8_0, .act_bytes = 4 * sizeof(gq8_0) },
-        [TYPE_Q4_K] = { .prep = prep_q4_k, .rows = gemv_q4_k, .act_bytes = sizeof(block_q8_K) },
+        [TYPE_Q4_K] = { .prep = prep_q4_k, .rows = gemv_q4_k, .act_bytes = sizeof(gq4_k) },
         [TYPE_Q6_K] = { .prep = prep_q8_k, .rows = gemv_q6_k, .act_bytes = sizeof(block_q8_K) },
 };
