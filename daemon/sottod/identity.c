@@ -277,6 +277,18 @@ int proc_stat_start_time(const char *text, uint64_t *ret) {
         return 0;
 }
 
+int proc_status_euid(const char *text, uid_t *ret) {
+        /* "Uid:\treal\teffective\tsaved\tfs" */
+        const char *p = strstr(text, "\nUid:");
+        unsigned long long real, eff;
+        if (!p && !strncmp(text, "Uid:", 4))
+                p = text - 1;
+        if (!p || sscanf(p + 5, "%llu %llu", &real, &eff) != 2 || eff > UINT32_MAX - 1)
+                return -EINVAL;
+        *ret = (uid_t)eff;
+        return 0;
+}
+
 static int read_small(const char *path, char *buf, size_t size) {
         _cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
         size_t n = 0;
@@ -313,7 +325,6 @@ int proc_start_time(const char *proc_root, pid_t pid, uint64_t *ret) {
 int identity_from_pid(const char *proc_root, uid_t uid, pid_t pid, Identity *ret) {
         char path[128], buf[8192], cg[4096];
         uint64_t t0, t1;
-        struct stat st;
         int r;
 
         if (pid <= 0)
@@ -322,12 +333,21 @@ int identity_from_pid(const char *proc_root, uid_t uid, pid_t pid, Identity *ret
         r = proc_start_time(proc_root, pid, &t0);
         if (r < 0)
                 return r;
-        /* The owner of /proc/PID is the process's euid: a different user
-         * here means the pid belongs to someone else now. */
-        snprintf(path, sizeof path, "%s/%d", proc_root, (int)pid);
-        if (stat(path, &st) < 0)
+        /* The process's effective uid must be the one the bus daemon saw:
+         * another user here means the pid belongs to someone else now.
+         * (Not the owner of /proc/PID: that is root for a process that is
+         * not dumpable.) */
+        snprintf(path, sizeof path, "%s/%d/status", proc_root, (int)pid);
+        r = read_small(path, buf, sizeof buf);
+        if (r == -ENOENT || r == -ESRCH)
                 return -ESRCH;
-        if (st.st_uid != uid)
+        if (r < 0)
+                return r;
+        uid_t euid;
+        r = proc_status_euid(buf, &euid);
+        if (r < 0)
+                return r;
+        if (euid != uid)
                 return -ESRCH;
 
         snprintf(path, sizeof path, "%s/%d/cgroup", proc_root, (int)pid);

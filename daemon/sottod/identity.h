@@ -51,6 +51,9 @@ int identity_parse_unit(const char *unit, IdentityKind *kind, char *app_id, size
 int identity_parse_cgroup(const char *path, IdentityKind *kind, char *app_id, size_t app_size, char *launcher,
                           size_t launcher_size);
 
+/* The effective uid from the text of /proc/PID/status. */
+int proc_status_euid(const char *text, uid_t *ret);
+
 /* Field 22 of /proc/PID/stat (the comm field may hold spaces and ')'). */
 int proc_stat_start_time(const char *text, uint64_t *ret);
 

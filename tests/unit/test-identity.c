@@ -190,6 +190,16 @@ static void test_stat(void) {
         CHECK_EQ_INT(proc_start_time("/proc", 0x3fffffff, &a), -ESRCH);
 }
 
+static void test_status(void) {
+        uid_t u = 0;
+        CHECK_OK(proc_status_euid("Name:\tx\nUid:\t1000\t0\t0\t0\nGid:\t1\t1\t1\t1\n", &u));
+        CHECK_EQ_INT(u, 0); /* the effective one, not the real one */
+        CHECK_OK(proc_status_euid("Uid:\t5\t6\t7\t8\n", &u));
+        CHECK_EQ_INT(u, 6);
+        CHECK_EQ_INT(proc_status_euid("Name:\tx\nGid:\t1\t1\t1\t1\n", &u), -EINVAL);
+        CHECK_EQ_INT(proc_status_euid("Name:\tUid:\t1\nUid:\tx\n", &u), -EINVAL);
+}
+
 static void write_file(const char *path, const char *text) {
         FILE *f = fopen(path, "w");
         CHECK(f);
@@ -207,6 +217,11 @@ static void test_from_pid(void) {
         CHECK(mkdir(path, 0755) == 0);
         snprintf(path, sizeof path, "%s/100/stat", root);
         write_file(path, "100 (sneaky name) S 1 1 1 0 -1 0 0 0 0 0 0 0 0 0 20 0 1 0 5555 0 0\n");
+        snprintf(path, sizeof path, "%s/100/status", root);
+        char status[256];
+        snprintf(status, sizeof status, "Name:\tsneaky\nUmask:\t0022\nState:\tS\nUid:\t%u\t%u\t%u\t%u\nGid:\t0\t0\t0\t0\n",
+                 getuid() + 7, getuid(), getuid(), getuid());
+        write_file(path, status);
         snprintf(path, sizeof path, "%s/100/cgroup", root);
         write_file(path, "0::/user.slice/user-1000.slice/user@1000.service/app.slice/app-gnome-org.example.A-9.scope\n");
         CHECK_OK(identity_from_pid(root, getuid(), 100, &id));
@@ -244,6 +259,9 @@ static void test_from_pid(void) {
          * either see one start time throughout or refuse. */
         snprintf(path, sizeof path, "%s/200", root);
         CHECK(mkdir(path, 0755) == 0);
+        snprintf(path, sizeof path, "%s/200/status", root);
+        snprintf(status, sizeof status, "Uid:\t%u\t%u\t%u\t%u\n", getuid(), getuid(), getuid(), getuid());
+        write_file(path, status);
         snprintf(path, sizeof path, "%s/200/cgroup", root);
         write_file(path, "0::/app.slice/app-gnome-org.example.B-1.scope\n");
         char stat_path[256];
@@ -290,6 +308,7 @@ int main(void) {
         test_cgroup_paths();
         test_proc_cgroup();
         test_stat();
+        test_status();
         test_from_pid();
         printf("identity: ok\n");
         return 0;
