@@ -322,6 +322,22 @@ int proc_start_time(const char *proc_root, pid_t pid, uint64_t *ret) {
         return proc_stat_start_time(buf, ret);
 }
 
+static uid_t overflow_uid(void) {
+        static uid_t cached = (uid_t)-1;
+        char buf[32];
+        if (cached == (uid_t)-1) {
+                cached = 65534;
+                if (read_small("/proc/sys/kernel/overflowuid", buf, sizeof buf) > 0) {
+                        buf[strcspn(buf, "\n")] = 0;
+                        char *end;
+                        unsigned long u = strtoul(buf, &end, 10);
+                        if (!*end && end != buf && u < UINT32_MAX)
+                                cached = (uid_t)u;
+                }
+        }
+        return cached;
+}
+
 int identity_from_pid(const char *proc_root, uid_t uid, pid_t pid, Identity *ret) {
         char path[128], buf[8192], cg[4096];
         uint64_t t0, t1;
@@ -347,8 +363,11 @@ int identity_from_pid(const char *proc_root, uid_t uid, pid_t pid, Identity *ret
         r = proc_status_euid(buf, &euid);
         if (r < 0)
                 return r;
-        if (euid != uid)
+        if (euid != uid && euid != overflow_uid())
                 return -ESRCH;
+        /* The overflow uid is what another user's uid reads as inside a user
+         * namespace (the unit's PrivateUsers=yes): then the uid cannot be
+         * compared, and the start time alone guards against reuse. */
 
         snprintf(path, sizeof path, "%s/%d/cgroup", proc_root, (int)pid);
         r = read_small(path, buf, sizeof buf);

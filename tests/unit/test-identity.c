@@ -233,6 +233,17 @@ static void test_from_pid(void) {
         CHECK_EQ_INT(id.pid, 100);
         /* the bus says another uid owns the pid: someone else has it now */
         CHECK_EQ_INT(identity_from_pid(root, getuid() + 1, 100, &id), -ESRCH);
+        /* inside a user namespace another user's uid reads as the overflow
+         * uid: not comparable, accepted on the start time alone */
+        snprintf(path, sizeof path, "%s/100/status", root);
+        snprintf(status, sizeof status, "Uid:\t65534\t65534\t65534\t65534\n");
+        write_file(path, status);
+        if (getuid() != 65533) {
+                CHECK_OK(identity_from_pid(root, 65533, 100, &id));
+                CHECK_EQ_INT(id.uid, 65533); /* the bus's uid is the identity */
+        }
+        snprintf(status, sizeof status, "Uid:\t%u\t%u\t%u\t%u\n", getuid(), getuid(), getuid(), getuid());
+        write_file(path, status);
 
         /* unconfined: the executable (a symlink like /proc/PID/exe) */
         snprintf(path, sizeof path, "%s/100/cgroup", root);
