@@ -50,6 +50,14 @@ pk_client sotto-pk-user authorize org.example.nothing > "$SVC_DIR/unknown" || fa
 expect "unknown action" "$SVC_DIR/unknown" '^org\.sotto\.Sotto1\.Error\.InvalidInput '
 note "defaults: generate yes, dictate no, configure/manage-models need an administrator"
 
+# The real dictation method: refused before anything starts (no dictation
+# object, no sotto-capture).
+pk_client sotto-pk-user dictate > "$SVC_DIR/sd" || fail "client"
+expect "Speech.StartDictation from a non-local session" "$SVC_DIR/sd" '^org\.sotto\.Sotto1\.Error\.NotAuthorized .*dictate'
+grep -q "dictation [0-9]* started" "$SVC_DIR/sottod.log" && fail "a refused dictation was started"
+pgrep -u sotto -x sotto-capture > /dev/null && fail "sotto-capture runs after a refused dictation"
+note "Speech.StartDictation refused to a session polkit does not see as local and active"
+
 # A real Ask through the check, as the user, with the CLI.
 out=$(setpriv --reuid=sotto-pk-user --regid=sotto-pk-user --init-groups "$SOTTO" --address "$BUS_ADDRESS" ask \
 	--max-tokens 8 --temperature 0 "Once upon a time" 2>"$SVC_DIR/ask.err") || fail "Ask as a user: $(cat "$SVC_DIR/ask.err")"
@@ -97,6 +105,19 @@ pk_client sotto-pk-adm authorize org.sotto.manage-models > "$SVC_DIR/adm2" || fa
 expect "sotto-admin member, manage-models" "$SVC_DIR/adm2" '^ok$'
 pk_client sotto-pk-adm authorize org.sotto.dictate > "$SVC_DIR/adm3" || fail "client"
 expect "sotto-admin member, dictate (the rule does not grant it)" "$SVC_DIR/adm3" 'NotAuthorized'
+# What an active local session gets from the defaults, granted by a rule:
+# the dictation call then gets past authorization.
+cat > "$SVC_DIR/40-sotto-test-dictate.rules" <<'EOR'
+polkit.addRule(function(action, subject) {
+        if (action.id == "org.sotto.dictate" && subject.user == "sotto-pk-adm")
+                return polkit.Result.YES;
+});
+EOR
+pk_add_rules "$SVC_DIR/40-sotto-test-dictate.rules" 40-sotto-test-dictate.rules
+pk_client sotto-pk-adm dictate > "$SVC_DIR/sd2" || fail "client"
+grep -q "NotAuthorized\|InteractiveAuthorizationRequired\|AuthorizationUnavailable" "$SVC_DIR/sd2" &&
+	fail "dictate granted by a rule, still refused: $(cat "$SVC_DIR/sd2")"
+note "dictate granted by a rule: StartDictation gets past authorization ($(grep -v '^pid\|^name' "$SVC_DIR/sd2" | cut -c1-60))"
 pk_client sotto-pk-user authorize org.sotto.configure > "$SVC_DIR/conf2" || fail "client"
 expect "a non-member with the rule" "$SVC_DIR/conf2" 'InteractiveAuthorizationRequired'
 note "the example rule lets sotto-admin members configure, nobody else"

@@ -20,6 +20,9 @@
  *   polkit-client ADDR chat-send GOFILE
  *       OpenChat, prints "opened" (or the error), waits until GOFILE exists,
  *       then Chat.Send on it: prints "ok" or the error name
+ *   polkit-client ADDR dictate
+ *       Speech.StartDictation with one end of a socketpair as the PipeWire
+ *       connection: prints "ok OBJECT-PATH" or the error name and message
  *   polkit-client ADDR burst ACTION N
  *       N Authorize(ACTION) calls sent at once on one connection, then the
  *       N answers ("ok" or the error name), then "done SECONDS"
@@ -35,6 +38,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <systemd/sd-bus.h>
 #include <time.h>
 #include <unistd.h>
@@ -203,6 +207,27 @@ static void chat_send(sd_bus *bus, const char *gofile) {
         free(chat);
 }
 
+static void dictate(sd_bus *bus) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        sd_bus_message *reply = NULL;
+        const char *path = "";
+        int sv[2];
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0) {
+                printf("socketpair failed\n");
+                return;
+        }
+        int r = sd_bus_call_method(bus, DEST, PATH, "org.sotto.Sotto1.Speech", "StartDictation", &e, &reply,
+                                   "ha{sv}", sv[0], 0);
+        if (r >= 0 && sd_bus_message_read(reply, "o", &path) >= 0)
+                printf("ok %s\n", path);
+        else
+                printf("%s %s\n", e.name ? e.name : "errno", e.message ? e.message : strerror(-r));
+        close(sv[0]);
+        close(sv[1]);
+        sd_bus_error_free(&e);
+        sd_bus_message_unref(reply);
+}
+
 int main(int argc, char **argv) {
         if (argc < 3) {
                 fprintf(stderr, "usage: %s ADDR authorize|hold-ask|ask ...\n", argv[0]);
@@ -250,6 +275,8 @@ int main(int argc, char **argv) {
                 (void)call_authorize(bus, "org.sotto.configure", 0);
         } else if (strcmp(argv[2], "chat-send") == 0 && argc >= 4) {
                 chat_send(bus, argv[3]);
+        } else if (strcmp(argv[2], "dictate") == 0) {
+                dictate(bus);
         } else if (strcmp(argv[2], "burst") == 0 && argc >= 5) {
                 uint64_t t0 = now_ms(CLOCK_MONOTONIC);
                 int r = call_burst(bus, argv[3], atoi(argv[4]));
