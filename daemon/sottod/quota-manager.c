@@ -376,6 +376,8 @@ int manager_reload_config(Manager *m, bool *ret_model_changed, char *err, size_t
         }
         m->config.max_image_bytes = c.max_image_bytes;
         m->config.image_timeout_usec = c.image_timeout_usec;
+        /* These are the worker's: a new one must start for them. */
+        model_changed = model_changed || m->config.n_ctx != c.n_ctx || m->config.n_threads != c.n_threads;
         m->config.n_ctx = c.n_ctx;
         m->config.n_threads = c.n_threads;
         m->config.max_active = MAX(c.max_active, 1u);

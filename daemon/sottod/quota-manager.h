@@ -71,6 +71,7 @@ Request *sched_pick(Manager *m);
 Request *sched_pick_at(Manager *m, uint64_t now); /* the same on a given clock (tests) */
 
 /* Reads the configuration files again into copies and, if all is well,
- * applies them (not the model: *ret_model_changed says whether Model=
- * changed).  On error err has file:line and nothing changed. */
+ * applies them, except what needs a new worker: *ret_model_changed says
+ * whether Model=, VisionModel=, ContextSize= or Threads= changed.  On
+ * error err has file:line and nothing changed. */
 int manager_reload_config(Manager *m, bool *ret_model_changed, char *err, size_t errlen);
