@@ -66,6 +66,9 @@ getent passwd sotto > /dev/null || fail "installing sotto did not create user so
 grep -q '^SystemdService=sottod.service$' /usr/share/dbus-1/system-services/org.sotto.Sotto1.service ||
 	fail "installed activation file without SystemdService="
 pkg-config --exists libsotto || fail "pkg-config does not find the installed libsotto"
+# polkit's actions where polkitd reads them; the example rule only as documentation.
+[ -f /usr/share/polkit-1/actions/org.sotto.policy ] || fail "the package does not install org.sotto.policy"
+[ -f /usr/share/doc/sotto/examples/50-sotto-example.rules ] || fail "the package lacks the example polkit rule"
 
 # --- a private system-type bus reading the installed policy
 dir=$work/bus
