@@ -383,6 +383,72 @@ static int llama_forward(engine_session *s, const int32_t *tokens, int32_t n, bo
         return matmul(mm, &w->output, st->h, n, logits);
 }
 
+/* One token for each of n sessions: the products take the n rows at once
+ * (one pass over the weights), RoPE, the KV cache and attention go session
+ * by session.  The scratch is that of the session with the largest context
+ * (its attention scratch fits every other one's), which is sized for at
+ * least min(n_ctx, 512) rows. */
+static int llama_forward_batch(engine_session *const *ss, const int32_t *tokens, int32_t n, float *logits) {
+        const engine_model *m = ss[0]->model;
+        const model_hparams *hp = &m->hp;
+        const llama_weights *w = m->arch_data;
+        matmul_ctx *mm = m->mm;
+        threadpool *tp = matmul_ctx_pool(mm);
+        size_t E = (size_t)hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim;
+        size_t KD = (size_t)hp->n_head_kv * hp->head_dim;
+        const engine_session *own = ss[0];
+        int r;
+
+        for (int32_t i = 1; i < n; i++)
+                if (ss[i]->n_ctx > own->n_ctx)
+                        own = ss[i];
+        if (n > own->n_batch)
+                return -E2BIG;
+        llama_state *st = own->arch_state;
+
+        for (int32_t t = 0; t < n; t++)
+                if ((r = weight_get_row(&w->tok_embd, tokens[t], st->x + t * E)) < 0)
+                        return r;
+        ops_rmsnorm(tp, st->h, st->x, w->layers[0].attn_norm, n, (int64_t)E, hp->norm_eps);
+
+        for (int32_t il = 0; il < hp->n_layer; il++) {
+                const llama_layer *l = &w->layers[il];
+
+                for (int32_t i = 0; i < n; i++)
+                        if (aborted(ss[i]))
+                                return -ECANCELED;
+                const weight *qkv[] = { &l->wq, &l->wk, &l->wv };
+                float *qkv_out[] = { st->q, st->k, st->v };
+                if ((r = matmul_multi(mm, qkv, 3, st->h, n, qkv_out)) < 0)
+                        return r;
+                for (int32_t i = 0; i < n; i++) {
+                        engine_session *s = ss[i];
+                        attn_params ap = {
+                                .kv = &s->kv, .il = il, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
+                                .head_dim = hp->head_dim, .scale = w->attn_scale,
+                        };
+                        ops_rope(tp, &w->rope, st->q + i * QD, hp->n_head, QD, st->k + i * KD, hp->n_head_kv, KD,
+                                 s->n_past, 1);
+                        kv_cache_store(&s->kv, il, s->n_past, 1, st->k + i * KD, st->v + i * KD, KD);
+                        ops_attention(tp, &ap, st->q + i * QD, QD, s->n_past, 1, st->att + i * QD, QD,
+                                      st->att_scratch);
+                }
+                if ((r = matmul(mm, &l->wo, st->att, n, st->h)) < 0)
+                        return r;
+                ops_add_rmsnorm(tp, st->x, st->h, st->h, l->ffn_norm, n, (int64_t)E, hp->norm_eps);
+                const weight *gu[] = { &l->w_gate, &l->w_up };
+                float *gu_out[] = { st->ff, st->up };
+                if ((r = matmul_multi(mm, gu, 2, st->h, n, gu_out)) < 0)
+                        return r;
+                ops_swiglu(tp, st->ff, st->up, (int64_t)n * hp->n_ff);
+                if ((r = matmul(mm, &l->w_down, st->ff, n, st->h)) < 0)
+                        return r;
+                const float *next_norm = il < hp->n_layer - 1 ? w->layers[il + 1].attn_norm : w->output_norm;
+                ops_add_rmsnorm(tp, st->x, st->h, st->h, next_norm, n, (int64_t)E, hp->norm_eps);
+        }
+        return matmul(mm, &w->output, st->h, n, logits);
+}
+
 const arch_ops arch_llama = {
         .name = "llama",
         .load = llama_load,
@@ -390,4 +456,5 @@ const arch_ops arch_llama = {
         .session_init = llama_session_init,
         .session_done = llama_session_done,
         .forward = llama_forward,
+        .forward_batch = llama_forward_batch,
 };

@@ -42,6 +42,11 @@ typedef struct arch_ops {
          * architecture takes no embeddings. */
         int (*forward_embd)(engine_session *s, const float *embd, int32_t n, bool bidirectional, bool all_logits,
                             float *logits);
+        /* Continuous batching: one token for each of n distinct sessions
+         * (tokens[i] at ss[i]->n_past, each with its own KV cache) in one
+         * pass over the weights; logits: n rows of n_vocab.  n_past is not
+         * advanced here.  NULL: the sessions are evaluated one by one. */
+        int (*forward_batch)(engine_session *const *ss, const int32_t *tokens, int32_t n, float *logits);
 } arch_ops;
 
 extern const arch_ops arch_llama;

@@ -75,6 +75,16 @@ int engine_session_rewind(engine_session *s, int32_t n_past);
  * rewound to where it was). */
 int engine_session_eval(engine_session *s, const int32_t *tokens, int32_t n_tokens, bool all_logits, float *logits);
 
+/* Continuous batching: advance n sessions of one model by one token each
+ * (tokens[i] for ss[i]) in a single pass over the weights, which decoding
+ * reads once per step whatever n is; logits: room for n * n_vocab floats,
+ * row i for session i.  The same logits as n engine_session_eval calls
+ * (to float rounding).  1 <= n <= ENGINE_BATCH_MAX, the sessions distinct;
+ * -ENOSPC when one of them is full, -ECANCELED when the abort callback of
+ * one fired (no session is advanced then). */
+#define ENGINE_BATCH_MAX 16
+int engine_session_eval_batch(engine_session *const *ss, const int32_t *tokens, int32_t n, float *logits);
+
 /* ---- input embeddings (images) ----
  * An image's soft tokens (vision.h: vision_encode) enter the prompt as rows
  * of input embeddings in place of token embeddings.  For Gemma 3 the

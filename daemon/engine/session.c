@@ -149,3 +149,38 @@ int engine_session_eval_embd(engine_session *s, const float *embd, int32_t n, bo
                 return -E2BIG;
         return eval_chunks(s, NULL, embd, n, bidirectional, all_logits, logits);
 }
+
+int engine_session_eval_batch(engine_session *const *ss, const int32_t *tokens, int32_t n, float *logits) {
+        const engine_model *m;
+        int r = 0;
+
+        if (!ss || !tokens || !logits || n < 1 || n > ENGINE_BATCH_MAX || !ss[0])
+                return -EINVAL;
+        m = ss[0]->model;
+        for (int32_t i = 0; i < n; i++) {
+                if (!ss[i] || ss[i]->model != m || tokens[i] < 0 || tokens[i] >= m->hp.n_vocab)
+                        return -EINVAL;
+                for (int32_t k = 0; k < i; k++)
+                        if (ss[k] == ss[i])
+                                return -EINVAL;
+                if (ss[i]->n_past >= ss[i]->n_ctx)
+                        return -ENOSPC;
+        }
+        if (!m->arch->forward_batch || n == 1) {
+                /* one by one; a failure rewinds those already advanced */
+                for (int32_t i = 0; i < n && r >= 0; i++) {
+                        r = engine_session_eval(ss[i], &tokens[i], 1, false, logits + (size_t)i * m->hp.n_vocab);
+                        if (r < 0)
+                                for (int32_t k = 0; k < i; k++)
+                                        ss[k]->n_past--;
+                }
+                return r;
+        }
+        pthread_mutex_lock((pthread_mutex_t *)&m->lock);
+        r = m->arch->forward_batch(ss, tokens, n, logits);
+        if (r >= 0)
+                for (int32_t i = 0; i < n; i++)
+                        ss[i]->n_past++;
+        pthread_mutex_unlock((pthread_mutex_t *)&m->lock);
+        return r;
+}

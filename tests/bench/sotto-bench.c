@@ -2,8 +2,11 @@
 /* sotto-bench: prompt-processing and generation speed of a model on the
  * engine API, against the machine's memory bandwidth.
  *
- *   sotto-bench [-t THREADS] [-p 512] [-n 128] [-c CONTEXT] [-r REPS] [--json] MODEL.gguf
+ *   sotto-bench [-t THREADS] [-p 512] [-n 128] [-c CONTEXT] [-r REPS] [--batch] [--json] MODEL.gguf
  *   sotto-bench [-t THREADS] --bandwidth [--json]
+ *
+ * --batch adds generation with 1, 2 and 4 sessions advanced together by
+ * engine_session_eval_batch (continuous batching): aggregate tokens/s.
  *
  * The method follows llama-bench so the figures compare: a warm-up, then
  * REPS runs of each test from an empty cache; pp = one evaluation of P
@@ -31,7 +34,7 @@
 
 typedef struct opts {
         int n_threads, n_prompt, n_gen, n_ctx, reps;
-        bool json, bandwidth_only;
+        bool json, bandwidth_only, batch;
         const char *model;
 } opts;
 
@@ -43,7 +46,10 @@ typedef struct result {
         char name[128], arch[32];
         char paths[256]; /* "Q4_K:int8 Q6_K:sgemm" */
         bool finite;
+        double batch_tps[3]; /* --batch: aggregate tok/s of 1, 2, 4 sessions */
 } result;
+
+static const int batch_sizes[3] = { 1, 2, 4 };
 
 static double now(void) {
         struct timespec ts;
@@ -188,6 +194,40 @@ static int bench_model(const opts *o, result *res) {
                 if (i >= 0)
                         res->tg_all[i] = n / (t1 - t0);
         }
+        /* --batch: B sessions advanced together by engine_session_eval_batch
+         * (continuous batching), n_gen steps from empty caches; aggregate
+         * tokens/s = B * n_gen / time, median of the reps */
+        for (int bi = 0; o->batch && o->n_gen > 0 && bi < 3; bi++) {
+                int B = batch_sizes[bi];
+                engine_session *bs[4] = {};
+                _cleanup_free_ float *bl = malloc(sizeof *bl * n_vocab * B);
+                double all[MAX_REPS];
+                for (int k = 0; k < B && r >= 0; k++)
+                        r = engine_session_new(m, &sp, &bs[k], err, sizeof err);
+                if (!bl)
+                        r = -ENOMEM;
+                for (int i = -1; r >= 0 && i < o->reps; i++) {
+                        int n = i < 0 ? 1 : o->n_gen;
+                        for (int k = 0; k < B; k++)
+                                engine_session_rewind(bs[k], 0);
+                        double t0 = now();
+                        for (int step = 0; step < n && r >= 0; step++) {
+                                int32_t bt[4];
+                                fill_tokens(bt, B, -1, n_vocab, &rng);
+                                r = engine_session_eval_batch(bs, bt, B, bl);
+                        }
+                        double t1 = now();
+                        if (i >= 0)
+                                all[i] = (double)B * n / (t1 - t0);
+                }
+                for (int k = 0; k < B; k++)
+                        engine_session_free(bs[k]);
+                if (r < 0) {
+                        fprintf(stderr, "%s: batched generation failed: %s\n", o->model, strerror(-r));
+                        goto out;
+                }
+                res->batch_tps[bi] = median(all, o->reps);
+        }
         res->pp_tps = o->n_prompt > 0 ? median(res->pp_all, o->reps) : 0;
         res->tg_tps = o->n_gen > 0 ? median(res->tg_all, o->reps) : 0;
         res->peak_rss_mib = peak_rss_mib(); /* before the bandwidth buffer adds to it */
@@ -223,7 +263,7 @@ static void print_reps(const double *v, int n) {
 }
 
 static void usage(FILE *f) {
-        fprintf(f, "usage: sotto-bench [-t THREADS] [-p 512] [-n 128] [-c CONTEXT] [-r REPS] [--json] MODEL.gguf\n"
+        fprintf(f, "usage: sotto-bench [-t THREADS] [-p 512] [-n 128] [-c CONTEXT] [-r REPS] [--batch] [--json] MODEL.gguf\n"
                    "       sotto-bench [-t THREADS] --bandwidth [--json]\n");
 }
 
@@ -246,6 +286,7 @@ static int run(int argc, char **argv) {
                 { "reps", required_argument, NULL, 'r' },
                 { "json", no_argument, NULL, 'j' },
                 { "bandwidth", no_argument, NULL, 'b' },
+                { "batch", no_argument, NULL, 'B' },
                 { "help", no_argument, NULL, 'h' },
                 {},
         };
@@ -261,6 +302,7 @@ static int run(int argc, char **argv) {
                 case 'r': r = parse_int(optarg, 3, MAX_REPS, &o.reps); break;
                 case 'j': o.json = true; break;
                 case 'b': o.bandwidth_only = true; break;
+                case 'B': o.batch = true; break;
                 case 'h': usage(stdout); return 0;
                 default: usage(stderr); return 2;
                 }
@@ -310,6 +352,8 @@ static int run(int argc, char **argv) {
                         printf(",\"peak_rss_mib\":%.1f,\"pp_matmul_path\":", res.peak_rss_mib);
                         json_str(stdout, res.paths);
                         printf(",\"logits_finite\":%s", res.finite ? "true" : "false");
+                        for (int bi = 0; o.batch && bi < 3; bi++)
+                                printf(",\"tg_batch%d_tps\":%.3f", batch_sizes[bi], res.batch_tps[bi]);
                 }
                 printf("}\n");
                 return o.model && !res.finite ? 1 : 0;
@@ -332,6 +376,9 @@ static int run(int argc, char **argv) {
                        100 * fraction);
                 printf("peak RSS         %.1f MiB\n", res.peak_rss_mib);
                 printf("pp matmul path   %s\n", res.paths);
+                for (int bi = 0; o.batch && bi < 3; bi++)
+                        printf("tg batch of %d    %.2f tok/s in all (%.2f per session)\n", batch_sizes[bi],
+                               res.batch_tps[bi], res.batch_tps[bi] / batch_sizes[bi]);
                 if (!res.finite)
                         printf("WARNING          non-finite logits\n");
         }
