@@ -68,4 +68,8 @@ BUILD=$BUILD tests/bench/service.sh || status=1
 # Gemma 3n E2B / E4B in Q4_K_M: speed and peak RSS at a 4096-token context
 # (tests/bench/gemma.sh; GEMMA_PRESETS="" skips it).
 BUILD=$BUILD tests/bench/gemma.sh || status=1
+
+# Speech: Whisper RTF at tiny/base/small against whisper.cpp, transcribe
+# RTF and dictation latency to Final (tests/bench/speech.sh).
+BUILD=$BUILD tests/bench/speech.sh || status=1
 exit $status
