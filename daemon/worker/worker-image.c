@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +31,7 @@ struct worker_vision {
         vision_ctx *ctx;
         int32_t n_tokens, n_embd_out;
         bool prompt_ready;     /* the engine can take the embeddings in a prompt */
+        bool busy;             /* a job holds the context (main thread only) */
         char why[WIRE_MAX_NAME];
 };
 
@@ -313,4 +316,97 @@ int worker_explain_prepare(worker_vision *v, const engine_model *model, const ui
                             in->n_images == 1 ? "" : "s", in->image_size, ret->encode_usec / 1e3,
                             (size_t)in->n_images * n_soft);
         return 0;
+}
+
+/* ---- on a thread ---- */
+
+struct worker_explain_job {
+        worker_vision *v;
+        const engine_model *model;
+        uint8_t *image;
+        size_t size;
+        char *question;
+        size_t question_len;
+        bool first_turn;
+        pthread_t thread;
+        atomic_bool done, abort;
+        int status;
+        worker_explain_prompt prompt;
+        char err[WIRE_MAX_NAME];
+};
+
+static bool job_abort(void *userdata) {
+        worker_explain_job *j = userdata;
+        return atomic_load(&j->abort);
+}
+
+static void *job_run(void *userdata) {
+        worker_explain_job *j = userdata;
+        j->status = worker_explain_prepare(j->v, j->model, j->image, j->size, j->question, j->question_len,
+                                           j->first_turn, job_abort, j, &j->prompt, j->err, sizeof j->err);
+        atomic_store(&j->done, true);
+        return NULL;
+}
+
+int worker_explain_start(worker_vision *v, const engine_model *model, uint8_t *image, size_t size,
+                         const char *question, size_t question_len, bool first_turn, worker_explain_job **ret) {
+        if (v && v->busy)
+                return -EBUSY; /* image not taken */
+        worker_explain_job *j = calloc(1, sizeof *j);
+        if (!j) {
+                free(image);
+                return -ENOMEM;
+        }
+        *j = (worker_explain_job){ .v = v, .model = model, .image = image, .size = size, .first_turn = first_turn,
+                                   .question_len = question_len };
+        j->question = strndup(question, question_len);
+        if (!j->question) {
+                free(image);
+                free(j);
+                return -ENOMEM;
+        }
+        atomic_init(&j->done, false);
+        atomic_init(&j->abort, false);
+        int r = pthread_create(&j->thread, NULL, job_run, j);
+        if (r != 0) {
+                free(j->question);
+                free(image);
+                free(j);
+                return -r;
+        }
+        if (v)
+                v->busy = true;
+        *ret = j;
+        return 0;
+}
+
+int worker_explain_poll(worker_explain_job *j, worker_explain_prompt *ret, char *err, size_t errlen) {
+        if (!atomic_load(&j->done))
+                return -EAGAIN;
+        pthread_join(j->thread, NULL);
+        j->thread = 0;
+        if (j->v)
+                j->v->busy = false;
+        *ret = j->prompt;
+        j->prompt = (worker_explain_prompt){};
+        snprintf(err, errlen, "%s", j->err);
+        int status = j->status;
+        worker_explain_free(j);
+        return status;
+}
+
+worker_explain_job *worker_explain_free(worker_explain_job *j) {
+        if (!j)
+                return NULL;
+        if (j->thread) {
+                atomic_store(&j->abort, true);
+                pthread_join(j->thread, NULL);
+                if (j->v)
+                        j->v->busy = false;
+        }
+        worker_explain_prompt_done(&j->prompt);
+        free(j->image);
+        free(j->question);
+        free(j);
+        return NULL;
 }

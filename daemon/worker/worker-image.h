@@ -63,6 +63,20 @@ typedef struct worker_explain_prompt {
 
 void worker_explain_prompt_done(worker_explain_prompt *p);
 
+/* The same on a thread of its own, so that the worker goes on streaming
+ * the other requests' tokens while an image is decoded and encoded (one
+ * encoder pass at the real size is tens of seconds on a small CPU).  The
+ * vision context serves one image at a time: start gives -EBUSY while
+ * another job holds it (try again at a later step).  image is taken.
+ * poll: -EAGAIN while running, else what worker_explain_prepare returned
+ * (the prompt moved into *ret, the sentence into err).  free cancels
+ * (the encoder stops between layers) and waits for the thread. */
+typedef struct worker_explain_job worker_explain_job;
+int worker_explain_start(worker_vision *v, const engine_model *model, uint8_t *image, size_t size,
+                         const char *question, size_t question_len, bool first_turn, worker_explain_job **ret);
+int worker_explain_poll(worker_explain_job *j, worker_explain_prompt *ret, char *err, size_t errlen);
+worker_explain_job *worker_explain_free(worker_explain_job *j);
+
 /* The next piece of the prompt from position pos (of n_prompt): a whole
  * image block (*embd set to its rows; it goes through the model in one
  * bidirectional piece), or at most max text tokens, stopping before the

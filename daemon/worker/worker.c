@@ -53,6 +53,7 @@ typedef struct wreq {
         char *question;
         size_t question_len;
         worker_explain_prompt xp;
+        worker_explain_job *job; /* decoding and encoding the image on its own thread */
         struct wreq *next;
 } wreq;
 
@@ -133,6 +134,7 @@ static void req_free(wreq *q) {
         gen_params_done(&q->params);
         free(q->prompt);
         free(q->text);
+        worker_explain_free(q->job); /* stops the encoder, waits for its thread */
         free(q->image);
         free(q->question);
         worker_explain_prompt_done(&q->xp);
@@ -473,13 +475,26 @@ static void req_step(worker *w, wreq *q) {
 
         if (q->cancelled)
                 return req_finish(w, q, WIRE_ERR_CANCELLED, WIRE_STOP_NONE, "cancelled");
-        if (q->image) {
-                char err[WIRE_MAX_NAME];
-                bool first = !q->chat || !q->chat->sess || engine_session_n_past(q->chat->sess) == 0;
-                r = worker_explain_prepare(w->vision, w->model, q->image, q->image_size, q->question,
-                                           q->question_len, first, abort_cb, w, &q->xp, err, sizeof err);
-                free(q->image);
-                q->image = NULL;
+        if (q->image || q->job) {
+                /* The image is decoded and encoded on a thread of its own
+                 * (worker-image.c) while the other requests go on. */
+                char err[WIRE_MAX_NAME] = "";
+                if (!q->job) {
+                        bool first = !q->chat || !q->chat->sess || engine_session_n_past(q->chat->sess) == 0;
+                        r = worker_explain_start(w->vision, w->model, q->image, q->image_size, q->question,
+                                                 q->question_len, first, &q->job);
+                        if (r == -EBUSY)
+                                return; /* another image holds the encoder: a later step */
+                        q->image = NULL; /* taken */
+                        if (r < 0)
+                                return req_finish(w, q, WIRE_ERR_ENGINE, WIRE_STOP_NONE,
+                                                  "cannot start on the image: %s", strerror(-r));
+                        return;
+                }
+                r = worker_explain_poll(q->job, &q->xp, err, sizeof err);
+                if (r == -EAGAIN)
+                        return;
+                q->job = NULL;
                 if (r != 0)
                         return req_finish(w, q, (enum wire_status)r, WIRE_STOP_NONE, "%s", err);
                 q->prompt = TAKE_PTR(q->xp.tokens);
@@ -624,7 +639,12 @@ int worker_run(engine_model *model, const worker_config *cfg, int sock_fd) {
                 struct pollfd p = { .fd = w.conn.fd, .events = POLLIN };
                 if (w.conn.out.len > w.conn.out_sent)
                         p.events |= POLLOUT;
-                int r = poll(&p, 1, w.active || waudio_busy(w.audio) ? 0 : -1);
+                /* Requests that only wait for their image's thread do not
+                 * spin the loop: look again every 5 ms. */
+                bool runnable = waudio_busy(w.audio);
+                for (wreq *a = w.active; a && !runnable; a = a->next)
+                        runnable = !a->job && !a->image;
+                int r = poll(&p, 1, runnable ? 0 : w.active ? 5 : -1);
                 if (r < 0 && errno != EINTR)
                         return -errno;
                 if (p.revents & (POLLIN | POLLHUP | POLLERR)) {

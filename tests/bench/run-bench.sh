@@ -72,4 +72,8 @@ BUILD=$BUILD tests/bench/gemma.sh || status=1
 # Speech: Whisper RTF at tiny/base/small against whisper.cpp, transcribe
 # RTF and dictation latency to Final (tests/bench/speech.sh).
 BUILD=$BUILD tests/bench/speech.sh || status=1
+
+# A 1920x1080 screenshot through decode, preprocess, the SigLIP encoder,
+# prefill and the first token (tests/bench/explain.sh; EXPLAIN_SKIP=1 skips it).
+BUILD=$BUILD tests/bench/explain.sh || status=1
 exit $status

@@ -57,4 +57,28 @@ grep -q '"prompt-tokens":' "$W/pipe.json" || fail "no statistics: $(cat "$W/pipe
 note "from a pipe: $(cat "$W/pipe.json")"
 kill -0 "$SOTTOD_PID" || fail "sottod died"
 svc_stop_sottod
+
+# ---- the encoder at the real SigLIP width (896 pixels, 4096 patches, one
+# layer) runs on its own thread: Asks keep being answered meanwhile ----
+"$BUILD/sotto-mkmmproj" --preset gemma3-siglip --type F16 --layers 1 --proj-dim 64 "$W/siglip1.gguf" > /dev/null ||
+	fail "sotto-mkmmproj siglip"
+# 256 soft tokens and the question: more than the model's 256 positions.
+svc_start_sottod --model "$MODEL" --mmproj "$W/siglip1.gguf" --worker "$BUILD/sotto-worker" --threads 2 --context 1024
+t0=$(date +%s%N)
+( "$SOTTO" $A explain --temperature 0 --max-tokens 8 "$W/shot.png" "what is this?" > "$W/big.out" 2> "$W/big.err";
+  echo $? > "$W/big.rc"; date +%s%N > "$W/big.end" ) &
+PIDS="$PIDS $!"
+sleep 0.3
+n=0
+while [ ! -e "$W/big.end" ]; do
+	"$SOTTO" $A ask --max-tokens 16 --temperature 0 "Once upon a time" > "$W/ask.out" || fail "Ask during the encoding"
+	[ -s "$W/ask.out" ] || fail "an Ask during the encoding streamed nothing"
+	[ -e "$W/big.end" ] || n=$((n+1))
+done
+[ "$(cat "$W/big.rc")" = 0 ] || fail "the real-width explain: $(cat "$W/big.err")"
+[ -s "$W/big.out" ] || fail "the real-width explain gave no text"
+ms=$(( ($(cat "$W/big.end") - t0) / 1000000 ))
+[ $n -ge 2 ] || fail "only $n Asks were answered during the $ms ms of the image's encoding"
+note "real-width encoder ($ms ms for the explain): $n Asks answered meanwhile"
+svc_stop_sottod
 echo PASS
