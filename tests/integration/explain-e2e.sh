@@ -55,6 +55,16 @@ cmp -s "$W/other.daemon" "$W/screenshot.daemon" && note "another question gave t
 	fail "from a pipe"
 grep -q '"prompt-tokens":' "$W/pipe.json" || fail "no statistics: $(cat "$W/pipe.json")"
 note "from a pipe: $(cat "$W/pipe.json")"
+# A chat: the image turn (Chat.SendImage, libsotto) is the same prompt as
+# Explain's, hence the same greedy answer; a text turn follows in its context.
+"$BUILD/tests/explain-chat" "$BUS_ADDRESS" "$W/shot.png" "what does this dialog say?" "and the red dot?" \
+	> "$W/chat.out" 2> "$W/chat.err" || fail "chat with an image: $(cat "$W/chat.err")"
+[ "$(sed -n 's/^image: //p' "$W/chat.out")" = "$(cat "$W/screenshot.daemon")" ] ||
+	fail "the chat's image turn differs from Explain's answer: $(cat "$W/chat.out")"
+[ -n "$(sed -n 's/^text: //p' "$W/chat.out")" ] || fail "no answer to the text turn: $(cat "$W/chat.out")"
+set -- $(sed -n 's/^used: //p' "$W/chat.out")
+[ "$1" -gt 16 ] && [ "$2" -gt "$1" ] || fail "context used after the turns: $1 then $2"
+note "chat: image turn = Explain's answer; context $1 then $2 tokens after a text turn"
 kill -0 "$SOTTOD_PID" || fail "sottod died"
 svc_stop_sottod
 

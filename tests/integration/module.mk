@@ -28,3 +28,9 @@ PROGRAMS += $(BUILD)/tests/mock-portal
 $(BUILD)/tests/mock-portal: $(call obj,tests/integration/mock-portal.c)
 	@mkdir -p $(@D)
 	$(CC) $(REL_CFLAGS) -o $@ $^ $(call pc_libs,libsystemd)
+# Chat.SendImage through libsotto (explain-e2e.sh).
+PROGRAMS += $(BUILD)/tests/explain-chat
+$(BUILD)/tests/explain-chat: $(call obj,tests/integration/explain-chat.c) $(BUILD)/libsotto.so.1
+	@mkdir -p $(@D)
+	$(CC) $(REL_CFLAGS) -o $@ $(call obj,tests/integration/explain-chat.c) -L$(BUILD) -l:libsotto.so.1 \
+		-Wl,-rpath,'$$ORIGIN/..' $(call pc_libs,libsystemd)
