@@ -12,7 +12,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 here=$(dirname "$0")
 failed=""
-for t in service-basic cancel worker-crash hostile reload context-full sigterm config-reload fairness; do
+for t in service-basic cancel worker-crash hostile reload context-full sigterm config-reload fairness explain-hostile; do
 	if "$here/$t.sh" > "$BUILD/test-work/asan-$t.log" 2>&1; then
 		echo "ok   $t"
 	else

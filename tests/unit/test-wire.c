@@ -2,6 +2,7 @@
 /* The sottod <-> worker protocol: every message round-trips, every
  * truncation and every oversized length is refused, UTF-8 validation. */
 #include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -233,7 +234,65 @@ static void test_params_check(void) {
         CHECK(gen_params_check(&p, err, sizeof err) < 0);
 }
 
+/* An image of 9 MiB goes as three IMAGE_DATA frames (4 + 4 + 1 MiB) and
+ * the EXPLAIN; each decodes back, truncations and a zero size are refused. */
+static void test_explain(void) {
+        wire_buf b = {};
+        size_t size = 9u << 20;
+        uint8_t *img = malloc(size);
+        for (size_t i = 0; i < size; i++)
+                img[i] = (uint8_t)(i * 131 + 7);
+        wire_explain x = { .gen = { .req_id = 42, .chat_id = 3, .prompt = "what?", .prompt_len = 5 },
+                           .image_size = (uint32_t)size };
+        gen_params_default(&x.gen.params);
+        CHECK_OK(wire_encode_explain(&b, &x, img));
+        size_t off = 0, got = 0;
+        int n_data = 0;
+        uint32_t type, len;
+        while (off < b.len) {
+                CHECK_EQ_INT(wire_parse_header(b.data + off, b.len - off, &type, &len), 1);
+                const uint8_t *pl = b.data + off + WIRE_HEADER_SIZE;
+                if (type == WIRE_IMAGE_DATA) {
+                        wire_image_data d;
+                        CHECK_OK(wire_decode_image_data(pl, len, &d));
+                        CHECK(d.req_id == 42 && d.len <= WIRE_MAX_IMAGE_CHUNK);
+                        CHECK(!memcmp(d.data, img + got, d.len));
+                        got += d.len;
+                        n_data++;
+                        CHECK(wire_decode_image_data(pl, len - 1, &d) < 0);
+                } else {
+                        CHECK_EQ_INT(type, WIRE_EXPLAIN);
+                        CHECK(off + WIRE_HEADER_SIZE + len == b.len); /* the EXPLAIN comes last */
+                        wire_explain e;
+                        CHECK_OK(wire_decode_explain(pl, len, &e));
+                        CHECK(e.gen.req_id == 42 && e.gen.chat_id == 3 && e.image_size == size);
+                        CHECK(e.gen.prompt_len == 5 && !memcmp(e.gen.prompt, "what?", 5));
+                        gen_params_done(&e.gen.params);
+                        for (uint32_t k = 0; k < len; k++)
+                                CHECK(wire_decode_explain(pl, k, &e) < 0);
+                        uint8_t *zero = malloc(len);
+                        memcpy(zero, pl, len);
+                        memset(zero + len - 4, 0, 4); /* image_size 0 */
+                        CHECK(wire_decode_explain(zero, len, &e) < 0);
+                        free(zero);
+                }
+                off += WIRE_HEADER_SIZE + len;
+        }
+        CHECK_EQ_INT(n_data, 3);
+        CHECK(got == size);
+        /* Nothing is encoded for an image over the limit or of no bytes. */
+        size_t before = b.len;
+        x.image_size = WIRE_MAX_IMAGE + 1;
+        CHECK(wire_encode_explain(&b, &x, img) < 0);
+        x.image_size = 0;
+        CHECK(wire_encode_explain(&b, &x, img) < 0);
+        CHECK(b.len == before);
+        free(img);
+        wire_buf_free(&b);
+}
+
 int main(void) {
+        test_explain();
         test_generate_roundtrip();
         test_done_ready_text();
         test_header_limits();
