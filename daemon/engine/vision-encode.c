@@ -38,7 +38,6 @@ void vision_ctx_free(vision_ctx *c) {
         free(c->v);
         free(c->o);
         free(c->ff);
-        free(c->tmp);
         free(c->scores);
         free(c->wbuf);
         matmul_ctx_free(c->mm);
@@ -77,13 +76,12 @@ int vision_ctx_new(const vision_model *m, int n_threads, vision_ctx **ret) {
         c->v = alloc_floats(T, E);
         c->o = alloc_floats(T, E);
         c->ff = alloc_floats(T, F);
-        c->tmp = alloc_floats(T, MAX(MAX(E, F), K));
         c->scores = alloc_floats((int64_t)n_threads * VISION_ATTN_BLOCK, T);
         /* every weight shape of the encoder: patch (K -> E), attention (E -> E), up (E -> F), down (F -> E) */
         c->wbuf_floats = MAX(MAX(vision_wbuf_floats(K, E, n_threads), vision_wbuf_floats(E, E, n_threads)),
                              MAX(vision_wbuf_floats(E, F, n_threads), vision_wbuf_floats(F, E, n_threads)));
         c->wbuf = alloc_floats(n_threads, (int64_t)c->wbuf_floats);
-        if (!c->col || !c->x || !c->cur || !c->q || !c->k || !c->v || !c->o || !c->ff || !c->tmp || !c->scores || !c->wbuf) {
+        if (!c->col || !c->x || !c->cur || !c->q || !c->k || !c->v || !c->o || !c->ff || !c->scores || !c->wbuf) {
                 vision_ctx_free(c);
                 return -ENOMEM;
         }

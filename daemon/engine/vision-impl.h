@@ -66,7 +66,6 @@ struct vision_ctx {
         float *x, *cur;  /* [T][E] residual stream, normed input */
         float *q, *k, *v, *o;
         float *ff;       /* [T][F] */
-        float *tmp;      /* activations rounded to the weight's dot type: [T][max(E, F, 3PP)] */
         float *scores;   /* attention: per thread [VISION_ATTN_BLOCK][T] */
         float *wbuf;     /* per thread: its rows of a weight, dequantized */
         size_t wbuf_floats;
@@ -106,5 +105,6 @@ void vision_ffn_act(threadpool *tp, vision_ffn_op op, float *x, int64_t n);
 void vision_add_bias(float *y, const float *b, int64_t n_rows, int64_t n);
 /* Floats of dequantized rows one thread holds for a weight of n_out x n_in. */
 size_t vision_wbuf_floats(int64_t n_in, int64_t n_out, int nth);
-/* y = x W^T (+ b), activations rounded to W's dot type as ggml does. */
-int vision_linear(vision_ctx *c, const weight *w, const float *x, int64_t n_tokens, const float *b, float *y);
+/* y = x W^T (+ b), activations rounded to W's dot type as ggml does: x is
+ * rounded in place (F16/BF16 weights), so it must be scratch. */
+int vision_linear(vision_ctx *c, const weight *w, float *x, int64_t n_tokens, const float *b, float *y);

@@ -182,12 +182,12 @@ void vision_add_bias(float *y, const float *b, int64_t n_rows, int64_t n) {
 }
 
 typedef struct round_job {
-        const float *x;
-        float *tmp;
+        float *x;
         int64_t n_rows, n;
         uint32_t type;
 } round_job;
 
+/* x = to_float(from_float(x)), in place */
 static void round_worker(void *ctx, int ith, int nth) {
         const round_job *j = ctx;
         const kernel_set *k = kernels_best();
@@ -196,7 +196,7 @@ static void round_worker(void *ctx, int ith, int nth) {
                 for (int64_t i = 0; i < j->n; i += 4096) {
                         int64_t len = MIN((int64_t)4096, j->n - i);
                         k->from_float[j->type](j->x + t * j->n + i, buf, len);
-                        k->to_float[j->type](buf, j->tmp + t * j->n + i, len);
+                        k->to_float[j->type](buf, j->x + t * j->n + i, len);
                 }
 }
 
@@ -250,7 +250,7 @@ static void dense_worker(void *ctx, int ith, int nth) {
                     j->x, (int)w->n_in, wp, (int)w->n_in, 0.0f, j->y + r0, (int)w->n_out);
 }
 
-int vision_linear(vision_ctx *c, const weight *w, const float *x, int64_t n_tokens, const float *b, float *y) {
+int vision_linear(vision_ctx *c, const weight *w, float *x, int64_t n_tokens, const float *b, float *y) {
         const type_traits *t = type_traits_get(w->type);
         threadpool *tp = matmul_ctx_pool(c->mm);
         int r;
@@ -265,14 +265,15 @@ int vision_linear(vision_ctx *c, const weight *w, const float *x, int64_t n_toke
                 return 0;
         }
 
-        /* F16 and BF16 weights: ggml rounds the activations to that type first. */
+        /* F16 and BF16 weights: ggml rounds the activations to that type
+         * first.  Every input here is scratch that nothing reads afterwards
+         * unrounded, so in place (rounding twice changes nothing). */
         const kernel_set *k = kernels_best();
         if (t->vec_dot_type != TYPE_F32) {
                 if (!k->from_float[t->vec_dot_type] || !k->to_float[t->vec_dot_type] || !k->to_float[w->type])
                         return -EOPNOTSUPP;
-                round_job j = { .x = x, .tmp = c->tmp, .n_rows = n_tokens, .n = w->n_in, .type = t->vec_dot_type };
+                round_job j = { .x = x, .n_rows = n_tokens, .n = w->n_in, .type = t->vec_dot_type };
                 threadpool_run(tp, round_worker, &j);
-                x = c->tmp;
         }
         dense_job j = { .w = w, .to_float = k->to_float[w->type], .x = x, .y = y, .wbuf = c->wbuf,
                         .wbuf_floats = c->wbuf_floats, .n_tokens = n_tokens };

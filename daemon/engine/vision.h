@@ -25,7 +25,9 @@
  *                         emb + i * vision_model_n_tokens(vm) * vision_model_n_embd_out(vm));
  *
  * then place the embeddings in the prompt between <start_of_image> and
- * <end_of_image> (specs/vision-siglip.md §7). */
+ * <end_of_image> with engine_session_eval_embd(s, emb, 256, true, ...)
+ * (engine.h; specs/vision-siglip.md §7), after checking that
+ * vision_model_n_embd_out() equals engine_model_n_embd(). */
 #pragma once
 
 #include <stdbool.h>
@@ -67,7 +69,8 @@ uint64_t vision_model_n_params(const vision_model *m);
 typedef bool (*vision_abort_fn)(void *userdata); /* true: stop now */
 
 /* n_threads: 0 = number of online CPUs.  Buffers for one image (about
- * 200 MiB at Gemma 3's size) are allocated here, once. */
+ * 220 MiB at Gemma 3's size, with 2 threads) are allocated here, once: keep
+ * a context only while images are coming. */
 int vision_ctx_new(const vision_model *m, int n_threads, vision_ctx **ret);
 void vision_ctx_free(vision_ctx *c);
 /* Polled between layers: vision_encode then returns -ECANCELED. */

@@ -76,4 +76,8 @@ BUILD=$BUILD tests/bench/speech.sh || status=1
 # A 1920x1080 screenshot through decode, preprocess, the SigLIP encoder,
 # prefill and the first token (tests/bench/explain.sh; EXPLAIN_SKIP=1 skips it).
 BUILD=$BUILD tests/bench/explain.sh || status=1
+
+# The Gemma 3 vision encoder at 896 x 896 (tests/bench/vision.sh;
+# VISION_REPS=0 skips it, REF_CLIP=path compares with llama.cpp's clip).
+[ "${VISION_REPS:-3}" = 0 ] || BUILD=$BUILD tests/bench/vision.sh || status=1
 exit $status
