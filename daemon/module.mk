@@ -31,7 +31,7 @@ $(BUILD)/sottod: $(call obj,daemon/sottod/main.c) $(BUILD)/libsotto-daemon.a $(B
 
 # The worker hosts the engine.  A second build with test hooks lets a test
 # ask the sandboxed worker to try what the sandbox forbids.
-WORKER_SRCS := daemon/worker/main.c daemon/worker/worker.c daemon/worker/worker-image.c daemon/worker/worker-audio.c
+WORKER_SRCS := daemon/worker/main.c daemon/worker/worker.c daemon/worker/worker-image.c daemon/worker/worker-audio.c daemon/worker/worker-batch.c
 # Images are decoded in the worker only (daemon/media), never in sottod.
 WORKER_MEDIA := $(BUILD)/libsotto-media.a
 # Until the engine implements its API (engine.h) on main, only the build on

@@ -10,6 +10,7 @@
 
 #include "daemon/worker/stop.h"
 #include "daemon/worker/worker-audio.h"
+#include "daemon/worker/worker-batch.h"
 #include "daemon/worker/worker-chat.h"
 #include "daemon/worker/worker-image.h"
 #include "daemon/worker/worker.h"
@@ -76,6 +77,9 @@ typedef struct worker {
         bool eof;
         int error;
         waudio *audio; /* speech recognition streams */
+        worker_batch batch; /* continuous batching of the decoding requests (worker-batch.c) */
+        wreq **in_batch;    /* the requests of the batched step in progress */
+        int32_t n_in_batch;
 } worker;
 
 static uint64_t now_usec(void) {
@@ -465,7 +469,70 @@ static bool abort_cb(void *userdata) {
                  * running step uses is freed (chats close after their turn). */
                 poll_input(w);
         }
+        for (int32_t i = 0; i < w->n_in_batch; i++)
+                if (w->in_batch[i]->cancelled || w->eof)
+                        return true;
         return w->current && (w->current->cancelled || w->eof);
+}
+
+/* ---- decoding ---- */
+
+/* Hands out a decoding request's pending token and checks what ends it:
+ * false when it ended (q is freed), true when the token goes into its
+ * session next. */
+static bool req_emit(worker *w, wreq *q) {
+        int r;
+
+        int32_t t = q->pending;
+        bool eog = worker_chat_is_end(w->tok, t);
+        if (!eog) {
+                /* Byte-level BPE vocabularies have tokens of 256 bytes and more
+                 * (Llama 3, Qwen); 1 KiB holds any token plus a pending tail. */
+                char buf[1024];
+                q->n_gen++;
+                engine_sampler_accept(q->sampler, t);
+                r = detok_stream_push(w->tok, &q->ds, t, buf, sizeof buf);
+                if (r < 0 || text_append(q, buf, (size_t)MAX(r, 0)) < 0) {
+                        req_finish(w, q, WIRE_ERR_ENGINE, WIRE_STOP_NONE, "cannot turn token %d into text", t);
+                        return false;
+                }
+                if (emit_text(w, q, false)) {
+                        req_finish(w, q, WIRE_OK, WIRE_STOP_STRING, NULL);
+                        return false;
+                }
+        }
+        enum wire_stop_reason why = WIRE_STOP_NONE;
+        if (eog)
+                why = WIRE_STOP_EOG;
+        else if (q->n_gen >= q->params.max_tokens)
+                why = WIRE_STOP_MAX_TOKENS;
+        else if (engine_session_n_past(q->sess) >= engine_session_n_ctx(q->sess))
+                why = WIRE_STOP_CONTEXT;
+        if (why != WIRE_STOP_NONE) {
+                /* A chat keeps the last token in its context for the next turn. */
+                if (q->chat && engine_session_n_past(q->sess) < engine_session_n_ctx(q->sess))
+                        q->turn_closed = engine_session_eval(q->sess, &t, 1, false, NULL) >= 0 && eog;
+                char buf[16];
+                r = detok_stream_flush(&q->ds, buf, sizeof buf);
+                if (r > 0 && text_append(q, buf, (size_t)r) < 0) {
+                        req_finish(w, q, WIRE_ERR_ENGINE, WIRE_STOP_NONE, "out of memory");
+                        return false;
+                }
+                bool hit = emit_text(w, q, true);
+                req_finish(w, q, WIRE_OK, hit ? WIRE_STOP_STRING : why, NULL);
+                return false;
+        }
+        return true;
+}
+
+/* The pending token went in (r from the engine): the next one from its row
+ * of logits. */
+static void req_decoded(worker *w, wreq *q, int r, float *logits) {
+        if (r == -ECANCELED)
+                return req_finish(w, q, WIRE_ERR_CANCELLED, WIRE_STOP_NONE, "cancelled");
+        if (r < 0)
+                return req_finish(w, q, WIRE_ERR_ENGINE, WIRE_STOP_NONE, "the engine failed: %s", strerror(-r));
+        q->pending = engine_sampler_sample(q->sampler, logits);
 }
 
 /* ---- one step of one request ---- */
@@ -567,44 +634,82 @@ static void req_step(worker *w, wreq *q) {
                 return;
         }
 
-        int32_t t = q->pending;
-        bool eog = worker_chat_is_end(w->tok, t);
-        if (!eog) {
-                /* Byte-level BPE vocabularies have tokens of 256 bytes and more
-                 * (Llama 3, Qwen); 1 KiB holds any token plus a pending tail. */
-                char buf[1024];
-                q->n_gen++;
-                engine_sampler_accept(q->sampler, t);
-                r = detok_stream_push(w->tok, &q->ds, t, buf, sizeof buf);
-                if (r < 0 || text_append(q, buf, (size_t)MAX(r, 0)) < 0)
-                        return req_finish(w, q, WIRE_ERR_ENGINE, WIRE_STOP_NONE, "cannot turn token %d into text", t);
-                if (emit_text(w, q, false))
-                        return req_finish(w, q, WIRE_OK, WIRE_STOP_STRING, NULL);
+        if (!req_emit(w, q))
+                return;
+        r = engine_session_eval(q->sess, &q->pending, 1, false, w->logits);
+        req_decoded(w, q, r, w->logits);
+}
+
+/* ---- one step of every decoding request (worker-batch.c) ---- */
+
+/* Batch when the request whose turn it is decodes, and another one too. */
+static bool batch_ready(worker *w) {
+        uint32_t n = 0;
+
+        if (!w->batch.enabled || !w->active || !w->active->prompt_done)
+                return false;
+        for (wreq *q = w->active; q && n < 2; q = q->next)
+                n += q->prompt_done;
+        return n >= 2;
+}
+
+/* Every decoding request hands out its pending token (in turn order: a new
+ * request's first token first), then all the tokens go through the model in
+ * one pass, and each request samples from its own row. */
+static void batch_step(worker *w) {
+        wreq *m[ENGINE_BATCH_MAX];
+        engine_session *ss[ENGINE_BATCH_MAX];
+        int32_t tok[ENGINE_BATCH_MAX], n = 0, k = 0;
+
+        for (wreq *q = w->active; q && n < ENGINE_BATCH_MAX; q = q->next)
+                if (q->prompt_done)
+                        m[n++] = q;
+        /* The members take their next turn after the others (prompts,
+         * images): rotate them to the tail first, as a step may free them. */
+        for (int32_t i = 0; i < n; i++)
+                for (wreq **p = &w->active; *p; p = &(*p)->next)
+                        if (*p == m[i]) {
+                                *p = m[i]->next;
+                                break;
+                        }
+        wreq **tail = &w->active;
+        while (*tail)
+                tail = &(*tail)->next;
+        for (int32_t i = 0; i < n; i++) {
+                *tail = m[i];
+                tail = &m[i]->next;
         }
-        enum wire_stop_reason why = WIRE_STOP_NONE;
-        if (eog)
-                why = WIRE_STOP_EOG;
-        else if (q->n_gen >= q->params.max_tokens)
-                why = WIRE_STOP_MAX_TOKENS;
-        else if (engine_session_n_past(q->sess) >= engine_session_n_ctx(q->sess))
-                why = WIRE_STOP_CONTEXT;
-        if (why != WIRE_STOP_NONE) {
-                /* A chat keeps the last token in its context for the next turn. */
-                if (q->chat && engine_session_n_past(q->sess) < engine_session_n_ctx(q->sess))
-                        q->turn_closed = engine_session_eval(q->sess, &t, 1, false, NULL) >= 0 && eog;
-                char buf[16];
-                r = detok_stream_flush(&q->ds, buf, sizeof buf);
-                if (r > 0 && text_append(q, buf, (size_t)r) < 0)
-                        return req_finish(w, q, WIRE_ERR_ENGINE, WIRE_STOP_NONE, "out of memory");
-                bool hit = emit_text(w, q, true);
-                return req_finish(w, q, WIRE_OK, hit ? WIRE_STOP_STRING : why, NULL);
+        *tail = NULL;
+
+        for (int32_t i = 0; i < n; i++) {
+                wreq *q = m[i];
+                if (q->cancelled)
+                        req_finish(w, q, WIRE_ERR_CANCELLED, WIRE_STOP_NONE, "cancelled");
+                else if (req_emit(w, q)) {
+                        m[k] = q;
+                        ss[k] = q->sess;
+                        tok[k++] = q->pending;
+                }
         }
-        r = engine_session_eval(q->sess, &t, 1, false, w->logits);
-        if (r == -ECANCELED)
-                return req_finish(w, q, WIRE_ERR_CANCELLED, WIRE_STOP_NONE, "cancelled");
-        if (r < 0)
-                return req_finish(w, q, WIRE_ERR_ENGINE, WIRE_STOP_NONE, "the engine failed: %s", strerror(-r));
-        q->pending = engine_sampler_sample(q->sampler, w->logits);
+        int r = -EINVAL;
+        if (k >= 2) {
+                w->in_batch = m;
+                w->n_in_batch = k;
+                r = worker_batch_eval(&w->batch, ss, tok, k);
+                w->n_in_batch = 0;
+        }
+        for (int32_t i = 0; i < k; i++) {
+                if (r >= 0) {
+                        req_decoded(w, m[i], 0, worker_batch_row(&w->batch, i));
+                        continue;
+                }
+                /* A cancel (no session advanced), a failure or a lone
+                 * request: one by one, each request with its own outcome. */
+                w->current = m[i];
+                int ri = engine_session_eval(m[i]->sess, &m[i]->pending, 1, false, w->logits);
+                w->current = NULL;
+                req_decoded(w, m[i], ri, w->logits);
+        }
 }
 
 int worker_run(engine_model *model, const worker_config *cfg, int sock_fd) {
@@ -617,7 +722,7 @@ int worker_run(engine_model *model, const worker_config *cfg, int sock_fd) {
         };
         wire_conn_init(&w.conn, sock_fd);
         w.logits = malloc(sizeof(float) * (size_t)MAX(w.n_vocab, 1));
-        if (!w.logits || !w.tok ||
+        if (!w.logits || !w.tok || worker_batch_init(&w.batch, w.n_vocab) < 0 ||
             waudio_new(cfg->whisper, cfg->whisper_error, cfg->n_threads, &w.conn, &w.audio) < 0)
                 return -ENOMEM;
 
@@ -657,7 +762,9 @@ int worker_run(engine_model *model, const worker_config *cfg, int sock_fd) {
                 }
                 if (flush_out(&w, false) < 0)
                         break;
-                if (w.active && !w.error) {
+                if (w.active && !w.error && batch_ready(&w))
+                        batch_step(&w);
+                else if (w.active && !w.error) {
                         wreq *q = w.active;
                         /* Rotate first: the step may finish and free q. */
                         w.active = q->next;
@@ -682,6 +789,8 @@ int worker_run(engine_model *model, const worker_config *cfg, int sock_fd) {
                                 w.active = f;
                         }
                 }
+                if (!w.active)
+                        worker_batch_log(&w.batch);
                 /* One piece of speech recognition between text steps. */
                 if (!w.error && waudio_busy(w.audio) && waudio_step(w.audio) < 0)
                         break;
@@ -697,6 +806,8 @@ int worker_run(engine_model *model, const worker_config *cfg, int sock_fd) {
         worker_image_stage_done(&w.stage);
         waudio_free(w.audio);
         free(w.logits);
+        worker_batch_log(&w.batch);
+        worker_batch_done(&w.batch);
         wire_conn_done(&w.conn);
         return r;
 }

@@ -170,6 +170,19 @@ static bool work(engine_session *s, long usec) {
         return false;
 }
 
+/* Logits favour one printable byte (or EOS now and then), chosen by the
+ * history's hash. */
+static void fill_logits(const engine_session *s, float *logits) {
+        uint64_t h = s->hash[s->n_past];
+        for (int i = 0; i < 259; i++)
+                logits[i] = -10.0f + (float)((h >> (i % 48)) & 7) * 0.1f;
+        static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz     .,";
+        int best = alphabet[(h >> 17) % (sizeof alphabet - 1)] + 3;
+        logits[best] = 5.0f;
+        if (s->m->eos_every > 0 && (h >> 40) % (uint64_t)s->m->eos_every == 0)
+                logits[2] = 6.0f;
+}
+
 int engine_session_eval(engine_session *s, const int32_t *tokens, int32_t n_tokens, bool all_logits, float *logits) {
         if (n_tokens <= 0)
                 return -EINVAL;
@@ -185,17 +198,32 @@ int engine_session_eval(engine_session *s, const int32_t *tokens, int32_t n_toke
                 h = (h ^ (uint64_t)tokens[i]) * 1099511628211ull;
                 s->hash[++s->n_past] = h;
         }
-        if (logits) {
-                /* Logits favour one printable byte (or EOS now and then),
-                 * chosen by the history's hash. */
-                uint64_t h = s->hash[s->n_past];
-                for (int i = 0; i < 259; i++)
-                        logits[i] = -10.0f + (float)((h >> (i % 48)) & 7) * 0.1f;
-                static const char alphabet[] = "abcdefghijklmnopqrstuvwxyz     .,";
-                int best = alphabet[(h >> 17) % (sizeof alphabet - 1)] + 3;
-                logits[best] = 5.0f;
-                if (s->m->eos_every > 0 && (h >> 40) % (uint64_t)s->m->eos_every == 0)
-                        logits[2] = 6.0f;
+        if (logits)
+                fill_logits(s, logits);
+        return 0;
+}
+
+/* One token for each of n sessions costs one step in all, as the real
+ * engine reads the weights once for the n rows. */
+int engine_session_eval_batch(engine_session *const *ss, const int32_t *tokens, int32_t n, float *logits) {
+        if (!ss || !tokens || !logits || n < 1 || n > ENGINE_BATCH_MAX)
+                return -EINVAL;
+        for (int32_t i = 0; i < n; i++) {
+                if (!ss[i] || ss[i]->m != ss[0]->m || tokens[i] < 0 || tokens[i] >= 259)
+                        return -EINVAL;
+                for (int32_t k = 0; k < i; k++)
+                        if (ss[k] == ss[i])
+                                return -EINVAL;
+                if (ss[i]->n_past >= ss[i]->n_ctx)
+                        return -ENOSPC;
+        }
+        if (work(ss[0], ss[0]->m->step_usec))
+                return -ECANCELED;
+        for (int32_t i = 0; i < n; i++) {
+                engine_session *s = ss[i];
+                uint64_t h = (s->hash[s->n_past] ^ (uint64_t)tokens[i]) * 1099511628211ull;
+                s->hash[++s->n_past] = h;
+                fill_logits(s, logits + (size_t)i * 259);
         }
         return 0;
 }
