@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* sotto-worker's main loop: requests from sottod over the framed protocol,
  * one decoding step at a time for each active request in turn (so every
- * caller advances at the same pace), text streamed back as it is produced. */
+ * caller advances at the same pace; the decoding ones together in one
+ * batched step, worker-batch.h), text streamed back as it is produced. */
 #pragma once
 
 #include <stdint.h>
