@@ -58,3 +58,46 @@ svc_stop_sottod
 [ $ready_ms -lt 1000 ] || fail "ready after $ready_ms ms (bound 1000)"
 [ $(( p_d + p_w )) -le $bound ] || fail "PSS above the bound"
 echo "bench: service bounds hold"
+
+# Continuous batching (daemon/worker/worker-batch.c): aggregate tokens/s of
+# 1, 2 and 4 concurrent Asks (32 tokens each, temperature 0), batching on
+# and off (SOTTO_WORKER_BATCH=0 in the worker's environment); medians of 3,
+# ratios from this one run (the machine may be busy).
+NTOK=32
+asks() { # n -> aggregate generated tokens/s of n concurrent asks
+	local n=$1 i t0 t1 tok=0 g pids=""
+	t0=$(date +%s%N)
+	for i in $(seq 1 "$n"); do
+		"$SOTTO" --address "$BUS_ADDRESS" --json ask --max-tokens $NTOK --temperature 0 \
+			"Story number $i: once upon a time" > "$SVC_DIR/ask.$i" 2>&1 &
+		pids="$pids $!"
+	done
+	for i in $pids; do wait "$i" || true; done
+	t1=$(date +%s%N)
+	for i in $(seq 1 "$n"); do
+		g=$(grep -o '"generated-tokens":[0-9]*' "$SVC_DIR/ask.$i" | cut -d: -f2)
+		[ -n "$g" ] || fail "ask $i of $n: $(cat "$SVC_DIR/ask.$i")"
+		tok=$((tok + g))
+	done
+	echo $(( tok * 1000000000000 / (t1 - t0) )) # milli-tokens/s
+}
+# On and off alternate, sottod restarted for each sample (ready in well
+# under a second), so that the load of a busy machine falls on both alike.
+declare -A tps
+for k in 1 2 3; do
+	for n in 1 2 4; do
+		for b in 1 0; do
+			SOTTO_WORKER_BATCH=$b svc_start_sottod --model "$model" --context $CTX --threads 2
+			tps[$b.$n]="${tps[$b.$n]:-} $(asks $n)"
+			svc_stop_sottod
+		done
+	done
+done
+med() { printf '%s\n' $1 | sort -n | sed -n 2p; }
+for n in 1 2 4; do
+	on=$(med "${tps[1.$n]}"); off=$(med "${tps[0.$n]}")
+	echo "bench: $n concurrent asks: $(awk -v a="$on" 'BEGIN { printf "%.1f", a / 1000 }') tokens/s batched," \
+		"$(awk -v a="$off" 'BEGIN { printf "%.1f", a / 1000 }') one by one" \
+		"(x$(awk -v a="$on" -v b="$off" 'BEGIN { printf "%.2f", b ? a / b : 0 }'))"
+done
+echo "bench: $(grep 'continuous batching' "$SVC_DIR/sottod.log" | tail -n1)"
