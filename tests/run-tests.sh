@@ -6,6 +6,7 @@
 #   fuzzers             build/fuzz/fuzz-* for FUZZ_SECONDS each, on tests/fuzz/corpus/NAME
 #
 # Exit status of a test: 0 pass, 77 skip (with a reason on stdout/stderr), other fail.
+# (libFuzzer's own default error exit code is 77: fuzzers get -error_exitcode=1.)
 # Logs go to build/test-logs/.  ONLY=regex restricts the run to matching names.
 set -u
 BUILD=${BUILD:-build}
@@ -64,7 +65,7 @@ for f in "$BUILD"/fuzz/fuzz-*; do
 	corpus=tests/fuzz/corpus/$n
 	work=$BUILD/fuzz-work/$n
 	rm -rf "$work"; mkdir -p "$work"
-	run_one "fuzz/$n" "$f" -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 \
+	run_one "fuzz/$n" "$f" -error_exitcode=1 -timeout_exitcode=1 -max_total_time="$FUZZ_SECONDS" -rss_limit_mb=2048 \
 		-timeout=10 -artifact_prefix="$work/" "$work" "$corpus"
 done
 

@@ -123,7 +123,9 @@ int wav_to_mono(const wav_info *w, float **ret, size_t *ret_n) {
                                 uint32_t u = le32(p);
                                 float f;
                                 memcpy(&f, &u, 4);
-                                sum += isfinite(f) ? f : 0.0f;
+                                /* Full scale is +-1; beyond it (or not finite) would overflow the
+                                 * channel sum and the resampler into inf/NaN. */
+                                sum += isfinite(f) ? fminf(fmaxf(f, -1.0f), 1.0f) : 0.0f;
                                 p += 4;
                         }
                 }

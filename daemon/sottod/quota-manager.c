@@ -348,8 +348,13 @@ int manager_reload_config(Manager *m, bool *ret_model_changed, char *err, size_t
                 free(c.model_path);
                 return -ENOMEM;
         }
+        /* WhisperModel= is read at start only; parsing must not free the
+         * live string that the copy still points to. */
+        c.whisper_model_path = NULL;
         quota_config_init(&q);
         r = config_load_all(m->config.config_path, m->config.config_dir, &c, &q, err, errlen);
+        free(c.whisper_model_path);
+        c.whisper_model_path = NULL;
         if (r < 0) {
                 free(c.model_path);
                 free(c.mmproj_path);

@@ -38,6 +38,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         }
         free(c.model_path);
         free(c.mmproj_path);
+        free(c.whisper_model_path);
         quota_config_done(&q);
         return 0;
 }
