@@ -11,32 +11,16 @@
 
 #include "engine.h"
 #include "macro.h"
+#include "engine-test.h"
 #include "test.h"
 
 static const char *shared;
 
 static engine_model *load(const char *rel) {
-        char path[4096], err[512] = "";
-        engine_model_params mp;
-        engine_model *m = NULL;
+        char path[4096];
 
         snprintf(path, sizeof path, "%s/%s", shared, rel);
-        engine_model_default_params(&mp);
-        mp.n_threads = 2;
-        int r = engine_model_load_path(path, &mp, &m, err, sizeof err);
-        CHECK_MSG(r >= 0, "%s: %s", path, err);
-        return m;
-}
-
-static engine_session *session(const engine_model *m, int32_t n_ctx) {
-        engine_session_params sp;
-        engine_session *s = NULL;
-        char err[512] = "";
-
-        engine_session_default_params(&sp);
-        sp.n_ctx = n_ctx;
-        CHECK_MSG(engine_session_new(m, &sp, &s, err, sizeof err) >= 0, "session: %s", err);
-        return s;
+        return test_load_model(path, 2);
 }
 
 static uint32_t seed = 12345;
@@ -57,8 +41,8 @@ static void test_model(const char *rel) {
                 engine_session *bs[NS], *os[NS];
                 for (int i = 0; i < n; i++) {
                         /* contexts of different sizes: the scratch owner varies */
-                        bs[i] = session(m, 64 + 32 * i);
-                        os[i] = session(m, 64 + 32 * i);
+                        bs[i] = test_new_session(m, 64 + 32 * i);
+                        os[i] = test_new_session(m, 64 + 32 * i);
                         int32_t prompt[16];
                         int32_t len = 1 + 3 * i + n;
                         prompt[0] = 1;
@@ -99,7 +83,7 @@ static void test_model(const char *rel) {
         }
 
         /* bad calls */
-        engine_session *a = session(m, 8), *b = session(m, 8);
+        engine_session *a = test_new_session(m, 8), *b = test_new_session(m, 8);
         engine_session *two[2] = { a, a }, *ab[2] = { a, b };
         int32_t tk[2] = { 5, 6 }, bad[2] = { 5, -1 };
         CHECK(engine_session_eval_batch(two, tk, 2, lb) == -EINVAL);

@@ -12,6 +12,7 @@
 #include "matmul.h"
 #include "model.h"
 #include "tensor-type.h"
+#include "engine-test.h"
 #include "test.h"
 
 static const char *shared;
@@ -25,28 +26,10 @@ static void *read_shared(const char *name, size_t *size) {
 }
 
 static engine_model *load(const char *rel, int n_threads) {
-        char path[4096], err[512] = "";
-        engine_model_params mp;
-        engine_model *m = NULL;
+        char path[4096];
 
         snprintf(path, sizeof path, "%s/%s", shared, rel);
-        engine_model_default_params(&mp);
-        mp.n_threads = n_threads;
-        int r = engine_model_load_path(path, &mp, &m, err, sizeof err);
-        CHECK_MSG(r >= 0, "%s: %s", path, err);
-        return m;
-}
-
-static engine_session *session(const engine_model *m, int32_t n_ctx) {
-        engine_session_params sp;
-        engine_session *s = NULL;
-        char err[512] = "";
-
-        engine_session_default_params(&sp);
-        sp.n_ctx = n_ctx;
-        int r = engine_session_new(m, &sp, &s, err, sizeof err);
-        CHECK_MSG(r >= 0, "session: %s", err);
-        return s;
+        return test_load_model(path, n_threads);
 }
 
 static float max_diff(const float *a, const float *b, size_t n) {
@@ -76,7 +59,7 @@ static void test_stories(void) {
         float *ref = read_shared("golden/stories260K.logits.f32", &nl);
         engine_model *m = load("models/stories260K.gguf", 0);
         int32_t n = (int32_t)(np / 4), n_gen = (int32_t)(ng / 4), V = engine_model_n_vocab(m);
-        engine_session *s = session(m, n + n_gen);
+        engine_session *s = test_new_session(m, n + n_gen);
         float *logits = malloc((size_t)n * V * sizeof(float));
 
         CHECK_EQ_INT(V, 512);
@@ -171,14 +154,14 @@ static void test_case(const golden_case *c) {
                 engine_session *s;
 
                 /* the whole sequence in one batch, as the reference did */
-                s = session(m, n);
+                s = test_new_session(m, n);
                 CHECK_OK(engine_session_eval(s, tok[k], n, true, logits));
                 float d_batch = max_diff(logits, ref[k], (size_t)n * V);
                 bool f32_act = c->type != TYPE_F32 && matmul_last_path(m->mm, c->type) == MATMUL_PATH_SGEMM;
                 engine_session_free(s);
 
                 /* token by token: every product on the one-token kernels */
-                s = session(m, n);
+                s = test_new_session(m, n);
                 for (int32_t t = 0; t < n; t++)
                         CHECK_OK(engine_session_eval(s, &tok[k][t], 1, false, logits + (size_t)t * V));
                 float d_inc = max_diff(logits, ref[k], (size_t)n * V);
@@ -194,7 +177,7 @@ static void test_case(const golden_case *c) {
         }
 
         /* greedy: prompt in one batch, then one token per step */
-        engine_session *s = session(m, nt[0] + n_gen);
+        engine_session *s = test_new_session(m, nt[0] + n_gen);
         float *logits = malloc((size_t)V * sizeof(float));
         int32_t exact = 0;
         CHECK_OK(engine_session_eval(s, tok[0], nt[0], false, logits));

@@ -16,6 +16,7 @@
 #include "matmul.h"
 #include "model-ops.h"
 #include "tensor-type.h"
+#include "engine-test.h"
 #include "test.h"
 
 /* ---- the mask ---- */
@@ -89,26 +90,10 @@ static void check_mask(int32_t pos0, int32_t n, bool bidirectional, int32_t wind
 static const char *shared;
 
 static engine_model *load(const char *name) {
-        char path[4096], err[512] = "";
-        engine_model_params mp;
-        engine_model *m = NULL;
-        snprintf(path, sizeof path, "%s/golden/%s.gguf", shared, name);
-        engine_model_default_params(&mp);
-        mp.n_threads = 2;
-        int r = engine_model_load_path(path, &mp, &m, err, sizeof err);
-        CHECK_MSG(r >= 0, "%s: %s", path, err);
-        return m;
-}
+        char path[4096];
 
-static engine_session *session(const engine_model *m, int32_t n_ctx) {
-        engine_session_params sp;
-        engine_session *s = NULL;
-        char err[512] = "";
-        engine_session_default_params(&sp);
-        sp.n_ctx = n_ctx;
-        int r = engine_session_new(m, &sp, &s, err, sizeof err);
-        CHECK_MSG(r >= 0, "session: %s", err);
-        return s;
+        snprintf(path, sizeof path, "%s/golden/%s.gguf", shared, name);
+        return test_load_model(path, 2);
 }
 
 /* token_embd[id] * sqrt(E), read from the file independently of the model */
@@ -157,14 +142,14 @@ static void test_session(void) {
 
         /* tokens all the way, in the chunks used below (the product path
          * depends on the number of rows, so the chunks must match) */
-        engine_session *s = session(m, 64);
+        engine_session *s = test_new_session(m, 64);
         CHECK_OK(engine_session_eval(s, ids, b0, true, ref));
         CHECK_OK(engine_session_eval(s, ids + b0, nb, true, ref + (size_t)b0 * V));
         CHECK_OK(engine_session_eval(s, ids + b0 + nb, n - b0 - nb, true, ref + (size_t)(b0 + nb) * V));
         engine_session_free(s);
 
         /* the same with positions b0.. as embeddings, causal: identical */
-        s = session(m, 64);
+        s = test_new_session(m, 64);
         CHECK_OK(engine_session_eval(s, ids, b0, true, got));
         CHECK_OK(engine_session_eval_embd(s, rows + (size_t)b0 * E, nb, false, true, got + (size_t)b0 * V));
         CHECK_EQ_INT(engine_session_n_past(s), b0 + nb);
@@ -175,14 +160,14 @@ static void test_session(void) {
         engine_session_free(s);
 
         /* bidirectional block of one row = causal */
-        s = session(m, 64);
+        s = test_new_session(m, 64);
         CHECK_OK(engine_session_eval(s, ids, b0, false, NULL));
         CHECK_OK(engine_session_eval_embd(s, rows + (size_t)b0 * E, 1, true, true, got));
         CHECK(max_diff(ref + (size_t)b0 * V, got, V) == 0);
         engine_session_free(s);
 
         /* bidirectional block of nb rows: its first row sees the later ones */
-        s = session(m, 64);
+        s = test_new_session(m, 64);
         CHECK_OK(engine_session_eval(s, ids, b0, true, bidi));
         CHECK_OK(engine_session_eval_embd(s, rows + (size_t)b0 * E, nb, true, true, bidi + (size_t)b0 * V));
         CHECK_OK(engine_session_eval(s, ids + b0 + nb, n - b0 - nb, true, bidi + (size_t)(b0 + nb) * V));
@@ -210,12 +195,12 @@ static void test_session(void) {
         engine_session_free(s);
 
         /* more rows than the context holds; a bidirectional block longer than a chunk */
-        s = session(m, 16);
+        s = test_new_session(m, 16);
         CHECK_EQ_INT(engine_session_eval_embd(s, rows, 12, false, false, NULL), 0);
         CHECK_EQ_INT(engine_session_eval_embd(s, rows, 5, false, false, NULL), -ENOSPC);
         CHECK_EQ_INT(engine_session_n_past(s), 12);
         engine_session_free(s);
-        s = session(m, 1024);
+        s = test_new_session(m, 1024);
         _cleanup_free_ float *many = calloc((size_t)513 * E, sizeof(float));
         CHECK(many);
         CHECK_EQ_INT(engine_session_eval_embd(s, many, 513, true, false, NULL), -E2BIG);
@@ -226,7 +211,7 @@ static void test_session(void) {
         /* gemma3n has no embedding input here (its vision tower is not in
          * the reference's GGUF form) */
         m = load("gemma3n-f32");
-        s = session(m, 64);
+        s = test_new_session(m, 64);
         CHECK_EQ_INT(engine_session_eval_embd(s, rows, 1, false, false, NULL), -EOPNOTSUPP);
         engine_session_free(s);
         engine_model_free(m);
