@@ -40,7 +40,7 @@ VisionInput *vision_input_free(VisionInput *v) {
 
 /* HF's rule: along the long side, n = round(ratio) crops, at most
  * long / min_crop_size, at least 2, at most max_crops; crop size
- * ceil(long / n) (the last one clipped to the image); none if a crop's
+ * ceil(long / n) (the last one clipped to the image, empty ones dropped); none if a crop's
  * short side would be under min_crop_size. */
 uint32_t vision_pan_and_scan(uint32_t width, uint32_t height, const VisionPreprocessParams *p,
                              ImageRect *rects, uint32_t max) {
@@ -67,11 +67,14 @@ uint32_t vision_pan_and_scan(uint32_t width, uint32_t height, const VisionPrepro
         if (n > max)
                 return 0;
 
-        for (uint32_t i = 0; i < n; i++) {
-                uint32_t start = i * step, len = MIN(step, lng - start);
-                rects[i] = wide ? (ImageRect) { start, 0, len, height } : (ImageRect) { 0, start, width, len };
+        /* Rounding the step up can leave nothing for the last crops of a
+         * small image (9 px in 4 crops of 3): those are dropped, not empty. */
+        uint32_t k = 0;
+        for (uint32_t start = 0; k < n && start < lng; start += step, k++) {
+                uint32_t len = MIN(step, lng - start);
+                rects[k] = wide ? (ImageRect) { start, 0, len, height } : (ImageRect) { 0, start, width, len };
         }
-        return (uint32_t) n;
+        return k;
 }
 
 /* One square: resize the rect (stretched, or fitted and padded with black),

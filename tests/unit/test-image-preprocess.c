@@ -145,6 +145,12 @@ static void test_pan_and_scan(void) {
         p.min_crop_ratio = 1.2f;
         CHECK_EQ_INT(vision_pan_and_scan(1920, 1080, &p, r, 8), 2);
         CHECK(r[1].x == 960 && r[1].width == 960);
+        /* 9 px in 4 crops of ceil(9/4) = 3: the fourth would be empty and
+         * is dropped (the fuzzer's 2x9 JPEG). */
+        p.min_crop_ratio = 2.0f;
+        p.min_crop_size = 2;
+        CHECK_EQ_INT(vision_pan_and_scan(2, 9, &p, r, 8), 3);
+        CHECK(r[2].y == 6 && r[2].height == 3);
         vision_preprocess_params_gemma3n(&p);
         CHECK_EQ_INT(vision_pan_and_scan(3840, 1080, &p, r, 8), 0);
         printf("pan and scan crops as HF computes them\n");
