@@ -130,7 +130,7 @@ int mk_gguf_add_tensor(mk_gguf *w, const char *name, int n_dims, const int64_t n
         return 0;
 }
 
-static int write_all(int fd, const void *p, size_t n, uint64_t off) {
+int mk_pwrite_all(int fd, const void *p, size_t n, uint64_t off) {
         const uint8_t *q = p;
         while (n > 0) {
                 ssize_t k = pwrite(fd, q, n, (off_t)off);
@@ -158,21 +158,21 @@ int mk_gguf_write_header(mk_gguf *w, int fd, uint64_t *data_start) {
                 return -ENOMEM;
 
         uint64_t off = 0;
-        int r = write_all(fd, h.p, h.n, off);
+        int r = mk_pwrite_all(fd, h.p, h.n, off);
         off += h.n;
         free(h.p);
         if (r >= 0)
-                r = write_all(fd, w->kv.p, w->kv.n, off);
+                r = mk_pwrite_all(fd, w->kv.p, w->kv.n, off);
         off += w->kv.n;
         if (r >= 0)
-                r = write_all(fd, w->info.p, w->info.n, off);
+                r = mk_pwrite_all(fd, w->info.p, w->info.n, off);
         off += w->info.n;
         if (r < 0)
                 return r;
 
         uint64_t start = align_up_size(off, MK_GGUF_ALIGN);
         static const uint8_t zero[MK_GGUF_ALIGN];
-        r = write_all(fd, zero, start - off, off);
+        r = mk_pwrite_all(fd, zero, start - off, off);
         if (r < 0)
                 return r;
         if (ftruncate(fd, (off_t)(start + w->data_size)) < 0)

@@ -37,6 +37,9 @@ void mk_gguf_arr_bool(mk_gguf *w, bool v);
 int mk_gguf_add_tensor(mk_gguf *w, const char *name, int n_dims, const int64_t ne[4], uint32_t type,
                        uint64_t *offset, uint64_t *nbytes);
 
+/* pwrite(2) all n bytes at off, retrying short writes and EINTR; 0 or -errno. */
+int mk_pwrite_all(int fd, const void *p, size_t n, uint64_t off);
+
 /* Write header, metadata, tensor infos and padding at the start of fd, and
  * size the file to hold the whole data section (left as a hole for the
  * caller to fill).  *data_start gets the file offset of the data section.

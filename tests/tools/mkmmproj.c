@@ -180,22 +180,6 @@ static void build(plan *p, const mk_mmproj_preset *ps, uint32_t type, uint32_t f
                 vec(p, p->edit->extra_tensor, E, INIT_NORM);
 }
 
-static int write_all(int fd, const void *buf, size_t n, uint64_t off) {
-        const uint8_t *q = buf;
-        while (n > 0) {
-                ssize_t k = pwrite(fd, q, n, (off_t)off);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                q += k;
-                n -= (size_t)k;
-                off += (uint64_t)k;
-        }
-        return 0;
-}
-
 static int write_tensor(int fd, uint64_t data_start, const plan_tensor *t, uint64_t index, uint64_t seed) {
         size_t row_bytes = mk_row_size(t->type, t->ne[0]);
         int64_t n_rows = t->ne[1] * t->ne[2] * t->ne[3];
@@ -210,7 +194,7 @@ static int write_tensor(int fd, uint64_t data_start, const plan_tensor *t, uint6
                 for (int64_t i = 0; i < t->ne[0]; i++)
                         x[i] = base + t->std * mk_rng_normal(&rng);
                 mk_quantize_row(t->type, x, row, t->ne[0]);
-                int k = write_all(fd, row, row_bytes, data_start + t->offset + (uint64_t)r * row_bytes);
+                int k = mk_pwrite_all(fd, row, row_bytes, data_start + t->offset + (uint64_t)r * row_bytes);
                 if (k < 0)
                         return k;
         }

@@ -16,6 +16,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "gguf-writer.h"
 #include "macro.h"
 #include "mkmodel-model.h"
 #include "mkmodel-quant.h"
@@ -57,22 +58,6 @@ static void *worker(void *arg) {
         return NULL;
 }
 
-static int write_all(int fd, const void *p, size_t n, uint64_t off) {
-        const uint8_t *q = p;
-        while (n > 0) {
-                ssize_t k = pwrite(fd, q, n, (off_t)off);
-                if (k < 0) {
-                        if (errno == EINTR)
-                                continue;
-                        return -errno;
-                }
-                q += k;
-                n -= (size_t)k;
-                off += (uint64_t)k;
-        }
-        return 0;
-}
-
 static int write_tensor(int fd, uint64_t data_start, const mk_tensor *t, uint64_t t_index, uint64_t seed,
                         int n_threads, uint8_t *buf) {
         size_t row_bytes = mk_row_size(t->type, t->ne[0]);
@@ -97,7 +82,7 @@ static int write_tensor(int fd, uint64_t data_start, const mk_tensor *t, uint64_
                         pthread_join(th[i], NULL);
                 if (atomic_load(&b.error) < 0)
                         return atomic_load(&b.error);
-                int r = write_all(fd, buf, (size_t)b.n_rows * row_bytes, data_start + t->offset + (uint64_t)row0 * row_bytes);
+                int r = mk_pwrite_all(fd, buf, (size_t)b.n_rows * row_bytes, data_start + t->offset + (uint64_t)row0 * row_bytes);
                 if (r < 0)
                         return r;
         }
