@@ -7,6 +7,7 @@
 #include <sys/epoll.h>
 #include <unistd.h>
 
+#include "bus-name.h"
 #include "client-lib/sotto.h"
 
 #define OBJECT_PATH "/org/sotto/Sotto1"
@@ -103,36 +104,11 @@ _public_ int sotto_connect_address(const char *address, sotto **ret) {
         return r;
 }
 
-/* Is the service on this bus, running or activatable? */
-static bool service_present(sd_bus *bus) {
-        sd_bus_message *reply = NULL;
-        int has = 0, r;
-        r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                               "NameHasOwner", NULL, &reply, "s", SOTTO_BUS_NAME);
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "b", &has);
-        reply = sd_bus_message_unref(reply);
-        if (r >= 0 && has)
-                return true;
-        r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                               "ListActivatableNames", NULL, &reply, "");
-        if (r >= 0 && sd_bus_message_enter_container(reply, 'a', "s") > 0) {
-                const char *n;
-                while (sd_bus_message_read_basic(reply, 's', &n) > 0)
-                        if (strcmp(n, SOTTO_BUS_NAME) == 0) {
-                                has = 1;
-                                break;
-                        }
-        }
-        sd_bus_message_unref(reply);
-        return has;
-}
-
 _public_ int sotto_connect(sotto **ret) {
         sotto *s = NULL;
         int r = sotto_connect_system(&s);
         if (r >= 0) {
-                if (service_present(s->bus)) {
+                if (bus_name_available(s->bus, SOTTO_BUS_NAME)) {
                         *ret = s;
                         return 0;
                 }

@@ -4,7 +4,7 @@ CLIENT_LIBS := $(call pc_libs,libsystemd)
 
 PROGRAMS += $(BUILD)/libsotto.so.1 $(BUILD)/libsotto.so $(BUILD)/libsotto.pc $(BUILD)/sotto
 # libsotto-speech.c opens the caller's PipeWire with daemon/capture/capture-connect.c.
-LIBSOTTO_SRCS := client-lib/libsotto.c client-lib/libsotto-speech.c daemon/capture/capture-connect.c \
+LIBSOTTO_SRCS := client-lib/libsotto.c client-lib/bus-name.c client-lib/libsotto-speech.c daemon/capture/capture-connect.c \
 	daemon/engine/error.c
 $(BUILD)/libsotto.so.1: $(call obj,$(LIBSOTTO_SRCS)) client-lib/libsotto.sym
 	$(CC) $(REL_CFLAGS) -shared -Wl,-soname,libsotto.so.1 -Wl,--version-script=client-lib/libsotto.sym \
@@ -16,7 +16,7 @@ $(BUILD)/libsotto.pc: client-lib/libsotto.pc.in
 	    -e 's|@version@|$(LIBSOTTO_VERSION)|' $< > $@
 
 # The CLI finds the library next to itself in the build tree.
-SOTTO_CLI_SRCS := client-lib/sotto-cli.c client-lib/sotto-cli-admin.c client-lib/screenshot.c client-lib/sotto-cli-speech.c
+SOTTO_CLI_SRCS := client-lib/sotto-cli.c client-lib/bus-name.c client-lib/sotto-cli-admin.c client-lib/screenshot.c client-lib/sotto-cli-speech.c
 $(BUILD)/sotto: $(call obj,$(SOTTO_CLI_SRCS)) $(BUILD)/libsotto.so.1
 	$(CC) $(REL_CFLAGS) -o $@ $(call obj,$(SOTTO_CLI_SRCS)) -L$(BUILD) -l:libsotto.so.1 \
 		-Wl,-rpath,'$$ORIGIN' $(CLIENT_LIBS) $(call pc_libs,json-c) $(call pc_libs,libedit) -lm

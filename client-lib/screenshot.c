@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "bus-name.h"
 #include "client-lib/screenshot.h"
 
 extern char **environ;
@@ -73,30 +74,6 @@ static int on_response(sd_bus_message *m, void *userdata, sd_bus_error *ret_erro
         return 0;
 }
 
-static bool name_available(sd_bus *bus, const char *name) {
-        sd_bus_message *reply = NULL;
-        int has = 0, r;
-        r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                               "NameHasOwner", NULL, &reply, "s", name);
-        if (r >= 0)
-                r = sd_bus_message_read(reply, "b", &has);
-        reply = sd_bus_message_unref(reply);
-        if (r >= 0 && has)
-                return true;
-        r = sd_bus_call_method(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                               "ListActivatableNames", NULL, &reply, "");
-        if (r >= 0 && sd_bus_message_enter_container(reply, 'a', "s") > 0) {
-                const char *n;
-                while (sd_bus_message_read_basic(reply, 's', &n) > 0)
-                        if (strcmp(n, name) == 0) {
-                                has = 1;
-                                break;
-                        }
-        }
-        sd_bus_message_unref(reply);
-        return has;
-}
-
 static int hexval(char c) {
         return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : c >= 'A' && c <= 'F' ? c - 'A' + 10 : -1;
 }
@@ -149,7 +126,7 @@ static int portal_screenshot(int *ret_fd, char *err, size_t errlen) {
                 return 0;
         if (sd_bus_open_user(&bus) < 0)
                 return 0;
-        if (!name_available(bus, PORTAL_NAME)) {
+        if (!bus_name_available(bus, PORTAL_NAME)) {
                 r = 0;
                 goto out;
         }
