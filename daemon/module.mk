@@ -3,7 +3,7 @@
 # fragment.
 DAEMON_COMMON_SRCS := daemon/common/wire.c daemon/common/privs.c
 SOTTOD_LIB_SRCS := $(filter-out daemon/sottod/main.c,$(sort $(wildcard daemon/sottod/*.c)))
-WORKER_LIB_SRCS := daemon/worker/stop.c daemon/worker/sandbox.c daemon/worker/worker-chat.c
+WORKER_LIB_SRCS := daemon/worker/stop.c daemon/worker/sandbox.c daemon/worker/worker-chat.c daemon/worker/worker-image-prompt.c
 DAEMON_LIBS := $(call pc_libs,libsystemd) $(call pc_libs,libseccomp) $(call pc_libs,libcap)
 
 # Everything but the mains, for unit tests and fuzzers.

@@ -13,6 +13,7 @@
 #include "daemon/media/image-preprocess.h"
 #include "daemon/media/image.h"
 #include "daemon/worker/worker-chat.h"
+#include "daemon/worker/worker-image-prompt.h"
 #include "daemon/worker/worker-image.h"
 #include "macro.h"
 #include "vision.h"
@@ -175,82 +176,28 @@ size_t worker_explain_next(const worker_explain_prompt *p, size_t pos, size_t n_
         return n;
 }
 
-/* The user turn of an EXPLAIN, as Gemma 3's processor lays it out (HF
- * Gemma3Processor; specs/vision-siglip.md §7):
- *
- *   [<bos>]<start_of_turn>user\n
- *   \n\n<start_of_image>[n soft tokens]<end_of_image>\n\n      once per image (1 + crops)
- *   {question}<end_of_turn>\n<start_of_turn>model\n
- *
- * Soft-token positions hold -1 here: they take the encoder's rows, not
- * token embeddings.  A vocabulary without <start_of_image>/<end_of_image>
- * (small test models) gets the soft tokens without them. */
+/* The user turn of an EXPLAIN (worker-image-prompt.h), in a chat after
+ * its earlier turns: first_turn when the session is empty, turn_open when
+ * the model's last answer there was cut off (it gets its <end_of_turn>). */
 static int build_prompt(const engine_model *model, const char *question, size_t question_len, bool first_turn,
-                        size_t n_images, size_t n_soft, worker_explain_prompt *p, char *err, size_t errlen) {
-        const tokenizer *tok = engine_model_tokenizer(model);
-        _cleanup_free_ int32_t *turn = NULL, *nl2 = NULL, *user = NULL;
-        size_t n_turn = 0, n_nl2 = 0, n_user = 0, split = 0;
-        int32_t boi = tokenizer_find(tok, "<start_of_image>"), eoi = tokenizer_find(tok, "<end_of_image>");
-        worker_chat_turn t = { .first = first_turn };
-        char why[200];
+                        bool turn_open, size_t n_images, size_t n_soft, worker_explain_prompt *p, char *err,
+                        size_t errlen) {
+        worker_chat_turn t = { .first = first_turn, .turn_open = turn_open && !first_turn };
+        char why[200] = "";
         int r;
 
-        /* An empty question asks for a description. */
-        if (question_len == 0) {
-                question = "Describe this image.";
-                question_len = strlen(question);
-        }
-        r = worker_chat_prompt(tok, question, question_len, &t, &turn, &n_turn, why, sizeof why);
+        r = worker_image_prompt(engine_model_tokenizer(model), question, question_len, &t, n_images, n_soft,
+                                &p->tokens, &p->n_tokens, &p->image_pos, why, sizeof why);
         if (r < 0)
-                return fail(err, errlen, r == -ENOMEM ? WIRE_ERR_ENGINE : WIRE_ERR_INVALID, "%s", why);
-        if (tokenizer_encode(tok, "\n\n", 2, false, false, &nl2, &n_nl2) < 0 ||
-            tokenizer_encode(tok, "user\n", 5, false, false, &user, &n_user) < 0)
-                return fail(err, errlen, WIRE_ERR_ENGINE, "cannot tokenize the image markers");
-        if (worker_chat_has_template(tok)) {
-                /* After "<start_of_turn>user\n": the question's turn as the
-                 * template renders it, with the images spliced in. */
-                int32_t sot = tokenizer_find(tok, "<start_of_turn>");
-                size_t i = 0;
-                while (i < n_turn && turn[i] != sot)
-                        i++;
-                if (i == n_turn || i + 1 + n_user > n_turn || memcmp(turn + i + 1, user, n_user * sizeof(int32_t)) != 0)
-                        return fail(err, errlen, WIRE_ERR_ENGINE, "the chat template has no user turn to put the image in");
-                split = i + 1 + n_user;
-        } else
-                split = first_turn && n_turn > 0 && turn[0] == tokenizer_bos(tok) ? 1 : 0;
-
-        size_t per_image = 2 * n_nl2 + (boi >= 0) + n_soft + (eoi >= 0);
-        size_t n = n_turn + n_images * per_image;
-        p->tokens = malloc(n * sizeof(int32_t));
-        p->image_pos = calloc(n_images, sizeof(size_t));
-        if (!p->tokens || !p->image_pos)
-                return fail(err, errlen, WIRE_ERR_ENGINE, "out of memory");
-        size_t at = 0;
-        memcpy(p->tokens, turn, split * sizeof(int32_t));
-        at = split;
-        for (size_t k = 0; k < n_images; k++) {
-                memcpy(p->tokens + at, nl2, n_nl2 * sizeof(int32_t));
-                at += n_nl2;
-                if (boi >= 0)
-                        p->tokens[at++] = boi;
-                p->image_pos[k] = at;
-                for (size_t j = 0; j < n_soft; j++)
-                        p->tokens[at++] = -1;
-                if (eoi >= 0)
-                        p->tokens[at++] = eoi;
-                memcpy(p->tokens + at, nl2, n_nl2 * sizeof(int32_t));
-                at += n_nl2;
-        }
-        memcpy(p->tokens + at, turn + split, (n_turn - split) * sizeof(int32_t));
-        at += n_turn - split;
-        p->n_tokens = at;
+                return fail(err, errlen, r == -EINVAL ? WIRE_ERR_INVALID : WIRE_ERR_ENGINE, "%s", why);
         p->n_images = n_images;
         p->n_image_tokens = n_soft;
         return 0;
 }
 
 int worker_explain_prepare(worker_vision *v, const engine_model *model, const uint8_t *image, size_t size,
-                           const char *question, size_t question_len, bool first_turn, vision_abort_fn abort_cb,
+                           const char *question, size_t question_len, bool first_turn, bool turn_open,
+                           vision_abort_fn abort_cb,
                            void *abort_userdata, worker_explain_prompt *ret, char *err, size_t errlen) {
         _cleanup_(image_freep) Image *img = NULL;
         _cleanup_(vision_input_freep) VisionInput *in = NULL;
@@ -306,7 +253,8 @@ int worker_explain_prepare(worker_vision *v, const engine_model *model, const ui
         t3 = now_usec();
         ret->encode_usec = t3 - t2;
 
-        r = build_prompt(model, question, question_len, first_turn, in->n_images, n_soft, ret, err, errlen);
+        r = build_prompt(model, question, question_len, first_turn, turn_open, in->n_images, n_soft, ret, err,
+                         errlen);
         if (r != 0)
                 return r;
         if (!v->prompt_ready)
@@ -327,7 +275,7 @@ struct worker_explain_job {
         size_t size;
         char *question;
         size_t question_len;
-        bool first_turn;
+        bool first_turn, turn_open;
         pthread_t thread;
         atomic_bool done, abort;
         int status;
@@ -343,13 +291,15 @@ static bool job_abort(void *userdata) {
 static void *job_run(void *userdata) {
         worker_explain_job *j = userdata;
         j->status = worker_explain_prepare(j->v, j->model, j->image, j->size, j->question, j->question_len,
-                                           j->first_turn, job_abort, j, &j->prompt, j->err, sizeof j->err);
+                                           j->first_turn, j->turn_open, job_abort, j, &j->prompt, j->err,
+                                           sizeof j->err);
         atomic_store(&j->done, true);
         return NULL;
 }
 
 int worker_explain_start(worker_vision *v, const engine_model *model, uint8_t *image, size_t size,
-                         const char *question, size_t question_len, bool first_turn, worker_explain_job **ret) {
+                         const char *question, size_t question_len, bool first_turn, bool turn_open,
+                         worker_explain_job **ret) {
         if (v && v->busy)
                 return -EBUSY; /* image not taken */
         worker_explain_job *j = calloc(1, sizeof *j);
@@ -358,6 +308,7 @@ int worker_explain_start(worker_vision *v, const engine_model *model, uint8_t *i
                 return -ENOMEM;
         }
         *j = (worker_explain_job){ .v = v, .model = model, .image = image, .size = size, .first_turn = first_turn,
+                                   .turn_open = turn_open,
                                    .question_len = question_len };
         j->question = strndup(question, question_len);
         if (!j->question) {

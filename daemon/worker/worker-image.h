@@ -73,7 +73,8 @@ void worker_explain_prompt_done(worker_explain_prompt *p);
  * (the encoder stops between layers) and waits for the thread. */
 typedef struct worker_explain_job worker_explain_job;
 int worker_explain_start(worker_vision *v, const engine_model *model, uint8_t *image, size_t size,
-                         const char *question, size_t question_len, bool first_turn, worker_explain_job **ret);
+                         const char *question, size_t question_len, bool first_turn, bool turn_open,
+                         worker_explain_job **ret);
 int worker_explain_poll(worker_explain_job *j, worker_explain_prompt *ret, char *err, size_t errlen);
 worker_explain_job *worker_explain_free(worker_explain_job *j);
 
@@ -89,5 +90,6 @@ size_t worker_explain_next(const worker_explain_prompt *p, size_t pos, size_t n_
  * an image that does not decode, WIRE_ERR_UNAVAILABLE without a vision
  * encoder, ...) with a sentence in err. */
 int worker_explain_prepare(worker_vision *v, const engine_model *model, const uint8_t *image, size_t size,
-                           const char *question, size_t question_len, bool first_turn, vision_abort_fn abort_cb,
+                           const char *question, size_t question_len, bool first_turn, bool turn_open,
+                           vision_abort_fn abort_cb,
                            void *abort_userdata, worker_explain_prompt *ret, char *err, size_t errlen);

@@ -166,8 +166,12 @@ static void req_finish(worker *w, wreq *q, enum wire_status status, enum wire_st
         }
         if (q->chat) {
                 /* A turn that did not complete leaves no trace in the chat. */
-                if (status != WIRE_OK && q->sess)
-                        (void)engine_session_rewind(q->sess, q->n_past_start);
+                if (status != WIRE_OK && q->sess && engine_session_rewind(q->sess, q->n_past_start) < 0) {
+                        /* a sliding-window cache no longer holds what that
+                         * position needs (engine.h): the chat starts over */
+                        (void)engine_session_rewind(q->sess, 0);
+                        q->chat->turn_open = false;
+                }
                 d.n_past = q->sess ? (uint32_t)engine_session_n_past(q->sess) : 0;
                 if (status == WIRE_OK)
                         q->chat->turn_open = !q->turn_closed;
@@ -549,7 +553,7 @@ static void req_step(worker *w, wreq *q) {
                 if (!q->job) {
                         bool first = !q->chat || !q->chat->sess || engine_session_n_past(q->chat->sess) == 0;
                         r = worker_explain_start(w->vision, w->model, q->image, q->image_size, q->question,
-                                                 q->question_len, first, &q->job);
+                                                 q->question_len, first, q->chat && q->chat->turn_open, &q->job);
                         if (r == -EBUSY)
                                 return; /* another image holds the encoder: a later step */
                         q->image = NULL; /* taken */

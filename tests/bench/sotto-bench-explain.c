@@ -67,7 +67,7 @@ static int one(engine_model *model, worker_vision *vision, const uint8_t *image,
         if (!logits)
                 return -ENOMEM;
         uint64_t t0 = now_usec();
-        r = worker_explain_prepare(vision, model, image, size, question, strlen(question), true, NULL, NULL, &p, err,
+        r = worker_explain_prepare(vision, model, image, size, question, strlen(question), true, false, NULL, NULL, &p, err,
                                    sizeof err);
         if (r != 0) {
                 fprintf(stderr, "sotto-bench-explain: %s\n", err);

@@ -5,6 +5,7 @@
  * built marker by marker equal to tokenizing the rendered text with special
  * parsing, while user text that spells a marker stays text. */
 #include "chat-template.h"
+#include "daemon/worker/worker-image-prompt.h"
 #include "gguf.h"
 #include "macro.h"
 #include "test.h"
@@ -107,9 +108,79 @@ static void test_tokens(const char *shared) {
         gguf_close(g);
 }
 
+/* The ids of the pieces, each tokenized on its own with special parsing;
+ * a NULL piece stands for n_soft placeholders (-1). */
+static void expect_ids(const tokenizer *tok, const char *const *pieces, size_t n_pieces, size_t n_soft,
+                       const int32_t *got, size_t n_got) {
+        size_t at = 0;
+
+        for (size_t i = 0; i < n_pieces; i++) {
+                _cleanup_free_ int32_t *a = NULL;
+                size_t na = 0;
+
+                if (!pieces[i]) {
+                        for (size_t k = 0; k < n_soft; k++, at++)
+                                CHECK_MSG(at < n_got && got[at] == -1, "id %zu is not a soft token", at);
+                        continue;
+                }
+                CHECK_OK(tokenizer_encode(tok, pieces[i], strlen(pieces[i]), false, true, &a, &na));
+                CHECK_MSG(at + na <= n_got && memcmp(got + at, a, na * sizeof(int32_t)) == 0,
+                          "piece %zu (\"%s\") differs at id %zu", i, pieces[i], at);
+                at += na;
+        }
+        CHECK_EQ_INT(at, n_got);
+}
+
+/* Image turns in a chat (worker-image-prompt.h): the first turn opens the
+ * conversation, a later one follows the previous answer, and closes it
+ * with <end_of_turn> when it was cut off, exactly as a text turn does. */
+static void test_image_turns(const char *shared) {
+        char path[4096], err[512] = "";
+        gguf_file *g = NULL;
+        tokenizer *tok = NULL;
+
+        snprintf(path, sizeof path, "%s/models/gemma3-vocab.gguf", shared);
+        CHECK_MSG(gguf_open_path(path, &g, err, sizeof err) >= 0, "%s", err);
+        CHECK_MSG(tokenizer_load(g, &tok, err, sizeof err) >= 0, "%s", err);
+
+        static const struct {
+                worker_chat_turn t;
+                const char *lead;
+        } cases[] = {
+                { { .first = true }, "<bos><start_of_turn>user\n" },
+                { { .first = false }, "\n<start_of_turn>user\n" },
+                { { .first = false, .turn_open = true }, "<end_of_turn>\n<start_of_turn>user\n" },
+        };
+        for (size_t c = 0; c < ELEMENTSOF(cases); c++) {
+                _cleanup_free_ int32_t *ids = NULL, *text = NULL;
+                _cleanup_free_ size_t *pos = NULL;
+                size_t n = 0, n_text = 0;
+
+                /* two images of 3 soft tokens */
+                CHECK_OK(worker_image_prompt(tok, "What is it?", 11, &cases[c].t, 2, 3, &ids, &n, &pos, err,
+                                             sizeof err));
+                const char *const pieces[] = {
+                        cases[c].lead, "\n\n", "<start_of_image>", NULL, "<end_of_image>", "\n\n",
+                        "\n\n", "<start_of_image>", NULL, "<end_of_image>", "\n\n",
+                        "What is it?", "<end_of_turn>\n<start_of_turn>model\n",
+                };
+                expect_ids(tok, pieces, ELEMENTSOF(pieces), 3, ids, n);
+                CHECK_EQ_INT(ids[pos[0]], -1);
+                CHECK_EQ_INT(ids[pos[0] - 1], ids[pos[1] - 1]); /* <start_of_image> */
+
+                /* the text turn of the same state: the same without the images */
+                CHECK_OK(worker_chat_prompt(tok, "What is it?", 11, &cases[c].t, &text, &n_text, err, sizeof err));
+                const char *const tpieces[] = { cases[c].lead, "What is it?", "<end_of_turn>\n<start_of_turn>model\n" };
+                expect_ids(tok, tpieces, ELEMENTSOF(tpieces), 0, text, n_text);
+        }
+        tokenizer_free(tok);
+        gguf_close(g);
+}
+
 int main(void) {
         test_render();
         test_tokens(test_shared_dir());
+        test_image_turns(test_shared_dir());
         printf("chat template: rendering, role checks, token ids equal to the rendered text's\n");
         return 0;
 }
