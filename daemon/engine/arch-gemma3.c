@@ -206,19 +206,27 @@ static void gemma3_session_done(engine_session *s) {
 static int gemma3_session_init(engine_session *s, char *err, size_t errlen) {
         const engine_model *m = s->model;
         const model_hparams *hp = &m->hp;
+        const gemma3_weights *w = m->arch_data;
         _cleanup_free_ int32_t *n_kv = NULL, *hd = NULL;
+        _cleanup_free_ bool *ring = NULL;
         gemma3_state *st;
         int r;
 
         n_kv = calloc((size_t)hp->n_layer, sizeof(int32_t));
         hd = calloc((size_t)hp->n_layer, sizeof(int32_t));
-        if (!n_kv || !hd)
+        ring = calloc((size_t)hp->n_layer, sizeof(bool));
+        if (!n_kv || !hd || !ring)
                 return set_error(err, errlen, -ENOMEM, "out of memory");
         for (int32_t il = 0; il < hp->n_layer; il++) {
                 n_kv[il] = hp->n_head_kv;
                 hd[il] = hp->head_dim;
+                ring[il] = w->layers[il].local;
         }
-        r = kv_cache_init(&s->kv, s->n_ctx, hp->n_layer, n_kv, hd);
+        /* sliding-window layers: a ring of window + n_batch positions */
+        r = kv_cache_init_ring(&s->kv, s->n_ctx, hp->n_layer, n_kv, hd, ring, w->window,
+                               s->params.kv_full || w->window <= 0 || w->window > INT32_MAX - s->n_batch
+                                       ? 0
+                                       : w->window + s->n_batch);
         if (r < 0)
                 return set_error(err, errlen, r, "cannot allocate the KV cache for %d positions: %s", s->n_ctx,
                                  strerror(-r));
@@ -230,7 +238,8 @@ static int gemma3_session_init(engine_session *s, char *err, size_t errlen) {
 
         size_t B = (size_t)s->n_batch, E = (size_t)hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim;
         size_t KD = (size_t)hp->n_head_kv * hp->head_dim, F = (size_t)hp->n_ff;
-        size_t att = ops_attention_scratch_floats(s->n_ctx, hp->n_head_kv, hp->n_head) * (size_t)m->n_threads;
+        size_t att = (ops_attention_scratch_floats(s->n_ctx, hp->n_head_kv, hp->n_head) +
+                      kv_cache_gather_floats(&s->kv)) * (size_t)m->n_threads;
         size_t sizes[] = { B * E, B * MAX(E, QD), B * QD, B * KD, B * KD, B * QD, B * F, B * F,
                            B * MAX(MAX(E, QD), F), att };
         float **const ptrs[] = { &st->x, &st->h, &st->q, &st->k, &st->v, &st->att, &st->ff, &st->up, &st->tmp,
@@ -248,9 +257,13 @@ static bool aborted(const engine_session *s) {
 }
 
 /* tokens, or rows of input embeddings (embd, taken as they are); bidirectional:
- * the rows see each other both ways (a Gemma 3 image). */
-static int gemma3_run(engine_session *s, const int32_t *tokens, const float *embd, int32_t n, bool bidirectional,
-                      bool all_logits, float *logits) {
+ * the rows see each other both ways (a Gemma 3 image).  The rows are
+ * consecutive positions of s (n_ss == 1, ss == &s), or one token for each
+ * of n_ss == n sessions at its own position (continuous batching: the
+ * products take the n rows at once, attention goes session by session;
+ * s owns the scratch, gemma_batch_owner). */
+static int gemma3_run(engine_session *s, engine_session *const *ss, int32_t n_ss, const int32_t *tokens,
+                      const float *embd, int32_t n, bool bidirectional, bool all_logits, float *logits) {
         const engine_model *m = s->model;
         const model_hparams *hp = &m->hp;
         const gemma3_weights *w = m->arch_data;
@@ -278,8 +291,9 @@ static int gemma3_run(engine_session *s, const int32_t *tokens, const float *emb
                 const rope_params *rp = l->local ? &w->rope_local : &w->rope_global;
                 int32_t rows = n;
 
-                if (aborted(s))
-                        return -ECANCELED;
+                for (int32_t i = 0; i < n_ss; i++)
+                        if (aborted(ss[i]))
+                                return -ECANCELED;
 
                 /* ---- attention ---- */
                 ops_rmsnorm(tp, st->h, st->x, l->attn_norm, n, (int64_t)E, eps);
@@ -289,28 +303,36 @@ static int gemma3_run(engine_session *s, const int32_t *tokens, const float *emb
                         return r;
                 ops_rmsnorm(tp, st->q, st->q, l->q_norm, (int64_t)n * hp->n_head, hp->head_dim, eps);
                 ops_rmsnorm(tp, st->k, st->k, l->k_norm, (int64_t)n * hp->n_head_kv, hp->head_dim, eps);
-                ops_rope(tp, rp, st->q, hp->n_head, QD, st->k, hp->n_head_kv, KD, pos0, n);
-                gemma_ops_scale(st->q, (int64_t)n * (int64_t)QD, w->attn_scale);
-                kv_cache_store(&s->kv, il, pos0, n, st->k, st->v, KD);
+                if (n_ss > 1) {
+                        gemma_attend(tp, ss, n_ss, &(gemma_attend_params){
+                                             .rope = rp, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
+                                             .head_dim = hp->head_dim, .il = il, .kv_il = il,
+                                             .window = l->local ? w->window : 0, .q_scale = w->attn_scale },
+                                     st->q, st->k, st->v, n, st->att, st->att_scratch);
+                } else {
+                        ops_rope(tp, rp, st->q, hp->n_head, QD, st->k, hp->n_head_kv, KD, pos0, n);
+                        gemma_ops_scale(st->q, (int64_t)n * (int64_t)QD, w->attn_scale);
+                        kv_cache_store(&s->kv, il, pos0, n, st->k, st->v, KD);
 
-                /* The last layer only matters for the rows whose logits are
-                 * wanted. */
-                if (il == last && !logits)
-                        return 0;
-                if (il == last && !all_logits) {
-                        int32_t t = n - 1;
-                        memmove(st->q, st->q + t * QD, QD * sizeof(float));
-                        memmove(st->x, st->x + t * E, E * sizeof(float));
-                        rows = 1;
-                        pos0 += t;
+                        /* The last layer only matters for the rows whose logits are
+                         * wanted. */
+                        if (il == last && !logits)
+                                return 0;
+                        if (il == last && !all_logits) {
+                                int32_t t = n - 1;
+                                memmove(st->q, st->q + t * QD, QD * sizeof(float));
+                                memmove(st->x, st->x + t * E, E * sizeof(float));
+                                rows = 1;
+                                pos0 += t;
+                        }
+
+                        attn_params ap = {
+                                .kv = &s->kv, .il = il, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
+                                .head_dim = hp->head_dim, .scale = 1.0f, .window = l->local ? w->window : 0,
+                                .bidirectional = bidirectional,
+                        };
+                        ops_attention(tp, &ap, st->q, QD, pos0, rows, st->att, QD, st->att_scratch);
                 }
-
-                attn_params ap = {
-                        .kv = &s->kv, .il = il, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
-                        .head_dim = hp->head_dim, .scale = 1.0f, .window = l->local ? w->window : 0,
-                        .bidirectional = bidirectional,
-                };
-                ops_attention(tp, &ap, st->q, QD, pos0, rows, st->att, QD, st->att_scratch);
 
                 /* x += rmsnorm(att Wo^T) * post_attention_norm; h = rmsnorm(x) * ffn_norm */
                 if ((r = gemma_matmul(mm, &l->wo, st->att, rows, st->h, st->tmp)) < 0)
@@ -342,12 +364,20 @@ static int gemma3_run(engine_session *s, const int32_t *tokens, const float *emb
 }
 
 static int gemma3_forward(engine_session *s, const int32_t *tokens, int32_t n, bool all_logits, float *logits) {
-        return gemma3_run(s, tokens, NULL, n, false, all_logits, logits);
+        return gemma3_run(s, &s, 1, tokens, NULL, n, false, all_logits, logits);
 }
 
 static int gemma3_forward_embd(engine_session *s, const float *embd, int32_t n, bool bidirectional, bool all_logits,
                                float *logits) {
-        return gemma3_run(s, NULL, embd, n, bidirectional, all_logits, logits);
+        return gemma3_run(s, &s, 1, NULL, embd, n, bidirectional, all_logits, logits);
+}
+
+static int gemma3_forward_batch(engine_session *const *ss, const int32_t *tokens, int32_t n, float *logits) {
+        engine_session *s = gemma_batch_owner(ss, n);
+
+        if (!s)
+                return -E2BIG;
+        return gemma3_run(s, ss, n, tokens, NULL, n, false, true, logits);
 }
 
 const arch_ops arch_gemma3 = {
@@ -358,4 +388,5 @@ const arch_ops arch_gemma3 = {
         .session_done = gemma3_session_done,
         .forward = gemma3_forward,
         .forward_embd = gemma3_forward_embd,
+        .forward_batch = gemma3_forward_batch,
 };

@@ -373,20 +373,25 @@ static int gemma3n_session_init(engine_session *s, char *err, size_t errlen) {
         const model_hparams *hp = &m->hp;
         const gemma3n_weights *w = m->arch_data;
         _cleanup_free_ int32_t *n_kv = NULL, *hd = NULL;
+        _cleanup_free_ bool *ring = NULL;
         gemma3n_state *st;
         int r;
 
-        /* only the layers that own their K/V get storage */
+        /* only the layers that own their K/V get storage; the sliding-window
+         * ones a ring of window + n_batch positions */
         n_kv = calloc((size_t)hp->n_layer, sizeof(int32_t));
         hd = calloc((size_t)hp->n_layer, sizeof(int32_t));
-        if (!n_kv || !hd)
+        ring = calloc((size_t)hp->n_layer, sizeof(bool));
+        if (!n_kv || !hd || !ring)
                 return set_error(err, errlen, -ENOMEM, "out of memory");
         for (int32_t il = 0; il < hp->n_layer; il++) {
                 bool own = w->layers[il].kv_src == il;
                 n_kv[il] = own ? hp->n_head_kv : 0;
                 hd[il] = own ? hp->head_dim : 0;
+                ring[il] = w->layers[il].local;
         }
-        r = kv_cache_init(&s->kv, s->n_ctx, hp->n_layer, n_kv, hd);
+        r = kv_cache_init_ring(&s->kv, s->n_ctx, hp->n_layer, n_kv, hd, ring, w->window,
+                               s->params.kv_full || w->window > INT32_MAX - s->n_batch ? 0 : w->window + s->n_batch);
         if (r < 0)
                 return set_error(err, errlen, r, "cannot allocate the KV cache for %d positions: %s", s->n_ctx,
                                  strerror(-r));
@@ -399,7 +404,8 @@ static int gemma3n_session_init(engine_session *s, char *err, size_t errlen) {
         size_t B = (size_t)s->n_batch, E = (size_t)hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim;
         size_t KD = (size_t)hp->n_head_kv * hp->head_dim, F = (size_t)w->n_ff_max, K = (size_t)w->n_altup;
         size_t LP = (size_t)w->n_layer_file * (size_t)w->n_ple, P = (size_t)w->n_ple, R = (size_t)w->laurel_rank;
-        size_t att = ops_attention_scratch_floats(s->n_ctx, hp->n_head_kv, hp->n_head) * (size_t)m->n_threads;
+        size_t att = (ops_attention_scratch_floats(s->n_ctx, hp->n_head_kv, hp->n_head) +
+                      kv_cache_gather_floats(&s->kv)) * (size_t)m->n_threads;
         size_t widest = MAX(MAX(MAX(E, QD), MAX(F, P)), MAX(R, K));
         size_t sizes[] = {
                 K * B * E, K * B * E, B * LP, B * LP,                 /* s, pred, pli, plp */
@@ -481,16 +487,21 @@ static void ple_release(const weight *w) {
                 (void)madvise((void *)a, b - a, MADV_DONTNEED);
 }
 
-static int gemma3n_forward(engine_session *s, const int32_t *tokens, int32_t n, bool all_logits, float *logits) {
+/* The forward pass over n rows: the tokens at consecutive positions of one
+ * session (n_ss == 1), or one token for each of n_ss == n sessions at its
+ * own position (continuous batching: every product takes the n rows at
+ * once, one pass over the weights; RoPE, the KV caches and attention go
+ * session by session).  s owns the scratch (gemma_batch_owner). */
+static int gemma3n_run(engine_session *s, engine_session *const *ss, int32_t n_ss, const int32_t *tokens, int32_t n,
+                       bool all_logits, float *logits) {
         const engine_model *m = s->model;
         const model_hparams *hp = &m->hp;
         const gemma3n_weights *w = m->arch_data;
         gemma3n_state *st = s->arch_state;
         matmul_ctx *mm = m->mm;
         threadpool *tp = matmul_ctx_pool(mm);
-        int32_t pos0 = s->n_past, K = w->n_altup, a = w->i_act, L = hp->n_layer;
-        int64_t E = hp->n_embd, QD = (int64_t)hp->n_head * hp->head_dim;
-        int64_t KD = (int64_t)hp->n_head_kv * hp->head_dim, P = w->n_ple, LP = (int64_t)w->n_layer_file * P;
+        int32_t K = w->n_altup, a = w->i_act, L = hp->n_layer;
+        int64_t E = hp->n_embd, P = w->n_ple, LP = (int64_t)w->n_layer_file * P;
         size_t SB = (size_t)s->n_batch * (size_t)E; /* floats between streams */
         float eps = hp->norm_eps;
         int r;
@@ -535,8 +546,9 @@ static int gemma3n_forward(engine_session *s, const int32_t *tokens, int32_t n, 
                 bool own = l->kv_src == il;
                 float *act = PRED(a);
 
-                if (aborted(s))
-                        return -ECANCELED;
+                for (int32_t i = 0; i < n_ss; i++)
+                        if (aborted(ss[i]))
+                                return -ECANCELED;
 
                 /* ---- AltUp predict: pred_i = s_i + sum_j c[iK + j] s_j ---- */
                 if ((r = router(s, l, S(a), n, st->mod)) < 0 ||
@@ -573,16 +585,12 @@ static int gemma3n_forward(engine_session *s, const int32_t *tokens, int32_t n, 
                                 return r;
                         ops_rmsnorm(tp, st->k, st->k, l->k_norm, (int64_t)n * hp->n_head_kv, hp->head_dim, eps);
                         ops_rmsnorm(tp, st->v, st->v, NULL, (int64_t)n * hp->n_head_kv, hp->head_dim, eps);
-                        ops_rope(tp, rp, st->q, hp->n_head, (size_t)QD, st->k, hp->n_head_kv, (size_t)KD, pos0, n);
-                        kv_cache_store(&s->kv, il, pos0, n, st->k, st->v, (size_t)KD);
-                } else
-                        ops_rope(tp, rp, st->q, hp->n_head, (size_t)QD, NULL, 0, 0, pos0, n);
-
-                attn_params ap = {
-                        .kv = &s->kv, .il = l->kv_src, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
-                        .head_dim = hp->head_dim, .scale = 1.0f, .window = l->local ? w->window : 0,
-                };
-                ops_attention(tp, &ap, st->q, (size_t)QD, pos0, n, st->att, (size_t)QD, st->att_scratch);
+                }
+                gemma_attend(tp, ss, n_ss, &(gemma_attend_params){
+                                     .rope = rp, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
+                                     .head_dim = hp->head_dim, .il = il, .kv_il = l->kv_src,
+                                     .window = l->local ? w->window : 0, .q_scale = 1.0f },
+                             st->q, own ? st->k : NULL, st->v, n, st->att, st->att_scratch);
 
                 /* al = (act + rmsnorm(att Wo^T) * post_attn_norm + lau) / sqrt(2) */
                 r = gemma_matmul(mm, &l->wo, st->att, n, st->al, st->tmp);
@@ -666,6 +674,18 @@ static int gemma3n_forward(engine_session *s, const int32_t *tokens, int32_t n, 
 #undef PRED
 }
 
+static int gemma3n_forward(engine_session *s, const int32_t *tokens, int32_t n, bool all_logits, float *logits) {
+        return gemma3n_run(s, &s, 1, tokens, n, all_logits, logits);
+}
+
+static int gemma3n_forward_batch(engine_session *const *ss, const int32_t *tokens, int32_t n, float *logits) {
+        engine_session *s = gemma_batch_owner(ss, n);
+
+        if (!s)
+                return -E2BIG;
+        return gemma3n_run(s, ss, n, tokens, n, true, logits);
+}
+
 const arch_ops arch_gemma3n = {
         .name = "gemma3n",
         .load = gemma3n_load,
@@ -673,4 +693,5 @@ const arch_ops arch_gemma3n = {
         .session_init = gemma3n_session_init,
         .session_done = gemma3n_session_done,
         .forward = gemma3n_forward,
+        .forward_batch = gemma3n_forward_batch,
 };

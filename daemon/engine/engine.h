@@ -56,6 +56,10 @@ typedef struct engine_session_params {
         int32_t n_ctx;                /* 0: the model's training context, capped at 4096 */
         engine_abort_fn abort_cb;     /* polled between layers; NULL = never */
         void *abort_userdata;
+        /* Sliding-window layers keep every position (as global ones do)
+         * instead of a ring of about window + 512: more memory, and a rewind
+         * is then always possible. */
+        bool kv_full;
 } engine_session_params;
 
 void engine_session_default_params(engine_session_params *p);
@@ -65,14 +69,19 @@ void engine_session_free(engine_session *s);
 
 int32_t engine_session_n_past(const engine_session *s);
 int32_t engine_session_n_ctx(const engine_session *s);
-/* Forget everything after position n_past (0 <= n_past <= current). */
+/* Forget everything after position n_past (0 <= n_past <= current).
+ * -ESTALE (the session unchanged) when a sliding-window layer's ring has
+ * overwritten keys that position needs, i.e. more than about 512 positions
+ * were evaluated after it; rewinding to 0 always works (kv_full avoids
+ * the case). */
 int engine_session_rewind(engine_session *s, int32_t n_past);
 
 /* Run tokens through the model, appending them to the KV cache.  logits:
  * NULL, or room for n_vocab floats (the last position) or, with all_logits,
  * n_tokens * n_vocab floats.  -ENOSPC when the context is full (nothing is
  * appended), -ECANCELED when the abort callback fired (the session is
- * rewound to where it was). */
+ * rewound to where it was, or to 0 when a sliding-window ring no longer
+ * holds what that position needs: see engine_session_rewind). */
 int engine_session_eval(engine_session *s, const int32_t *tokens, int32_t n_tokens, bool all_logits, float *logits);
 
 /* Continuous batching: advance n sessions of one model by one token each

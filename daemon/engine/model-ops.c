@@ -203,7 +203,7 @@ typedef struct attn_job {
         float *out;
         size_t out_ld;
         float *scratch;
-        size_t scratch_per_thread;
+        size_t scores_per_thread, scratch_per_thread;
         int32_t n_blocks;
         int64_t n_items;
         _Atomic int64_t next;
@@ -239,7 +239,7 @@ static void masked_softmax(float *s, int32_t n_rows, int32_t rows_per_pos, int32
         }
 }
 
-static void attn_item(attn_job *j, int64_t item, float *s) {
+static void attn_item(attn_job *j, int64_t item, float *s, float *gather) {
         const attn_params *ap = j->ap;
         int32_t hd = ap->head_dim, n_rep = ap->n_head / ap->n_head_kv;
 
@@ -247,8 +247,8 @@ static void attn_item(attn_job *j, int64_t item, float *s) {
                 /* one token: item = KV head g, rows = its n_rep query heads */
                 int32_t g = (int32_t)item, pos = j->pos0;
                 int32_t k0 = ap->window > 0 ? MAX(0, pos - ap->window + 1) : 0, nk = pos + 1 - k0;
-                const float *K = kv_cache_k(ap->kv, ap->il, g) + (size_t)k0 * hd;
-                const float *V = kv_cache_v(ap->kv, ap->il, g) + (size_t)k0 * hd;
+                const float *K = kv_cache_rows(ap->kv, ap->il, g, false, k0, nk, gather);
+                const float *V = kv_cache_rows(ap->kv, ap->il, g, true, k0, nk, gather + (size_t)nk * hd);
                 const float *Q = j->q + (size_t)g * n_rep * hd;
                 float *O = j->out + (size_t)g * n_rep * hd;
 
@@ -267,8 +267,8 @@ static void attn_item(attn_job *j, int64_t item, float *s) {
         /* a bidirectional block: every row sees up to the block's last position */
         int32_t kmax = ap->bidirectional ? j->pos0 + j->n - 1 : -1;
         int32_t k0 = ap->window > 0 ? MAX(0, qpos0 - ap->window + 1) : 0, nk = MAX(qlast, kmax) + 1 - k0;
-        const float *K = kv_cache_k(ap->kv, ap->il, h / n_rep) + (size_t)k0 * hd;
-        const float *V = kv_cache_v(ap->kv, ap->il, h / n_rep) + (size_t)k0 * hd;
+        const float *K = kv_cache_rows(ap->kv, ap->il, h / n_rep, false, k0, nk, gather);
+        const float *V = kv_cache_rows(ap->kv, ap->il, h / n_rep, true, k0, nk, gather + (size_t)nk * hd);
         const float *Q = j->q + (size_t)t0 * j->q_ld + (size_t)h * hd;
         float *O = j->out + (size_t)t0 * j->out_ld + (size_t)h * hd;
 
@@ -282,12 +282,14 @@ static void attn_item(attn_job *j, int64_t item, float *s) {
 static void attn_worker(void *ctx, int ith, int nth) {
         attn_job *j = ctx;
         float *s = j->scratch + (size_t)ith * j->scratch_per_thread;
+        /* after the scores: room for a wrapped ring range of keys and values */
+        float *gather = s + j->scores_per_thread;
 
         for (;;) {
                 int64_t item = atomic_fetch_add_explicit(&j->next, 1, memory_order_relaxed);
                 if (item >= j->n_items)
                         break;
-                attn_item(j, item, s);
+                attn_item(j, item, s, gather);
         }
 }
 
@@ -296,8 +298,9 @@ void ops_attention(threadpool *tp, const attn_params *ap, const float *q, size_t
         attn_job j = {
                 .ap = ap, .q = q, .q_ld = q_ld, .pos0 = pos0, .n = n, .out = out, .out_ld = out_ld,
                 .scratch = scratch,
-                .scratch_per_thread = ops_attention_scratch_floats(ap->kv->n_ctx, ap->n_head_kv, ap->n_head),
+                .scores_per_thread = ops_attention_scratch_floats(ap->kv->n_ctx, ap->n_head_kv, ap->n_head),
         };
+        j.scratch_per_thread = j.scores_per_thread + kv_cache_gather_floats(ap->kv);
 
         if (n == 1)
                 j.n_items = ap->n_head_kv;

@@ -59,7 +59,8 @@ void ops_swiglu(threadpool *tp, float *gate, const float *up, int64_t n);
  *   out[t][h] = softmax_j(scale * q[t][h] . K[j]) V[j]  over keys j <= pos0 + t
  * (and pos0 + t - j < window when window > 0), K/V of KV head h / n_rep from
  * layer il of the cache, which must already hold positions <= pos0 + n - 1.
- * scratch: ops_attention_scratch_floats() floats per pool thread. */
+ * scratch: ops_attention_scratch_floats() + kv_cache_gather_floats() floats
+ * per pool thread (the second part for a ring cache's wrapped ranges). */
 typedef struct attn_params {
         const kv_cache *kv;
         int32_t il;

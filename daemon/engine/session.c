@@ -70,7 +70,12 @@ int engine_session_rewind(engine_session *s, int32_t n_past) {
         if (n_past < 0 || n_past > s->n_past)
                 return -EINVAL;
         /* The cache rows after n_past are simply overwritten later: attention
-         * only ever reads positions < n_past + the tokens being evaluated. */
+         * only ever reads positions < n_past + the tokens being evaluated.
+         * A sliding-window ring may have lost the window before n_past;
+         * recomputing it would need the whole history (the global layers
+         * feed every local one), which the session does not keep: refuse. */
+        if (n_past < s->n_past && !kv_cache_has(&s->kv, n_past))
+                return -ESTALE;
         s->n_past = n_past;
         return 0;
 }
@@ -99,7 +104,9 @@ static int eval_chunks(engine_session *s, const int32_t *tokens, const float *em
                 else
                         r = m->arch->forward_embd(s, embd + (size_t)done * E, n, bidirectional, all_logits, out);
                 if (r < 0) {
-                        s->n_past = start; /* as if nothing happened */
+                        /* as if nothing happened, or empty when the ring
+                         * has overwritten what start needs */
+                        s->n_past = kv_cache_has(&s->kv, start) ? start : 0;
                         break;
                 }
                 s->n_past += n;
