@@ -212,7 +212,10 @@ static int add_segments(const whisper_model *m, const whisper_params *p, whisper
                         int32_t seek_delta, const whisper_token_info *tok, int32_t n) {
         const int32_t beg = m->sp.beg, eot = m->sp.eot;
         int32_t i0 = 0;
-        int64_t t0 = seek + 2 * (int64_t)(tok[0].tid - beg);
+        /* without timestamps no token has a timestamp probability (tid -1):
+         * the segment starts at the window (whisper.cpp reports
+         * seek - 2 * beg there, a negative time) */
+        int64_t t0 = tok[0].tid >= beg ? seek + 2 * (int64_t)(tok[0].tid - beg) : seek;
         bool text = false;
         int rr;
 
@@ -264,7 +267,11 @@ int whisper_transcribe(whisper_state *s, const whisper_params *p, const float *p
         if (!logits || !logprobs || !probs || !tok)
                 return -ENOMEM;
 
-        /* language */
+        /* language: detection decodes [sot] on the first window; the
+         * transcription prompt then rewrites the cache from position 0, so
+         * only the encoder output is carried over (whisper.cpp encodes the
+         * window a second time, with the same result) */
+        bool window0_encoded = false;
         if (m->multilingual) {
                 if (!pp.language || !*pp.language || strcmp(pp.language, "auto") == 0) {
                         if ((r = whisper_encode(s, mel, n_len, 0)) < 0)
@@ -272,6 +279,7 @@ int whisper_transcribe(whisper_state *s, const whisper_params *p, const float *p
                         if ((r = whisper_detect_language(s, NULL)) < 0)
                                 return r;
                         ret->lang_id = r;
+                        window0_encoded = true;
                 } else {
                         ret->lang_id = whisper_lang_id(pp.language);
                         if (ret->lang_id < 0 || ret->lang_id >= sp->n_langs)
@@ -296,8 +304,9 @@ int whisper_transcribe(whisper_state *s, const whisper_params *p, const float *p
 
                 if (pp.abort_cb && pp.abort_cb(pp.abort_userdata))
                         return -ECANCELED;
-                if ((r = whisper_encode(s, mel, n_len, (int32_t)seek)) < 0 ||
-                    (r = whisper_decode(s, prompt, n_prompt, 0, logits)) < 0)
+                if (!(seek == 0 && window0_encoded) && (r = whisper_encode(s, mel, n_len, (int32_t)seek)) < 0)
+                        return r;
+                if ((r = whisper_decode(s, prompt, n_prompt, 0, logits)) < 0)
                         return r;
 
                 log_softmax(logits, nv, logprobs);

@@ -7,7 +7,12 @@
  *   - encoder output (first 400 positions, stored as f16),
  *   - first-step decoder logits and language probabilities (F16 model),
  *   - greedy tokens of every window and the segments cut from them, with
- *     timestamps, without timestamps and with language detection. */
+ *     timestamps, without timestamps and with language detection.
+ * Two references for tiny-f16: whisper.cpp's default flash-attention path
+ * (F16 K/V, about 4% RMS away from exact at the encoder output) and its
+ * exact-attention path ("exact", flash_attn off), which is what sotto
+ * computes: against that one the tolerances are 100 times tighter and the
+ * tokens, language detection included, must be identical throughout. */
 #include <errno.h>
 #include <math.h>
 
@@ -23,29 +28,45 @@
 
 /* Tolerances (see the README for the figures measured). */
 #define TOL_MEL_MAX 2e-4
-#define TOL_ENC_RMS 6e-2
-#define TOL_ENC_MAX 0.5
-#define TOL_LOGITS_MAX 0.4 /* in units of the logits' standard deviation */
-#define TOL_LANG_P 0.1
-/* Greedy tokens: identical, or identical up to a switch between two
- * near-tied tokens no earlier than this (the sequence after it is then
- * not compared). */
-#define MIN_AGREE 32
+typedef struct tolerance {
+        double enc_rms, enc_max;
+        double logits_max; /* in units of the logits' standard deviation */
+        double lang_p;
+        /* Greedy tokens: identical, or identical up to a switch between two
+         * near-tied tokens no earlier than this (the sequence after it is
+         * then not compared); 0: no switch allowed. */
+        int min_agree;
+} tolerance;
+static const tolerance tol_flash = { 6e-2, 0.5, 0.4, 0.1, 32 };
+static const tolerance tol_exact = { 2e-3, 2e-2, 0.02, 0.01, 0 };
 
 static bool verbose;
 
 typedef struct refcase {
-        const char *name;
+        const char *name; /* the model, as in models.txt */
+        const char *ref;  /* prefix of the reference files */
         const char *args[12];
         const char *modes[4];
-        bool logits, lang;
+        const char *logits; /* NULL, or the prompt language of REF.MODE.logits0.f16 ("auto": detected) */
+        const char *logits_mode;
+        bool lang;
+        const tolerance *tol;
 } refcase;
 
 static const refcase cases[] = {
-        { "tiny-f16", { "--shape", "tiny", "--type", "f16", "--seed", "1" }, { "ts", "nots" }, true, true },
-        { "tiny-q8_0", { "--shape", "tiny", "--type", "q8_0", "--seed", "1" }, { "ts" }, false, false },
-        { "tiny-q5_0", { "--shape", "tiny", "--type", "q5_0", "--seed", "1" }, { "ts" }, false, false },
-        { "tiny-en-f16", { "--shape", "tiny", "--type", "f16", "--english", "--seed", "2" }, { "ts" }, false, false },
+        { "tiny-f16", "tiny-f16", { "--shape", "tiny", "--type", "f16", "--seed", "1" }, { "ts", "nots" }, "en", "ts", true,
+          &tol_flash },
+        /* detection picks mn; the first step after sot mn transcribe has two
+         * tokens 0.2 apart, which whisper.cpp's flash-attention rounding
+         * swaps: only the exact reference can check auto-detection's tokens */
+        { "tiny-f16", "tiny-f16.exact", { "--shape", "tiny", "--type", "f16", "--seed", "1" }, { "auto", "nots" },
+          "auto", "auto", true, &tol_exact },
+        { "tiny-q8_0", "tiny-q8_0", { "--shape", "tiny", "--type", "q8_0", "--seed", "1" }, { "ts" }, NULL, NULL, false,
+          &tol_flash },
+        { "tiny-q5_0", "tiny-q5_0", { "--shape", "tiny", "--type", "q5_0", "--seed", "1" }, { "ts" }, NULL, NULL, false,
+          &tol_flash },
+        { "tiny-en-f16", "tiny-en-f16", { "--shape", "tiny", "--type", "f16", "--english", "--seed", "2" }, { "ts" },
+          NULL, NULL, false, &tol_flash },
 };
 
 static uint64_t fnv1a64(const uint8_t *p, size_t n) {
@@ -126,7 +147,7 @@ static void check_mel(const float *mel, int32_t n_len) {
         CHECK(mx <= TOL_MEL_MAX);
 }
 
-static void check_encoder(whisper_state *s, const char *name) {
+static void check_encoder(whisper_state *s, const char *name, const tolerance *tol) {
         int32_t n_ctx, n_state;
         const float *enc = whisper_encoder_output(s, &n_ctx, &n_state);
         CHECK(enc && n_ctx == 1500 && n_state == 384);
@@ -140,16 +161,22 @@ static void check_encoder(whisper_state *s, const char *name) {
                 ours[i] = fp16_to_fp32(fp32_to_fp16(enc[i]));
         diff d = compare(ours, ref, (size_t)N_POS * 384);
         printf("  encoder: relative RMS %.3g (tolerance %.3g), max |diff| %.3g (tolerance %.3g)\n", d.rms_rel,
-               TOL_ENC_RMS, d.max_abs, TOL_ENC_MAX);
-        CHECK(d.rms_rel <= TOL_ENC_RMS && d.max_abs <= TOL_ENC_MAX);
+               tol->enc_rms, d.max_abs, tol->enc_max);
+        CHECK(d.rms_rel <= tol->enc_rms && d.max_abs <= tol->enc_max);
 }
 
-static void check_logits(whisper_state *s, const whisper_model *m) {
+/* The first step's logits after sot LANG transcribe; lang_id < 0: the
+ * detected language. */
+static void check_logits(whisper_state *s, const whisper_model *m, const refcase *c) {
         const whisper_special *sp = whisper_model_special(m);
         int32_t nv = whisper_model_hparams(m)->n_vocab;
-        int32_t prompt[] = { sp->sot, sp->sot + 1 + whisper_lang_id("en"), sp->transcribe };
+        int lang = strcmp(c->logits, "auto") == 0 ? whisper_detect_language(s, NULL) : whisper_lang_id(c->logits);
+        CHECK(lang >= 0);
+        int32_t prompt[] = { sp->sot, sp->sot + 1 + lang, sp->transcribe };
+        char file[64];
+        snprintf(file, sizeof file, "%s.%s.logits0.f16", c->ref, c->logits_mode);
         _cleanup_free_ float *logits = malloc((size_t)nv * sizeof(float));
-        _cleanup_free_ float *ref = f16_file("tiny-f16.ts.logits0.f16", (size_t)nv);
+        _cleanup_free_ float *ref = f16_file(file, (size_t)nv);
         CHECK(logits);
         CHECK_OK(whisper_decode(s, prompt, 3, 0, logits));
 
@@ -168,16 +195,18 @@ static void check_logits(whisper_state *s, const whisper_model *m) {
                         best_ref = i;
         }
         double sd = sqrt(sum2 / n - (sum / n) * (sum / n));
-        printf("  logits: max |diff| %.3g = %.3g sd (tolerance %.3g sd), argmax %d (whisper.cpp %d)\n", mx, mx / sd,
-               TOL_LOGITS_MAX, best, best_ref);
+        printf("  logits (sot %s transcribe): max |diff| %.3g = %.3g sd (tolerance %.3g sd), argmax %d (whisper.cpp %d)\n",
+               whisper_lang_code(lang), mx, mx / sd, c->tol->logits_max, best, best_ref);
         CHECK(n > nv - 200);
-        CHECK(mx / sd <= TOL_LOGITS_MAX);
+        CHECK(mx / sd <= c->tol->logits_max);
         CHECK_EQ_INT(best, best_ref);
 }
 
-static void check_lang(whisper_state *s, const whisper_model *m) {
+static void check_lang(whisper_state *s, const whisper_model *m, const refcase *c) {
+        char file[64];
         size_t size;
-        _cleanup_free_ char *txt = read_data("tiny-f16.lang.txt", &size);
+        snprintf(file, sizeof file, "%s.lang.txt", c->ref);
+        _cleanup_free_ char *txt = read_data(file, &size);
         txt = realloc(txt, size + 1);
         CHECK(txt);
         txt[size] = 0;
@@ -203,9 +232,9 @@ static void check_lang(whisper_state *s, const whisper_model *m) {
         for (int i = 0; i < n_langs; i++)
                 mx = fmax(mx, fabs(probs[i] - ref[i] / norm));
         printf("  language: %s (whisper.cpp %s), max |p diff| %.3g (tolerance %.3g)\n", whisper_lang_code(got),
-               whisper_lang_code(detected), mx, TOL_LANG_P);
+               whisper_lang_code(detected), mx, c->tol->lang_p);
         CHECK_EQ_INT(got, detected);
-        CHECK(mx <= TOL_LANG_P);
+        CHECK(mx <= c->tol->lang_p);
 }
 
 /* ---- tokens ---- */
@@ -240,8 +269,9 @@ static int read_ints(char **p, int32_t *v, int max) {
         return n;
 }
 
-static void check_tokens(whisper_state *s, const whisper_model *m, const char *name, const char *mode,
+static void check_tokens(whisper_state *s, const whisper_model *m, const refcase *c, const char *mode,
                          const float *pcm, size_t n_pcm) {
+        const char *name = c->ref;
         char file[64];
         size_t size;
         snprintf(file, sizeof file, "%s.%s.tokens.txt", name, mode);
@@ -278,8 +308,9 @@ static void check_tokens(whisper_state *s, const whisper_model *m, const char *n
                         while (i < n && w.tok[win][i] == v[i])
                                 i++;
                         if (i < n) {
-                                CHECK_MSG(i >= MIN_AGREE, "%s %s window %d token %d: %d, whisper.cpp %d", name, mode,
-                                          win, i, w.tok[win][i], v[i]);
+                                CHECK_MSG(c->tol->min_agree > 0 && i >= c->tol->min_agree,
+                                          "%s %s window %d token %d: %d, whisper.cpp %d", name, mode, win, i,
+                                          w.tok[win][i], v[i]);
                                 printf("  %s: first %d tokens identical, then %d where whisper.cpp has %d\n", mode, i,
                                        w.tok[win][i], v[i]);
                                 diverged = true;
@@ -296,6 +327,10 @@ static void check_tokens(whisper_state *s, const whisper_model *m, const char *n
                         CHECK_EQ_INT(read_ints(&q, v, 512), n);
                         CHECK_MSG(seg < res.n_segments, "%s %s: fewer segments than whisper.cpp", name, mode);
                         const whisper_segment *g = &res.segments[seg];
+                        /* whisper.cpp's t0 of a segment without a timestamp
+                         * token is seek + 2 * (0 - beg); ours is seek */
+                        if (t0 < 0)
+                                t0 += 2 * (long long)whisper_model_special(m)->beg;
                         CHECK_MSG(g->t0 == t0 && g->t1 == t1, "%s %s segment %d: %lld..%lld, whisper.cpp %lld..%lld",
                                   name, mode, seg, (long long)g->t0, (long long)g->t1, t0, t1);
                         CHECK_EQ_INT(g->n_tokens, n);
@@ -320,7 +355,7 @@ static void run_case(const refcase *c, const float *pcm, size_t n_pcm, bool quic
         snprintf(file, sizeof file, "%s.bin", c->name);
         _cleanup_free_ char *path = wt_make_model(file, c->args);
         check_model_hash(c->name, path);
-        printf("%s\n", c->name);
+        printf("%s against %s\n", c->name, c->ref);
 
         whisper_model *m = NULL;
         whisper_state *s = NULL;
@@ -337,13 +372,13 @@ static void run_case(const refcase *c, const float *pcm, size_t n_pcm, bool quic
         CHECK_EQ_INT(n_len, (int32_t)((n_pcm + 480000) / 160));
         check_mel(mel, n_len);
         CHECK_OK(whisper_encode(s, mel, n_len, 0));
-        check_encoder(s, c->name);
+        check_encoder(s, c->ref, c->tol);
         if (c->logits)
-                check_logits(s, m);
+                check_logits(s, m, c);
         if (c->lang)
-                check_lang(s, m);
+                check_lang(s, m, c);
         for (int i = 0; i < 4 && c->modes[i]; i++) {
-                check_tokens(s, m, c->name, c->modes[i], pcm, n_pcm);
+                check_tokens(s, m, c, c->modes[i], pcm, n_pcm);
                 if (quick)
                         break;
         }
