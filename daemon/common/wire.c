@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -331,6 +332,46 @@ int wire_decode_ready(const uint8_t *payload, size_t len, wire_ready *x) {
         return 0;
 }
 
+int wire_encode_weights(wire_buf *b, const wire_weights *x) {
+        size_t at = begin_frame(b, WIRE_WEIGHTS);
+        wire_put_u64(b, x->size);
+        wire_put_u32(b, x->n_blocks);
+        return finish_frame(b, at);
+}
+
+int wire_decode_weights(const uint8_t *payload, size_t len, wire_weights *x) {
+        wire_reader r = { payload, len };
+        *x = (wire_weights){};
+        if (wire_get_u64(&r, &x->size) < 0 || wire_get_u32(&r, &x->n_blocks) < 0 || r.left != 0)
+                return -EBADMSG;
+        if (x->size == 0 || x->size > (1ull << 40) || x->n_blocks == 0)
+                return -EBADMSG;
+        return 0;
+}
+
+int wire_encode_stats(wire_buf *b, const wire_stats *x) {
+        size_t at = begin_frame(b, WIRE_STATS);
+        wire_put_u64(b, x->decode_steps);
+        wire_put_u64(b, x->batched_steps);
+        wire_put_u64(b, x->batched_tokens);
+        wire_put_u32(b, x->max_batch);
+        return finish_frame(b, at);
+}
+
+int wire_decode_stats(const uint8_t *payload, size_t len, wire_stats *x) {
+        wire_reader r = { payload, len };
+        *x = (wire_stats){};
+        if (wire_get_u64(&r, &x->decode_steps) < 0 || wire_get_u64(&r, &x->batched_steps) < 0 ||
+            wire_get_u64(&r, &x->batched_tokens) < 0 || wire_get_u32(&r, &x->max_batch) < 0 || r.left != 0)
+                return -EBADMSG;
+        /* A batched step is a decoding step of 2 to max_batch requests. */
+        if (x->batched_steps > x->decode_steps || x->max_batch > 4096 ||
+            x->batched_tokens < 2 * x->batched_steps ||
+            (x->batched_steps > 0 && (x->max_batch < 2 || x->batched_tokens / x->max_batch > x->batched_steps)))
+                return -EBADMSG;
+        return 0;
+}
+
 int wire_encode_text(wire_buf *b, uint64_t req_id, uint32_t n_tokens, const char *text, uint32_t len) {
         if (len > WIRE_MAX_TEXT)
                 return -EMSGSIZE;
@@ -543,6 +584,8 @@ void wire_conn_init(wire_conn *c, int fd) {
 void wire_conn_done(wire_conn *c) {
         if (c->fd >= 0)
                 close(c->fd);
+        for (uint32_t i = 0; i < c->n_fds && i < WIRE_MAX_FDS; i++)
+                close(c->fds[i]);
         free(c->in);
         wire_buf_free(&c->out);
         *c = (wire_conn){ .fd = -1 };
@@ -569,12 +612,80 @@ int wire_conn_read(wire_conn *c) {
         }
         if (c->in_len == c->in_cap)
                 return 0; /* full: the caller must consume frames first */
-        ssize_t n = read(c->fd, c->in + c->in_len, c->in_cap - c->in_len);
+        /* recvmsg: fds may come along (WIRE_WEIGHTS); the kernel closes
+         * those that do not fit the control buffer. */
+        union {
+                struct cmsghdr h;
+                uint8_t buf[CMSG_SPACE(sizeof(int) * WIRE_MAX_FDS)];
+        } control;
+        struct iovec iov = { .iov_base = c->in + c->in_len, .iov_len = c->in_cap - c->in_len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                             .msg_controllen = sizeof control };
+        ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
         if (n < 0)
                 return errno == EAGAIN || errno == EINTR ? 0 : -errno;
+        for (struct cmsghdr *h = CMSG_FIRSTHDR(&mh); h; h = CMSG_NXTHDR(&mh, h)) {
+                if (h->cmsg_level != SOL_SOCKET || h->cmsg_type != SCM_RIGHTS || h->cmsg_len < CMSG_LEN(0))
+                        continue;
+                size_t k = (h->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+                for (size_t i = 0; i < k; i++) {
+                        int fd;
+                        memcpy(&fd, CMSG_DATA(h) + i * sizeof(int), sizeof fd);
+                        if (c->n_fds < WIRE_MAX_FDS)
+                                c->fds[c->n_fds++] = fd;
+                        else
+                                close(fd);
+                }
+        }
         if (n == 0)
                 return -EPIPE;
         c->in_len += (size_t)n;
+        return 0;
+}
+
+int wire_conn_take_fd(wire_conn *c) {
+        if (c->n_fds == 0)
+                return -1;
+        int fd = c->fds[0];
+        memmove(c->fds, c->fds + 1, (c->n_fds - 1) * sizeof *c->fds);
+        c->n_fds--;
+        return fd;
+}
+
+int wire_conn_send_fd(wire_conn *c, const wire_buf *b, int fd) {
+        if (b->failed || b->len == 0 || c->out.len > c->out_sent)
+                return -EINVAL;
+        union {
+                struct cmsghdr h;
+                uint8_t buf[CMSG_SPACE(sizeof(int))];
+        } control = {};
+        struct iovec iov = { .iov_base = b->data, .iov_len = b->len };
+        struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1, .msg_control = &control,
+                             .msg_controllen = sizeof control };
+        struct cmsghdr *h = CMSG_FIRSTHDR(&mh);
+        h->cmsg_level = SOL_SOCKET;
+        h->cmsg_type = SCM_RIGHTS;
+        h->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(h), &fd, sizeof fd);
+        size_t sent = 0;
+        while (sent < b->len) {
+                ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+                if (n < 0) {
+                        if (errno == EINTR)
+                                continue;
+                        if (errno == EAGAIN) {
+                                struct pollfd p = { .fd = c->fd, .events = POLLOUT };
+                                (void)poll(&p, 1, 1000);
+                                continue;
+                        }
+                        return -errno;
+                }
+                sent += (size_t)n;
+                /* The fd went with the first bytes; the rest goes plain. */
+                iov = (struct iovec){ .iov_base = b->data + sent, .iov_len = b->len - sent };
+                mh.msg_control = NULL;
+                mh.msg_controllen = 0;
+        }
         return 0;
 }
 

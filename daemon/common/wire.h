@@ -37,6 +37,8 @@ enum wire_type {
         WIRE_READY = 101,
         WIRE_TEXT = 102,
         WIRE_DONE = 103,
+        WIRE_WEIGHTS = 104, /* the sealed derived-weights memfd, as SCM_RIGHTS; before READY only */
+        WIRE_STATS = 105,   /* decoding counters since the worker started */
         WIRE_AUDIO_TEXT = 110, /* a partial or final hypothesis */
         WIRE_TEST_RESULT = 190,
 };
@@ -182,6 +184,28 @@ typedef struct wire_audio_text {
         uint32_t len;
 } wire_audio_text;
 
+/* WIRE_WEIGHTS: the worker built the derived-weights arena
+ * (daemon/engine/weights-arena.h) and hands the sealed memfd, attached to
+ * the frame as SCM_RIGHTS, to sottod, which gives it to the next workers of
+ * the same model files.  sottod believes none of it: it checks the seals and
+ * the size itself, and takes the frame only before READY (before the worker
+ * has seen a request). */
+typedef struct wire_weights {
+        uint64_t size;     /* bytes of the memfd */
+        uint32_t n_blocks;
+} wire_weights;
+
+/* WIRE_STATS: sent before each DONE of a text request, so that a caller
+ * whose answer ended sees its steps counted in GetStatistics. */
+typedef struct wire_stats {
+        uint64_t decode_steps;   /* passes that decoded tokens of decoding requests */
+        uint64_t batched_steps;  /* of those, with two requests or more (continuous batching) */
+        uint64_t batched_tokens; /* tokens decoded in batched steps */
+        uint32_t max_batch;      /* the largest batch */
+} wire_stats;
+
+#define WIRE_MAX_FDS 4 /* received fds waiting for their frame; more are closed */
+
 /* ---- growable output buffer ---- */
 typedef struct wire_buf {
         uint8_t *data;
@@ -221,6 +245,11 @@ int wire_decode_text(const uint8_t *payload, size_t len, wire_text *t);
 int wire_encode_done(wire_buf *b, const wire_done *d);
 int wire_decode_done(const uint8_t *payload, size_t len, wire_done *d);
 
+int wire_encode_weights(wire_buf *b, const wire_weights *x);
+int wire_decode_weights(const uint8_t *payload, size_t len, wire_weights *x);
+int wire_encode_stats(wire_buf *b, const wire_stats *x);
+int wire_decode_stats(const uint8_t *payload, size_t len, wire_stats *x);
+
 int wire_encode_audio_start(wire_buf *b, const wire_audio_start *a);
 int wire_decode_audio_start(const uint8_t *payload, size_t len, wire_audio_start *a);
 int wire_encode_audio_data(wire_buf *b, uint64_t req_id, const void *data, uint32_t len);
@@ -255,6 +284,8 @@ typedef struct wire_conn {
         size_t in_consumed; /* bytes of the frame handed out by wire_conn_next */
         wire_buf out;
         size_t out_sent;
+        int fds[WIRE_MAX_FDS]; /* received with SCM_RIGHTS, oldest first */
+        uint32_t n_fds;
 } wire_conn;
 
 void wire_conn_init(wire_conn *c, int fd); /* takes the fd */
@@ -267,6 +298,11 @@ int wire_conn_next(wire_conn *c, uint32_t *type, const uint8_t **payload, size_t
 /* Writes as much of the output buffer as the socket takes: 0 when all is
  * sent, 1 when some is left (wait for POLLOUT), -errno on error. */
 int wire_conn_flush(wire_conn *c);
+/* The oldest fd received and not yet taken (the caller owns it), or -1. */
+int wire_conn_take_fd(wire_conn *c);
+/* Sends the frames of b (all of it, waiting for room) with fd attached to
+ * the first byte as SCM_RIGHTS; c->out must be empty.  0 or -errno. */
+int wire_conn_send_fd(wire_conn *c, const wire_buf *b, int fd);
 /* Frame parsing of one buffer, for the fuzzer: 1 frame, 0 incomplete, -EBADMSG. */
 int wire_parse_header(const uint8_t *buf, size_t len, uint32_t *type, uint32_t *plen);
 

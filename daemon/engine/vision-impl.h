@@ -7,6 +7,7 @@
 #include "macro.h"
 #include "matmul.h"
 #include "vision.h"
+#include "weights-arena.h"
 
 typedef enum vision_ffn_op {
         VISION_FFN_GELU,       /* clip.use_gelu: tanh form (ggml's table) */
@@ -50,6 +51,7 @@ struct vision_model {
         uint32_t in_proj_type;                   /* its type in the file (F16: activations rounded) */
 
         /* converted copies of tensors stored in another type than F32 */
+        weights_source source; /* the file's identity, for the shared weights arena */
         float **owned;
         size_t n_owned;
 };

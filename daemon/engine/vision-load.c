@@ -16,6 +16,7 @@
 #include "kernels.h"
 #include "tensor-type.h"
 #include "vision-impl.h"
+#include "weights-arena.h"
 
 #define MAX_IMAGE 4096
 #define MAX_PATCH 64
@@ -90,7 +91,9 @@ static int own(vision_model *m, float *p) {
         return 0;
 }
 
-/* The elements of t as floats: the mapping itself for F32, else a copy. */
+/* The elements of t as floats: the mapping itself for F32, else a copy,
+ * made once in the process's shared weights arena when there is one
+ * (weights-arena.h), else on the heap. */
 static int as_f32(vision_model *m, const gguf_tensor *t, int64_t n_cols, int64_t n_rows, const float **ret, char *err,
                   size_t errlen) {
         if (t->type == TYPE_F32) {
@@ -102,12 +105,17 @@ static int as_f32(vision_model *m, const gguf_tensor *t, int64_t n_cols, int64_t
         if (type_row_size(t->type, n_cols, &row_bytes) < 0 || !k->to_float[t->type])
                 return set_error(err, errlen, -EOPNOTSUPP, "mmproj: tensor %s: rows of %" PRId64 " in %s", t->name.p,
                                  n_cols, type_name(t->type));
-        float *p = malloc((size_t)n_cols * (size_t)n_rows * sizeof(float));
+        size_t bytes = (size_t)n_cols * (size_t)n_rows * sizeof(float);
+        bool fill = true;
+        float *p = weights_arena_block(weights_arena_default(), &m->source, t->name.p, 1, bytes, &fill);
+        bool shared = p != NULL;
+        if (!p)
+                p = malloc(bytes);
         if (!p)
                 return set_error(err, errlen, -ENOMEM, "out of memory");
-        for (int64_t r = 0; r < n_rows; r++)
+        for (int64_t r = 0; fill && r < n_rows; r++)
                 k->to_float[t->type]((const uint8_t *)t->data + (size_t)r * row_bytes, p + r * n_cols, n_cols);
-        if (own(m, p) < 0)
+        if (!shared && own(m, p) < 0)
                 return set_error(err, errlen, -ENOMEM, "out of memory");
         *ret = p;
         return 0;
@@ -320,13 +328,14 @@ static int load(vision_model *m, char *err, size_t errlen) {
         return 0;
 }
 
-static int open_gguf(gguf_file *f, vision_model **ret, char *err, size_t errlen) {
+static int open_gguf(gguf_file *f, int fd, vision_model **ret, char *err, size_t errlen) {
         vision_model *m = calloc(1, sizeof *m);
         if (!m) {
                 gguf_close(f);
                 return set_error(err, errlen, -ENOMEM, "out of memory");
         }
         m->gguf = f;
+        (void)weights_source_from_fd(fd, &m->source); /* -1 or an error: no identity, no sharing */
         int r = load_hparams(m, err, errlen);
         if (r >= 0)
                 r = load(m, err, errlen);
@@ -341,19 +350,19 @@ static int open_gguf(gguf_file *f, vision_model **ret, char *err, size_t errlen)
 int vision_model_open_fd(int fd, vision_model **ret, char *err, size_t errlen) {
         gguf_file *f;
         int r = gguf_open_fd(fd, &f, err, errlen);
-        return r < 0 ? r : open_gguf(f, ret, err, errlen);
+        return r < 0 ? r : open_gguf(f, fd, ret, err, errlen);
 }
 
 int vision_model_open_path(const char *path, vision_model **ret, char *err, size_t errlen) {
         gguf_file *f;
         int r = gguf_open_path(path, &f, err, errlen);
-        return r < 0 ? r : open_gguf(f, ret, err, errlen);
+        return r < 0 ? r : open_gguf(f, -1, ret, err, errlen);
 }
 
 int vision_model_open_memory(const void *data, size_t size, vision_model **ret, char *err, size_t errlen) {
         gguf_file *f;
         int r = gguf_open_memory(data, size, &f, err, errlen);
-        return r < 0 ? r : open_gguf(f, ret, err, errlen);
+        return r < 0 ? r : open_gguf(f, -1, ret, err, errlen);
 }
 
 void vision_model_free(vision_model *m) {

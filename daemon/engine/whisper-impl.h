@@ -44,8 +44,9 @@ struct whisper_model {
         whisper_vocab vocab;
 
         /* all tensor data, copied aligned */
-        void *arena;
+        void *arena;      /* owned; NULL when the weights are in the shared arena */
         size_t arena_size;
+        bool arena_shared; /* in the process's weights arena (weights-arena.h) */
 
         /* encoder */
         const float *e_pe;              /* [n_audio_ctx][S] */

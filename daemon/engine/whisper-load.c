@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "weights-arena.h"
 #include "whisper-impl.h"
 
 #define WHISPER_MAGIC 0x67676d6cu
@@ -413,21 +414,28 @@ static int read_tensors(texpect_list *l, cursor *c, char *err, size_t errlen) {
         return 0;
 }
 
-/* Copy every tensor into one aligned arena and point the model at it. */
-static int place_tensors(whisper_model *m, texpect_list *l, char *err, size_t errlen) {
+/* Copy every tensor into one aligned arena and point the model at it: the
+ * process's shared weights arena when there is one (weights-arena.h; then
+ * a worker that finds the copy already made copies nothing), else the heap. */
+static int place_tensors(whisper_model *m, texpect_list *l, const weights_source *src, char *err, size_t errlen) {
         size_t size = 0;
+        bool fill = true;
         for (size_t i = 0; i < l->n; i++) {
                 if (ADD_OVERFLOW(size, align_up_size(l->v[i].nbytes, 64), &size))
                         return set_error(err, errlen, -EFBIG, "model too large");
         }
-        if (posix_memalign(&m->arena, 64, size ? size : 64) != 0)
+        uint8_t *at = weights_arena_block(weights_arena_default(), src, "whisper.tensors", 1, size, &fill);
+        m->arena_shared = at != NULL;
+        if (!at && posix_memalign(&m->arena, 64, size ? size : 64) != 0)
                 return set_error(err, errlen, -ENOMEM, "cannot allocate %zu bytes for the weights", size);
+        if (!at)
+                at = m->arena;
         m->arena_size = size;
 
-        uint8_t *at = m->arena;
         for (size_t i = 0; i < l->n; i++) {
                 texpect *e = &l->v[i];
-                memcpy(at, e->src, e->nbytes);
+                if (fill)
+                        memcpy(at, e->src, e->nbytes);
                 if (e->kind == KIND_F32) {
                         const float *f = (const float *)at;
                         for (size_t j = 0; j < e->nbytes / 4; j++)
@@ -458,7 +466,7 @@ void whisper_model_free(whisper_model *m) {
                 return;
         free(m->filters);
         whisper_vocab_done(&m->vocab);
-        free(m->arena);
+        free(m->arena); /* NULL when in the shared arena */
         free(m->e_blocks);
         free(m->d_blocks);
         free(m);
@@ -466,7 +474,8 @@ void whisper_model_free(whisper_model *m) {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(whisper_model *, whisper_model_free);
 
-int whisper_model_load_buffer(const void *data, size_t size, whisper_model **ret, char *err, size_t errlen) {
+static int load_buffer(const void *data, size_t size, const weights_source *src, whisper_model **ret, char *err,
+                       size_t errlen) {
         _cleanup_(whisper_model_freep) whisper_model *m = NULL;
         texpect_list l = {};
         cursor c = { .p = data, .end = (const uint8_t *)data + size };
@@ -489,7 +498,7 @@ int whisper_model_load_buffer(const void *data, size_t size, whisper_model **ret
         if (r >= 0)
                 r = read_tensors(&l, &c, err, errlen);
         if (r >= 0)
-                r = place_tensors(m, &l, err, errlen);
+                r = place_tensors(m, &l, src, err, errlen);
         free(l.v);
         if (r < 0)
                 return r == -ENOMEM ? set_error(err, errlen, r, "out of memory") : r;
@@ -498,8 +507,13 @@ int whisper_model_load_buffer(const void *data, size_t size, whisper_model **ret
         return 0;
 }
 
+int whisper_model_load_buffer(const void *data, size_t size, whisper_model **ret, char *err, size_t errlen) {
+        return load_buffer(data, size, NULL, ret, err, errlen);
+}
+
 int whisper_model_load_fd(int fd, whisper_model **ret, char *err, size_t errlen) {
         struct stat st;
+        weights_source src;
 
         if (fstat(fd, &st) < 0)
                 return set_error(err, errlen, -errno, "cannot stat the model file: %m");
@@ -510,7 +524,9 @@ int whisper_model_load_fd(int fd, whisper_model **ret, char *err, size_t errlen)
         void *p = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
         if (p == MAP_FAILED)
                 return set_error(err, errlen, -errno, "cannot map the model file: %m");
-        int r = whisper_model_load_buffer(p, (size_t)st.st_size, ret, err, errlen);
+        int r = weights_source_from_fd(fd, &src);
+        if (r >= 0)
+                r = load_buffer(p, (size_t)st.st_size, &src, ret, err, errlen);
         munmap(p, (size_t)st.st_size);
         return r;
 }

@@ -37,6 +37,7 @@ int manager_new(const ManagerConfig *config, Manager **ret) {
         m->model_fd = -1;
         m->mmproj_fd = -1;
         m->whisper_fd = -1;
+        m->weights_fd = -1;
         m->state = "starting";
         m->next_request_id = 1;
         m->next_chat_id = 1;
@@ -92,6 +93,8 @@ Manager *manager_free(Manager *m) {
         free(m->config.mmproj_path);
         if (m->whisper_fd >= 0)
                 close(m->whisper_fd);
+        if (m->weights_fd >= 0)
+                close(m->weights_fd);
         free(m->config.whisper_model_path);
         free(m->model_file);
         sd_bus_flush_close_unref(m->bus);

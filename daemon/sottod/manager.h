@@ -97,6 +97,15 @@ struct Caller {
         Caller *next, *prev;
 };
 
+/* The identity of the files a worker loads (model, projector, speech
+ * model): its derived weights are those of exactly these (weights.c). */
+typedef struct WeightsKey {
+        struct {
+                uint64_t dev, ino, size;
+                int64_t mtime_sec, mtime_nsec;
+        } file[3];
+} WeightsKey;
+
 struct Worker {
         Manager *manager;
         pid_t pid;
@@ -110,6 +119,10 @@ struct Worker {
         bool retiring; /* replaced by a reload: exits once idle, not a crash */
         char kill_reason[160];
         Worker *next; /* in manager->old_workers */
+        WeightsKey weights_key; /* the files it was started with */
+        bool weights_sent;      /* it sent its derived weights (once, before READY) */
+        bool weights_handed;    /* it was started with the shared derived weights */
+        wire_stats decode;      /* its decoding counters (WIRE_STATS) */
 };
 
 typedef struct Statistics {
@@ -118,6 +131,9 @@ typedef struct Statistics {
         uint64_t worker_starts, worker_crashes;
         uint64_t cancel_max_extra_tokens, cancel_max_usec;
         uint64_t chats_opened;
+        wire_stats decode_retired; /* of the workers gone (weights.c) */
+        uint64_t weights_builds;   /* derived-weights memfds received from workers */
+        uint64_t weights_handed;   /* workers started with one */
 } Statistics;
 
 typedef struct ManagerConfig {
@@ -174,6 +190,9 @@ struct Manager {
         bool stopping;
         sd_event_source *drain_timer;
         int whisper_fd;                 /* the speech model, -1: none (bus-dictation.c) */
+        int weights_fd;                 /* sealed derived weights of weights_key's files, -1: none (weights.c) */
+        WeightsKey weights_key;
+        uint64_t weights_size;
         struct Dictation *dictations;   /* dictations and transcriptions */
         uint32_t n_dictations;
         Statistics stats;
@@ -216,6 +235,14 @@ void worker_send_u64(Worker *w, uint32_t type, uint64_t v);
 void worker_send_flush(Worker *w); /* after appending frames to w->conn.out */
 void worker_free(Worker *w);
 void worker_kill(Worker *w, const char *why);
+
+/* weights.c */
+void weights_key_of(Manager *m, WeightsKey *k);
+int weights_fd_for(Manager *m, const WeightsKey *k); /* the shared memfd for these files, or -1 */
+int worker_take_weights(Worker *w, const uint8_t *payload, size_t len);
+int worker_take_stats(Worker *w, const uint8_t *payload, size_t len);
+void worker_stats_retire(Worker *w);
+void decode_stats_total(Manager *m, wire_stats *ret);
 
 /* request.c: results delivered by the worker */
 void request_text(Request *q, const char *text, size_t len, uint32_t n_tokens);

@@ -125,6 +125,10 @@ static int worker_dispatch(Worker *w, uint32_t type, const uint8_t *payload, siz
         }
         case WIRE_AUDIO_TEXT:
                 return dictation_worker_text(m, w, payload, len);
+        case WIRE_WEIGHTS:
+                return worker_take_weights(w, payload, len);
+        case WIRE_STATS:
+                return worker_take_stats(w, payload, len);
         default:
                 return -EBADMSG;
         }
@@ -179,6 +183,7 @@ void worker_free(Worker *w) {
                 }
                 sd_event_source_disable_unref(w->child_source);
         }
+        worker_stats_retire(w);
         wire_conn_done(&w->conn);
         free(w);
 }
@@ -306,6 +311,11 @@ int worker_start(Manager *m) {
         w->generation = ++m->worker_generation;
         wire_conn_init(&w->conn, pair[0]);
 
+        /* The derived weights an earlier worker of these files built (fd 7). */
+        weights_key_of(m, &w->weights_key);
+        int weights_fd = weights_fd_for(m, &w->weights_key);
+        w->weights_handed = weights_fd >= 0;
+
         char a_ctx[32], a_thr[32], a_act[32], a_chats[32], a_user[160], a_mmproj[32] = "--mmproj-fd=5";
         fmt_arg(a_ctx, sizeof a_ctx, "context", m->config.n_ctx);
         fmt_arg(a_thr, sizeof a_thr, "threads", m->config.n_threads);
@@ -313,13 +323,16 @@ int worker_start(Manager *m) {
         fmt_arg(a_chats, sizeof a_chats, "max-chats", m->config.max_chats);
         snprintf(a_user, sizeof a_user, "--user=%s", m->config.user);
         char *argv[] = { (char *)"sotto-worker", (char *)"--socket-fd=3", (char *)"--model-fd=4", a_ctx, a_thr,
-                         a_act, a_chats, a_user, NULL, NULL, NULL };
-        /* Optional fds: the vision projector (5), the speech model (6). */
+                         a_act, a_chats, a_user, NULL, NULL, NULL, NULL };
+        /* Optional fds: the vision projector (5), the speech model (6), the
+         * derived weights (7). */
         size_t n_arg = 8;
         if (m->mmproj_fd >= 0)
                 argv[n_arg++] = a_mmproj;
         if (m->whisper_fd >= 0)
                 argv[n_arg++] = (char *)"--whisper-model-fd=6";
+        if (weights_fd >= 0)
+                argv[n_arg++] = (char *)"--weights-fd=7";
 
         pid_t pid = fork();
         if (pid < 0) {
@@ -329,26 +342,29 @@ int worker_start(Manager *m) {
                 return r;
         }
         if (pid == 0) {
-                /* Child: fds 3 and 4, nothing else; default signal state. */
+                /* Child: fds 3 to 7, nothing else; default signal state. */
                 sigset_t all;
                 sigemptyset(&all);
                 sigprocmask(SIG_SETMASK, &all, NULL);
                 signal(SIGPIPE, SIG_DFL);
                 (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-                int s = fcntl(pair[1], F_DUPFD, 10), mf = fcntl(m->model_fd, F_DUPFD, 10);
-                if (s < 0 || mf < 0 || dup2(s, 3) < 0 || dup2(mf, 4) < 0)
-                        _exit(126);
-                /* The vision projector, if any, on fd 5; the speech model, if
-                 * any, on fd 6. */
-                int vf = m->mmproj_fd >= 0 ? fcntl(m->mmproj_fd, F_DUPFD, 10) : -1;
-                if (m->mmproj_fd >= 0 && (vf < 0 || dup2(vf, 5) < 0))
-                        _exit(126);
-                int wf = m->whisper_fd >= 0 ? fcntl(m->whisper_fd, F_DUPFD, 10) : -1;
-                if (m->whisper_fd >= 0 && (wf < 0 || dup2(wf, 6) < 0))
-                        _exit(126);
-                if (m->mmproj_fd < 0 && m->whisper_fd >= 0)
-                        close(5);
-                close_range(m->whisper_fd >= 0 ? 7 : m->mmproj_fd >= 0 ? 6 : 5, ~0U, 0);
+                /* The socket on fd 3, the model on 4, then the optional
+                 * ones: the vision projector (5), the speech model (6), the
+                 * derived weights (7).  All are copied above 9 first, so
+                 * that no dup2 overwrites a source not yet placed. */
+                int src[5] = { pair[1], m->model_fd, m->mmproj_fd, m->whisper_fd, weights_fd }, tmp[5];
+                for (int i = 0; i < 5; i++) {
+                        tmp[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD, 10) : -1;
+                        if (src[i] >= 0 && tmp[i] < 0)
+                                _exit(126);
+                }
+                for (int i = 0; i < 5; i++) {
+                        if (tmp[i] >= 0 && dup2(tmp[i], 3 + i) < 0)
+                                _exit(126);
+                        if (tmp[i] < 0)
+                                close(3 + i); /* the slots without a file stay closed */
+                }
+                close_range(8, ~0U, 0);
                 execv(m->config.worker_path, argv);
                 fprintf(stderr, "sottod: cannot execute %s: %m\n", m->config.worker_path);
                 _exit(127);
@@ -371,6 +387,8 @@ int worker_start(Manager *m) {
         (void)sd_event_source_set_child_process_own(w->child_source, true);
         m->worker = w;
         m->stats.worker_starts++;
-        log_info("started worker %d (%s)", (int)pid, m->config.worker_path);
+        m->stats.weights_handed += w->weights_handed;
+        log_info("started worker %d (%s)%s", (int)pid, m->config.worker_path,
+                 w->weights_handed ? " with the shared derived weights" : "");
         return 0;
 }

@@ -19,6 +19,7 @@
 #include "daemon/worker/worker.h"
 #include "engine.h"
 #include "macro.h"
+#include "weights-arena.h"
 #include "whisper.h"
 
 static int parse_int(const char *s, int min, int max, int *ret) {
@@ -33,7 +34,7 @@ static int parse_int(const char *s, int min, int max, int *ret) {
 
 static int run(int argc, char **argv) {
         int sock_fd = 3, model_fd = 4, mmproj_fd = -1, n_threads = 0, n_ctx = 0, max_active = 16, max_chats = 64;
-        int whisper_fd = -1;
+        int whisper_fd = -1, weights_fd = -1;
         const char *user = "sotto";
         char err[512] = "";
         static const struct option opts[] = {
@@ -42,6 +43,7 @@ static int run(int argc, char **argv) {
                 { "user", required_argument, NULL, 'u' },      { "max-active", required_argument, NULL, 'a' },
                 { "max-chats", required_argument, NULL, 'C' }, { "mmproj-fd", required_argument, NULL, 'v' },
                 { "whisper-model-fd", required_argument, NULL, 'w' },
+                { "weights-fd", required_argument, NULL, 'W' },
                 {},
         };
         int c, r;
@@ -57,6 +59,7 @@ static int run(int argc, char **argv) {
                 case 'u': user = optarg; r = 0; break;
                 case 'v': r = parse_int(optarg, 0, 65535, &mmproj_fd); break;
                 case 'w': r = parse_int(optarg, 0, 65535, &whisper_fd); break;
+                case 'W': r = parse_int(optarg, 0, 65535, &weights_fd); break;
                 default: return -EINVAL;
                 }
                 if (r < 0) {
@@ -83,6 +86,30 @@ static int run(int argc, char **argv) {
                 long n = sysconf(_SC_NPROCESSORS_ONLN); /* reads /sys: before the sandbox */
                 n_threads = n > 0 ? (int)MIN(n, 64L) : 1;
         }
+
+        /* The derived weights (weights-arena.h): the arena sottod offers,
+         * if it is the one for these very files, else a new one that the
+         * loaders below fill and sottod then hands to the next workers. */
+        weights_source sources[3];
+        weights_arena *arena = NULL;
+        int fds[3] = { model_fd, mmproj_fd, whisper_fd };
+        for (size_t i = 0; i < ELEMENTSOF(fds); i++)
+                if (weights_source_from_fd(fds[i], &sources[i]) < 0)
+                        sources[i] = (weights_source) {};
+        /* SOTTO_WORKER_SHARED_WEIGHTS=0: private copies, as before the
+         * arena (for comparisons: tests/integration/weights-shared.sh). */
+        const char *e = getenv("SOTTO_WORKER_SHARED_WEIGHTS");
+        if (e && strcmp(e, "0") == 0)
+                r = 0;
+        else
+                r = weights_arena_open(weights_fd, sources, ELEMENTSOF(sources), &arena, err, sizeof err);
+        if (r < 0)
+                fprintf(stderr, "sotto-worker: no shared derived weights: %s\n", err); /* loaders use the heap */
+        else if (arena && *weights_arena_status(arena))
+                fprintf(stderr, "sotto-worker: %s\n", weights_arena_status(arena));
+        if (weights_fd >= 0)
+                close(weights_fd);
+        weights_arena_set_default(arena);
 
         engine_model_params mp;
         engine_model *model = NULL;
@@ -123,24 +150,48 @@ static int run(int argc, char **argv) {
         if (n_ctx <= 0)
                 n_ctx = (int)MIN(MAX(engine_model_n_ctx_train(model), 1), 4096);
 
+        int share_fd = -1;
+        if (arena) {
+                r = weights_arena_seal(arena, err, sizeof err);
+                if (r < 0) {
+                        fprintf(stderr, "sotto-worker: %s\n", err);
+                        goto fail;
+                }
+                double mib = weights_arena_size(arena) / 1048576.0;
+                if (weights_arena_get_mode(arena) == WEIGHTS_ARENA_MAPPED)
+                        fprintf(stderr, "sotto-worker: derived weights: mapped the shared arena (%u blocks, %.1f MiB), "
+                                        "%u blocks private\n", weights_arena_n_blocks(arena), mib,
+                                weights_arena_n_private(arena));
+                else if ((share_fd = weights_arena_fd(arena)) >= 0)
+                        fprintf(stderr, "sotto-worker: derived weights: built a shared arena (%u blocks, %.1f MiB), "
+                                        "%u blocks private\n", weights_arena_n_blocks(arena), mib,
+                                weights_arena_n_private(arena));
+                else {
+                        /* Nothing derived (a GGUF text model alone): no arena. */
+                        weights_arena_free(arena);
+                        arena = NULL;
+                }
+        }
+
         r = sandbox_apply(err, sizeof err);
         if (r < 0) {
                 fprintf(stderr, "sotto-worker: %s\n", err);
-                worker_vision_free(vision);
-                engine_model_free(model);
-                whisper_model_free(whisper);
-                return r;
+                goto fail;
         }
 
         worker_config cfg = { .n_ctx = n_ctx, .max_active = (uint32_t)max_active, .max_chats = (uint32_t)max_chats,
                               .vision = vision, .whisper = whisper, .whisper_error = whisper_err,
-                              .n_threads = n_threads };
+                              .n_threads = n_threads, .weights_fd = share_fd,
+                              .weights_size = arena ? weights_arena_size(arena) : 0,
+                              .weights_blocks = arena ? weights_arena_n_blocks(arena) : 0 };
         r = worker_run(model, &cfg, sock_fd);
+        if (r < 0)
+                fprintf(stderr, "sotto-worker: %s\n", strerror(-r));
+fail:
         worker_vision_free(vision);
         engine_model_free(model);
         whisper_model_free(whisper);
-        if (r < 0)
-                fprintf(stderr, "sotto-worker: %s\n", strerror(-r));
+        weights_arena_free(arena); /* after what points into it */
         return r;
 }
 

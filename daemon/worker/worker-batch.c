@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "daemon/worker/worker-batch.h"
+#include "macro.h"
 
 int worker_batch_init(worker_batch *b, int32_t n_vocab) {
         const char *e = getenv("SOTTO_WORKER_BATCH");
@@ -33,8 +34,16 @@ int worker_batch_eval(worker_batch *b, engine_session *const *ss, const int32_t 
         if (r >= 0) {
                 b->steps++;
                 b->rows += (uint64_t)n;
+                b->total.decode_steps++;
+                b->total.batched_steps++;
+                b->total.batched_tokens += (uint64_t)n;
+                b->total.max_batch = MAX(b->total.max_batch, (uint32_t)n);
         }
         return r;
+}
+
+void worker_batch_count_single(worker_batch *b) {
+        b->total.decode_steps++;
 }
 
 float *worker_batch_row(worker_batch *b, int32_t i) {

@@ -11,6 +11,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "daemon/common/wire.h"
 #include "engine.h"
 
 typedef struct worker_batch {
@@ -20,6 +21,9 @@ typedef struct worker_batch {
         /* since the last worker_batch_log(): batched steps and the tokens
          * they decoded */
         uint64_t steps, rows;
+        /* since the worker started, for sottod's statistics (WIRE_STATS):
+         * every decoding pass, batched or not */
+        wire_stats total;
 } worker_batch;
 
 int worker_batch_init(worker_batch *b, int32_t n_vocab);
@@ -30,6 +34,8 @@ void worker_batch_done(worker_batch *b);
  * engine_session_eval_batch returns (-ECANCELED: no session advanced). */
 int worker_batch_eval(worker_batch *b, engine_session *const *ss, const int32_t *tokens, int32_t n);
 float *worker_batch_row(worker_batch *b, int32_t i);
+/* A decoding pass of one request alone (not through worker_batch_eval). */
+void worker_batch_count_single(worker_batch *b);
 
 /* One line on stderr (sottod's log) with the steps and the mean batch size
  * since the last line, when there were any; called when the worker goes

@@ -180,7 +180,8 @@ static void req_finish(worker *w, wreq *q, enum wire_status status, enum wire_st
                         chat_free(w, q->chat);
         } else if (q->sess)
                 d.n_past = (uint32_t)engine_session_n_past(q->sess);
-        if (wire_encode_done(&w->conn.out, &d) < 0)
+        /* The counters first: when the caller has its answer, they count it. */
+        if (wire_encode_stats(&w->conn.out, &w->batch.total) < 0 || wire_encode_done(&w->conn.out, &d) < 0)
                 w->error = -ENOMEM;
         for (wreq **p = &w->active; *p; p = &(*p)->next)
                 if (*p == q) {
@@ -641,6 +642,8 @@ static void req_step(worker *w, wreq *q) {
         if (!req_emit(w, q))
                 return;
         r = engine_session_eval(q->sess, &q->pending, 1, false, w->logits);
+        if (r >= 0)
+                worker_batch_count_single(&w->batch);
         req_decoded(w, q, r, w->logits);
 }
 
@@ -712,6 +715,8 @@ static void batch_step(worker *w) {
                 w->current = m[i];
                 int ri = engine_session_eval(m[i]->sess, &m[i]->pending, 1, false, w->logits);
                 w->current = NULL;
+                if (ri >= 0)
+                        worker_batch_count_single(&w->batch);
                 req_decoded(w, m[i], ri, w->logits);
         }
 }
@@ -741,6 +746,18 @@ int worker_run(engine_model *model, const worker_config *cfg, int sock_fd) {
         snprintf(ready.name, sizeof ready.name, "%s", engine_model_name(model));
         if (!utf8_is_valid(ready.name, strlen(ready.name)))
                 snprintf(ready.name, sizeof ready.name, "%s", ready.arch);
+        /* The derived weights this worker built go to sottod before READY,
+         * the only time it takes them (wire.h). */
+        if (cfg->weights_fd >= 0) {
+                wire_buf b = {};
+                wire_weights x = { .size = cfg->weights_size, .n_blocks = cfg->weights_blocks };
+                int r = wire_encode_weights(&b, &x);
+                if (r >= 0)
+                        r = wire_conn_send_fd(&w.conn, &b, cfg->weights_fd);
+                wire_buf_free(&b);
+                if (r < 0)
+                        return r;
+        }
         if (wire_encode_ready(&w.conn.out, &ready) < 0 || flush_out(&w, true) < 0)
                 return -EPIPE;
 

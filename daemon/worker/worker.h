@@ -19,6 +19,11 @@ typedef struct worker_config {
         const struct whisper_model *whisper;
         const char *whisper_error;
         int32_t n_threads;
+        /* the derived-weights memfd this worker built, to hand to sottod
+         * (-1: none; weights-arena.h) */
+        int weights_fd;
+        uint64_t weights_size;
+        uint32_t weights_blocks;
 } worker_config;
 
 /* Serves on conn until sottod closes it (returns 0) or on a protocol error

@@ -86,7 +86,16 @@ static void decode_all(uint32_t type, const uint8_t *p, size_t len) {
                 (void)wire_decode_image_data(p, len, &id);
                 break;
         }
-        default: (void)utf8_is_valid((const char *)p, len); break;
+        default: {
+                /* WIRE_WEIGHTS and WIRE_STATS share the last slot. */
+                wire_weights ww;
+                wire_stats ws;
+                (void)wire_decode_weights(p, len, &ww);
+                if (wire_decode_stats(p, len, &ws) >= 0 && ws.batched_steps > ws.decode_steps)
+                        abort();
+                (void)utf8_is_valid((const char *)p, len);
+                break;
+        }
         }
 }
 

@@ -4,7 +4,10 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "daemon/common/wire.h"
@@ -291,7 +294,86 @@ static void test_explain(void) {
         wire_buf_free(&b);
 }
 
+/* WIRE_WEIGHTS carries a memfd as SCM_RIGHTS; WIRE_STATS counters that
+ * cannot be true are refused. */
+static void test_weights_stats(void) {
+        int sp[2];
+        CHECK_OK(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp));
+        wire_conn a, b;
+        wire_conn_init(&a, sp[0]);
+        wire_conn_init(&b, sp[1]);
+        int mfd = memfd_create("w", MFD_CLOEXEC);
+        CHECK(mfd >= 0);
+        CHECK_OK(ftruncate(mfd, 12345));
+        wire_buf f = {};
+        wire_weights w = { .size = 12345, .n_blocks = 3 };
+        CHECK_OK(wire_encode_weights(&f, &w));
+        CHECK_OK(wire_conn_send_fd(&a, &f, mfd));
+        wire_buf_free(&f);
+        wire_stats st = { .decode_steps = 10, .batched_steps = 4, .batched_tokens = 9, .max_batch = 3 };
+        CHECK_OK(wire_encode_stats(&a.out, &st));
+        CHECK_EQ_INT(wire_conn_flush(&a), 0);
+        CHECK_OK(wire_conn_read(&b));
+        uint32_t type;
+        const uint8_t *p;
+        size_t len;
+        int got = 0;
+        for (int i = 0; i < 2; i++) {
+                while (wire_conn_next(&b, &type, &p, &len) == 0)
+                        CHECK_OK(wire_conn_read(&b));
+                if (type == WIRE_WEIGHTS) {
+                        wire_weights d;
+                        CHECK_OK(wire_decode_weights(p, len, &d));
+                        CHECK_EQ_INT(d.size, 12345);
+                        CHECK_EQ_INT(d.n_blocks, 3);
+                        int fd = wire_conn_take_fd(&b);
+                        struct stat s1, s2;
+                        CHECK(fd >= 0 && fstat(fd, &s1) == 0 && fstat(mfd, &s2) == 0);
+                        CHECK_EQ_INT(s1.st_ino, s2.st_ino);
+                        CHECK_EQ_INT(fcntl(fd, F_GETFD) & FD_CLOEXEC, FD_CLOEXEC);
+                        close(fd);
+                        CHECK_EQ_INT(wire_conn_take_fd(&b), -1);
+                        got |= 1;
+                } else {
+                        CHECK_EQ_INT(type, WIRE_STATS);
+                        wire_stats d;
+                        CHECK_OK(wire_decode_stats(p, len, &d));
+                        CHECK_EQ_INT(d.decode_steps, 10);
+                        CHECK_EQ_INT(d.batched_steps, 4);
+                        CHECK_EQ_INT(d.batched_tokens, 9);
+                        CHECK_EQ_INT(d.max_batch, 3);
+                        got |= 2;
+                }
+        }
+        CHECK_EQ_INT(got, 3);
+        /* Impossible counters. */
+        wire_stats bad[] = {
+                { .decode_steps = 1, .batched_steps = 2, .batched_tokens = 4, .max_batch = 2 }, /* more batched than all */
+                { .decode_steps = 5, .batched_steps = 2, .batched_tokens = 3, .max_batch = 2 }, /* < 2 per batch */
+                { .decode_steps = 5, .batched_steps = 2, .batched_tokens = 9, .max_batch = 2 }, /* > max per batch */
+                { .decode_steps = 5, .batched_steps = 1, .batched_tokens = 2, .max_batch = 1 },
+        };
+        for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+                wire_buf e = {};
+                wire_stats d;
+                CHECK_OK(wire_encode_stats(&e, &bad[i]));
+                CHECK_MSG(wire_decode_stats(e.data + WIRE_HEADER_SIZE, e.len - WIRE_HEADER_SIZE, &d) == -EBADMSG,
+                          "bad stats %zu accepted", i);
+                wire_buf_free(&e);
+        }
+        /* An empty arena or an absurd size is no arena. */
+        wire_buf e = {};
+        wire_weights zero = { .size = 0, .n_blocks = 1 };
+        CHECK_OK(wire_encode_weights(&e, &zero));
+        CHECK(wire_decode_weights(e.data + WIRE_HEADER_SIZE, e.len - WIRE_HEADER_SIZE, &w) == -EBADMSG);
+        wire_buf_free(&e);
+        close(mfd);
+        wire_conn_done(&a);
+        wire_conn_done(&b);
+}
+
 int main(void) {
+        test_weights_stats();
         test_explain();
         test_generate_roundtrip();
         test_done_ready_text();
