@@ -58,10 +58,7 @@ int manager_statistics(Manager *m, sd_bus_message *reply) {
         wire_stats d;
         decode_stats_total(m, &d);
         return sd_bus_message_append(
-                reply, "a{sv}", 21, "decode-steps", "t", d.decode_steps, "batched-steps", "t", d.batched_steps,
-                "batched-tokens", "t", d.batched_tokens, "max-batch", "u", d.max_batch, "weights-shared-bytes", "t",
-                m->weights_size, "weights-builds", "t", s->weights_builds, "weights-handed", "t", s->weights_handed,
-                "requests", "t", s->requests, "completed", "t", s->completed, "failed", "t",
+                reply, "a{sv}", 21, "requests", "t", s->requests, "completed", "t", s->completed, "failed", "t",
                 s->failed, "cancelled", "t", s->cancelled, "rejected", "t", s->rejected, "tokens-generated", "t",
                 s->tokens_generated, "prompt-tokens", "t", s->prompt_tokens, "worker-starts", "t", s->worker_starts,
                 "worker-crashes", "t", s->worker_crashes, "worker-pid", "u",
@@ -72,7 +69,9 @@ int manager_statistics(Manager *m, sd_bus_message *reply) {
                         for (Caller *c = m->callers; c; c = c->next)
                                 n++;
                         n;
-                }));
+                }), "decode-steps", "t", d.decode_steps, "batched-steps", "t", d.batched_steps, "batched-tokens", "t",
+                d.batched_tokens, "max-batch", "u", d.max_batch, "weights-shared-bytes", "t", m->weights_size,
+                "weights-builds", "t", s->weights_builds, "weights-handed", "t", s->weights_handed);
 }
 
 static int method_get_statistics(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
