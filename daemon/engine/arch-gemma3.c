@@ -270,11 +270,13 @@ static int gemma3_run(engine_session *s, engine_session *const *ss, int32_t n_ss
         gemma3_state *st = s->arch_state;
         matmul_ctx *mm = m->mm;
         threadpool *tp = matmul_ctx_pool(mm);
-        int32_t pos0 = s->n_past, last = hp->n_layer - 1;
-        size_t E = (size_t)hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim;
-        size_t KD = (size_t)hp->n_head_kv * hp->head_dim;
+        int32_t last = hp->n_layer - 1, pos[ENGINE_BATCH_MAX];
+        size_t E = (size_t)hp->n_embd;
+        kv_cache *kvs[ENGINE_BATCH_MAX];
         float eps = hp->norm_eps;
         int r;
+
+        gemma_batch_kv(ss, n_ss, kvs, pos);
 
         /* x = token_embd[tokens] * sqrt(E), or the embeddings as given */
         if (embd)
@@ -303,35 +305,21 @@ static int gemma3_run(engine_session *s, engine_session *const *ss, int32_t n_ss
                         return r;
                 ops_rmsnorm(tp, st->q, st->q, l->q_norm, (int64_t)n * hp->n_head, hp->head_dim, eps);
                 ops_rmsnorm(tp, st->k, st->k, l->k_norm, (int64_t)n * hp->n_head_kv, hp->head_dim, eps);
-                if (n_ss > 1) {
-                        gemma_attend(tp, ss, n_ss, &(gemma_attend_params){
-                                             .rope = rp, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
-                                             .head_dim = hp->head_dim, .il = il, .kv_il = il,
-                                             .window = l->local ? w->window : 0, .q_scale = w->attn_scale },
-                                     st->q, st->k, st->v, n, st->att, st->att_scratch);
-                } else {
-                        ops_rope(tp, rp, st->q, hp->n_head, QD, st->k, hp->n_head_kv, KD, pos0, n);
-                        gemma_ops_scale(st->q, (int64_t)n * (int64_t)QD, w->attn_scale);
-                        kv_cache_store(&s->kv, il, pos0, n, st->k, st->v, KD);
-
-                        /* The last layer only matters for the rows whose logits are
-                         * wanted. */
-                        if (il == last && !logits)
-                                return 0;
-                        if (il == last && !all_logits) {
-                                int32_t t = n - 1;
-                                memmove(st->q, st->q + t * QD, QD * sizeof(float));
-                                memmove(st->x, st->x + t * E, E * sizeof(float));
-                                rows = 1;
-                                pos0 += t;
-                        }
-
-                        attn_params ap = {
-                                .kv = &s->kv, .il = il, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
-                                .head_dim = hp->head_dim, .scale = 1.0f, .window = l->local ? w->window : 0,
-                                .bidirectional = bidirectional,
-                        };
-                        ops_attention(tp, &ap, st->q, QD, pos0, rows, st->att, QD, st->att_scratch);
+                /* The last layer only matters for the rows whose logits are
+                 * wanted: none (the K/V is all a later chunk needs) or the
+                 * last one. */
+                bool trim = il == last && !all_logits;
+                ops_attend(tp, &(attend_params){ .rope = rp, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
+                                                 .head_dim = hp->head_dim, .il = il, .kv_il = il,
+                                                 .window = l->local ? w->window : 0, .q_scale = w->attn_scale,
+                                                 .scale = 1.0f, .bidirectional = bidirectional, .last_only = trim },
+                           kvs, pos, n_ss, st->q, st->k, st->v, n, il == last && !logits ? NULL : st->att,
+                           st->att_scratch);
+                if (il == last && !logits)
+                        return 0;
+                if (trim && n > 1) {
+                        memmove(st->x, st->x + (size_t)(n - 1) * E, E * sizeof(float));
+                        rows = 1;
                 }
 
                 /* x += rmsnorm(att Wo^T) * post_attention_norm; h = rmsnorm(x) * ffn_norm */

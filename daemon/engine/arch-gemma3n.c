@@ -504,7 +504,11 @@ static int gemma3n_run(engine_session *s, engine_session *const *ss, int32_t n_s
         int64_t E = hp->n_embd, P = w->n_ple, LP = (int64_t)w->n_layer_file * P;
         size_t SB = (size_t)s->n_batch * (size_t)E; /* floats between streams */
         float eps = hp->norm_eps;
+        kv_cache *kvs[ENGINE_BATCH_MAX];
+        int32_t pos[ENGINE_BATCH_MAX];
         int r;
+
+        gemma_batch_kv(ss, n_ss, kvs, pos);
 
 #define S(k) (st->s + (size_t)(k) * SB)
 #define PRED(k) (st->pred + (size_t)(k) * SB)
@@ -586,11 +590,11 @@ static int gemma3n_run(engine_session *s, engine_session *const *ss, int32_t n_s
                         ops_rmsnorm(tp, st->k, st->k, l->k_norm, (int64_t)n * hp->n_head_kv, hp->head_dim, eps);
                         ops_rmsnorm(tp, st->v, st->v, NULL, (int64_t)n * hp->n_head_kv, hp->head_dim, eps);
                 }
-                gemma_attend(tp, ss, n_ss, &(gemma_attend_params){
-                                     .rope = rp, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
-                                     .head_dim = hp->head_dim, .il = il, .kv_il = l->kv_src,
-                                     .window = l->local ? w->window : 0, .q_scale = 1.0f },
-                             st->q, own ? st->k : NULL, st->v, n, st->att, st->att_scratch);
+                ops_attend(tp, &(attend_params){ .rope = rp, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
+                                                 .head_dim = hp->head_dim, .il = il, .kv_il = l->kv_src,
+                                                 .window = l->local ? w->window : 0, .q_scale = 1.0f,
+                                                 .scale = 1.0f },
+                           kvs, pos, n_ss, st->q, own ? st->k : NULL, st->v, n, st->att, st->att_scratch);
 
                 /* al = (act + rmsnorm(att Wo^T) * post_attn_norm + lau) / sqrt(2) */
                 r = gemma_matmul(mm, &l->wo, st->att, n, st->al, st->tmp);

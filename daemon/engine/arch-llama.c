@@ -312,8 +312,8 @@ static int llama_forward(engine_session *s, const int32_t *tokens, int32_t n, bo
         matmul_ctx *mm = m->mm;
         threadpool *tp = matmul_ctx_pool(mm);
         int32_t pos0 = s->n_past, last = hp->n_layer - 1;
-        size_t E = (size_t)hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim;
-        size_t KD = (size_t)hp->n_head_kv * hp->head_dim;
+        size_t E = (size_t)hp->n_embd;
+        kv_cache *kv = &s->kv;
         int r;
 
         /* x = token_embd[tokens] */
@@ -336,27 +336,21 @@ static int llama_forward(engine_session *s, const int32_t *tokens, int32_t n, bo
                 float *qkv_out[] = { st->q, st->k, st->v };
                 if ((r = matmul_multi(mm, qkv, 3, st->h, n, qkv_out)) < 0)
                         return r;
-                ops_rope(tp, &w->rope, st->q, hp->n_head, QD, st->k, hp->n_head_kv, KD, pos0, n);
-                kv_cache_store(&s->kv, il, pos0, n, st->k, st->v, KD);
-
                 /* The last layer only matters for the rows whose logits are
-                 * wanted: none (the K/V above is all a later chunk needs) or
-                 * the last one. */
+                 * wanted: none (the K/V is all a later chunk needs) or the
+                 * last one. */
+                bool trim = il == last && !all_logits;
+                ops_attend(tp, &(attend_params){ .rope = &w->rope, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
+                                                 .head_dim = hp->head_dim, .il = il, .kv_il = il, .q_scale = 1.0f,
+                                                 .scale = w->attn_scale, .last_only = trim },
+                           &kv, &pos0, 1, st->q, st->k, st->v, n, il == last && !logits ? NULL : st->att,
+                           st->att_scratch);
                 if (il == last && !logits)
                         return 0;
-                if (il == last && !all_logits) {
-                        int32_t t = n - 1;
-                        memmove(st->q, st->q + t * QD, QD * sizeof(float));
-                        memmove(st->x, st->x + t * E, E * sizeof(float));
+                if (trim && n > 1) {
+                        memmove(st->x, st->x + (size_t)(n - 1) * E, E * sizeof(float));
                         rows = 1;
-                        pos0 += t;
                 }
-
-                attn_params ap = {
-                        .kv = &s->kv, .il = il, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
-                        .head_dim = hp->head_dim, .scale = w->attn_scale,
-                };
-                ops_attention(tp, &ap, st->q, QD, pos0, rows, st->att, QD, st->att_scratch);
 
                 /* x += att Wo^T; h = rmsnorm(x) * ffn_norm */
                 if ((r = matmul(mm, &l->wo, st->att, rows, st->h)) < 0)
@@ -394,9 +388,10 @@ static int llama_forward_batch(engine_session *const *ss, const int32_t *tokens,
         const llama_weights *w = m->arch_data;
         matmul_ctx *mm = m->mm;
         threadpool *tp = matmul_ctx_pool(mm);
-        size_t E = (size_t)hp->n_embd, QD = (size_t)hp->n_head * hp->head_dim;
-        size_t KD = (size_t)hp->n_head_kv * hp->head_dim;
+        size_t E = (size_t)hp->n_embd;
         const engine_session *own = ss[0];
+        kv_cache *kvs[ENGINE_BATCH_MAX];
+        int32_t pos[ENGINE_BATCH_MAX];
         int r;
 
         for (int32_t i = 1; i < n; i++)
@@ -405,6 +400,10 @@ static int llama_forward_batch(engine_session *const *ss, const int32_t *tokens,
         if (n > own->n_batch)
                 return -E2BIG;
         llama_state *st = own->arch_state;
+        for (int32_t i = 0; i < n; i++) {
+                kvs[i] = &ss[i]->kv;
+                pos[i] = ss[i]->n_past;
+        }
 
         for (int32_t t = 0; t < n; t++)
                 if ((r = weight_get_row(&w->tok_embd, tokens[t], st->x + t * E)) < 0)
@@ -421,18 +420,10 @@ static int llama_forward_batch(engine_session *const *ss, const int32_t *tokens,
                 float *qkv_out[] = { st->q, st->k, st->v };
                 if ((r = matmul_multi(mm, qkv, 3, st->h, n, qkv_out)) < 0)
                         return r;
-                for (int32_t i = 0; i < n; i++) {
-                        engine_session *s = ss[i];
-                        attn_params ap = {
-                                .kv = &s->kv, .il = il, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
-                                .head_dim = hp->head_dim, .scale = w->attn_scale,
-                        };
-                        ops_rope(tp, &w->rope, st->q + i * QD, hp->n_head, QD, st->k + i * KD, hp->n_head_kv, KD,
-                                 s->n_past, 1);
-                        kv_cache_store(&s->kv, il, s->n_past, 1, st->k + i * KD, st->v + i * KD, KD);
-                        ops_attention(tp, &ap, st->q + i * QD, QD, s->n_past, 1, st->att + i * QD, QD,
-                                      st->att_scratch);
-                }
+                ops_attend(tp, &(attend_params){ .rope = &w->rope, .n_head = hp->n_head, .n_head_kv = hp->n_head_kv,
+                                                 .head_dim = hp->head_dim, .il = il, .kv_il = il, .q_scale = 1.0f,
+                                                 .scale = w->attn_scale },
+                           kvs, pos, n, st->q, st->k, st->v, n, st->att, st->att_scratch);
                 if ((r = matmul(mm, &l->wo, st->att, n, st->h)) < 0)
                         return r;
                 ops_add_rmsnorm(tp, st->x, st->h, st->h, l->ffn_norm, n, (int64_t)E, hp->norm_eps);

@@ -6,7 +6,6 @@
 #include <string.h>
 
 #include "gemma-model.h"
-#include "gemma-ops.h"
 #include "macro.h"
 #include "tensor-type.h"
 
@@ -167,30 +166,6 @@ int gemma_bind_stack(const engine_model *m, weight *w, int64_t n, int64_t n_in, 
         return 0;
 }
 
-void gemma_attend(threadpool *tp, engine_session *const *ss, int32_t n_ss, const gemma_attend_params *p, float *q,
-                  float *k, const float *v, int32_t n, float *att, float *scratch) {
-        size_t QD = (size_t)p->n_head * (size_t)p->head_dim, KD = (size_t)p->n_head_kv * (size_t)p->head_dim;
-        bool batch = n_ss > 1;
-
-        for (int32_t i = 0; i < n_ss; i++) {
-                engine_session *s = ss[i];
-                int32_t rows = batch ? 1 : n, pos = s->n_past;
-                float *qi = q + (size_t)(batch ? i : 0) * QD, *ki = k ? k + (size_t)(batch ? i : 0) * KD : NULL;
-                const float *vi = v + (size_t)(batch ? i : 0) * KD;
-                attn_params ap = {
-                        .kv = &s->kv, .il = p->kv_il, .n_head = p->n_head, .n_head_kv = p->n_head_kv,
-                        .head_dim = p->head_dim, .scale = 1.0f, .window = p->window,
-                };
-
-                ops_rope(tp, p->rope, qi, p->n_head, QD, ki, ki ? p->n_head_kv : 0, KD, pos, rows);
-                if (p->q_scale != 1.0f)
-                        gemma_ops_scale(qi, (int64_t)rows * (int64_t)QD, p->q_scale);
-                if (ki)
-                        kv_cache_store(&s->kv, p->il, pos, rows, ki, vi, KD);
-                ops_attention(tp, &ap, qi, QD, pos, rows, att + (size_t)(batch ? i : 0) * QD, QD, scratch);
-        }
-}
-
 engine_session *gemma_batch_owner(engine_session *const *ss, int32_t n) {
         const model_hparams *hp = &ss[0]->model->hp;
         engine_session *own = NULL;
@@ -205,4 +180,11 @@ engine_session *gemma_batch_owner(engine_session *const *ss, int32_t n) {
                 }
         }
         return own && n <= own->n_batch ? own : NULL;
+}
+
+void gemma_batch_kv(engine_session *const *ss, int32_t n, kv_cache **kv, int32_t *pos) {
+        for (int32_t i = 0; i < n; i++) {
+                kv[i] = &ss[i]->kv;
+                pos[i] = ss[i]->n_past;
+        }
 }

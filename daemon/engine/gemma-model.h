@@ -46,29 +46,15 @@ static inline uint64_t gemma_weight_bytes(const weight *w) {
  * (each rounded up to a cache line). */
 int gemma_alloc_floats(void **mem, size_t n, const size_t *sizes, float **const *ptrs);
 
-/* ---- attention, for one session or a batch of sessions ---- */
-
-typedef struct gemma_attend_params {
-        const rope_params *rope;
-        int32_t n_head, n_head_kv, head_dim;
-        int32_t il;    /* the layer: k/v go into its cache */
-        int32_t kv_il; /* the layer whose cache is read (il, or the one it shares) */
-        int32_t window; /* 0: global */
-        float q_scale;  /* q *= q_scale after RoPE (1: none) */
-} gemma_attend_params;
-
-/* For n rows of q (and k, v; k NULL: the layer has no K/V of its own):
- * RoPE, the q scale, K/V into the cache, attention into att.  The rows are
- * consecutive positions of one session (n_ss == 1, from ss[0]->n_past) or
- * one row per session at its own position (n_ss == n).  scratch: the
- * owner's attention scratch (gemma_batch_owner). */
-void gemma_attend(threadpool *tp, engine_session *const *ss, int32_t n_ss, const gemma_attend_params *p, float *q,
-                  float *k, const float *v, int32_t n, float *att, float *scratch);
+/* ---- a batch of sessions (continuous batching) ---- */
 
 /* The session of a batch whose scratch serves the whole batch: the one
  * whose attention needs the most scratch per thread (largest context, a
  * ring's gather buffer); NULL when n rows do not fit its scratch. */
 engine_session *gemma_batch_owner(engine_session *const *ss, int32_t n);
+
+/* kv[i], pos[i]: the cache and position of ss[i] (ops_attend's arrays). */
+void gemma_batch_kv(engine_session *const *ss, int32_t n, kv_cache **kv, int32_t *pos);
 
 /* Bind a 3-D tensor of n stacked matrices (GGUF ne = {n_in, n_out, n}) as
  * n weights, slices of the mapping. */

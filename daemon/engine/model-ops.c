@@ -317,3 +317,36 @@ void ops_attention(threadpool *tp, const attn_params *ap, const float *q, size_t
         else
                 attn_worker(&j, 0, 1);
 }
+
+/* ======================================================================
+ * One layer's attention step, for one sequence or a batch of them. */
+
+void ops_attend(threadpool *tp, const attend_params *p, kv_cache *const *kv, const int32_t *pos, int32_t n_seq,
+                float *q, float *k, const float *v, int32_t n, float *att, float *scratch) {
+        size_t QD = (size_t)p->n_head * (size_t)p->head_dim, KD = (size_t)p->n_head_kv * (size_t)p->head_dim;
+        bool batch = n_seq > 1;
+        int32_t rows = batch ? 1 : n;
+
+        for (int32_t i = 0; i < n_seq; i++) {
+                size_t row = batch ? (size_t)i : 0;
+                float *qi = q + row * QD, *ki = k ? k + row * KD : NULL;
+
+                ops_rope(tp, p->rope, qi, p->n_head, QD, ki, ki ? p->n_head_kv : 0, KD, pos[i], rows);
+                if (p->q_scale != 1.0f)
+                        for (size_t j = 0; j < (size_t)rows * QD; j++)
+                                qi[j] *= p->q_scale;
+                if (ki)
+                        kv_cache_store(kv[i], p->il, pos[i], rows, ki, v + row * KD, KD);
+                if (!att)
+                        continue;
+
+                attn_params ap = {
+                        .kv = kv[i], .il = p->kv_il, .n_head = p->n_head, .n_head_kv = p->n_head_kv,
+                        .head_dim = p->head_dim, .scale = p->scale, .window = p->window,
+                        .bidirectional = p->bidirectional,
+                };
+                int32_t t = !batch && p->last_only ? n - 1 : 0;
+                ops_attention(tp, &ap, qi + (size_t)t * QD, QD, pos[i] + t, t ? 1 : rows, att + row * QD, QD,
+                              scratch);
+        }
+}

@@ -78,3 +78,27 @@ typedef struct attn_params {
 size_t ops_attention_scratch_floats(int32_t n_ctx, int32_t n_head_kv, int32_t n_head);
 void ops_attention(threadpool *tp, const attn_params *ap, const float *q, size_t q_ld, int32_t pos0, int32_t n,
                    float *out, size_t out_ld, float *scratch);
+
+/* ---- one layer's attention step ----
+ * RoPE on n rows of q (and k), q *= q_scale, the rows' K/V into layer il's
+ * cache, then attention over layer kv_il's cache into att.  The rows are
+ * consecutive positions of one sequence (n_seq == 1: kv[0] from pos[0]) or
+ * one row for each sequence (n_seq == n: kv[i] at pos[i], continuous
+ * batching).  k NULL: the layer has no K/V of its own (it reads another
+ * layer's).  att NULL: only RoPE and the cache (a pass that wants no
+ * logits does not need the last layer's attention).  last_only (one
+ * sequence): only the last row's attention, into att's first row (the
+ * last layer when one row of logits is wanted). */
+typedef struct attend_params {
+        const rope_params *rope;
+        int32_t n_head, n_head_kv, head_dim;
+        int32_t il, kv_il;
+        int32_t window;  /* 0: full causal */
+        float q_scale;   /* 1: none */
+        float scale;     /* of the scores, as attn_params */
+        bool bidirectional;
+        bool last_only;
+} attend_params;
+
+void ops_attend(threadpool *tp, const attend_params *p, kv_cache *const *kv, const int32_t *pos, int32_t n_seq,
+                float *q, float *k, const float *v, int32_t n, float *att, float *scratch);
