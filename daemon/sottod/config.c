@@ -49,6 +49,36 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *ret) {
         return 0;
 }
 
+/* ---- the manager's settings ---- */
+
+/* The owned strings of a ManagerConfig: a new one goes here, and copy and
+ * done follow. */
+#define CONFIG_STRINGS(c) \
+        { &(c)->model_path, &(c)->config_path, &(c)->config_dir, &(c)->worker_path, &(c)->whisper_model_path, \
+          &(c)->user, &(c)->mmproj_path }
+
+void manager_config_done(ManagerConfig *c) {
+        char **strs[] = CONFIG_STRINGS(c);
+        for (size_t i = 0; i < ELEMENTSOF(strs); i++)
+                free(*strs[i]);
+        *c = (ManagerConfig) {};
+}
+
+int manager_config_copy(ManagerConfig *dst, const ManagerConfig *src) {
+        *dst = *src;
+        char **strs[] = CONFIG_STRINGS(dst);
+        for (size_t i = 0; i < ELEMENTSOF(strs); i++)
+                *strs[i] = NULL;
+        /* The same strings in src, in the same order. */
+        char *const *from[] = CONFIG_STRINGS(src);
+        for (size_t i = 0; i < ELEMENTSOF(strs); i++)
+                if (*from[i] && !(*strs[i] = strdup(*from[i]))) {
+                        manager_config_done(dst);
+                        return -ENOMEM;
+                }
+        return 0;
+}
+
 /* ---- quota configuration ---- */
 
 void quota_config_init(QuotaConfig *q) {

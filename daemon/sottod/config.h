@@ -35,6 +35,12 @@ int quota_config_set(QuotaConfig *q, const char *app_id, const char *key, const 
 
 int parse_u32(const char *s, uint32_t max, uint32_t *ret);
 
+/* A deep copy: dst gets src's values and its own copy of every owned string
+ * (dst is overwritten, not freed; on -ENOMEM it is left empty). */
+int manager_config_copy(ManagerConfig *dst, const ManagerConfig *src);
+/* Frees the owned strings and empties c. */
+void manager_config_done(ManagerConfig *c);
+
 /* One file's text.  name is used in messages ("name:line: reason").  On
  * error err holds that message and *c / *q may be partly changed: callers
  * parse into copies. */

@@ -90,20 +90,14 @@ Manager *manager_free(Manager *m) {
                 close(m->model_fd);
         if (m->mmproj_fd >= 0)
                 close(m->mmproj_fd);
-        free(m->config.mmproj_path);
         if (m->whisper_fd >= 0)
                 close(m->whisper_fd);
         if (m->weights_fd >= 0)
                 close(m->weights_fd);
-        free(m->config.whisper_model_path);
         free(m->model_file);
         sd_bus_flush_close_unref(m->bus);
         sd_event_unref(m->event);
-        free(m->config.model_path);
-        free(m->config.config_path);
-        free(m->config.config_dir);
-        free(m->config.worker_path);
-        free(m->config.user);
+        manager_config_done(&m->config);
         free(m);
         return NULL;
 }

@@ -328,7 +328,7 @@ void quota_request_done(Request *q, const wire_done *d) {
 /* ---- reloading the configuration ---- */
 
 int manager_reload_config(Manager *m, bool *ret_model_changed, char *err, size_t errlen) {
-        ManagerConfig c = m->config;
+        _cleanup_(manager_config_done) ManagerConfig c = {};
         QuotaConfig q;
         bool model_changed = false;
         int r;
@@ -339,45 +339,33 @@ int manager_reload_config(Manager *m, bool *ret_model_changed, char *err, size_t
                 snprintf(err, errlen, "sottod was started without --config");
                 return -ENOENT;
         }
-        /* Into copies: a broken file leaves the last good settings. */
-        c.model_path = m->config.model_path ? strdup(m->config.model_path) : NULL;
-        if (m->config.model_path && !c.model_path)
-                return -ENOMEM;
-        c.mmproj_path = m->config.mmproj_path ? strdup(m->config.mmproj_path) : NULL;
-        if (m->config.mmproj_path && !c.mmproj_path) {
-                free(c.model_path);
-                return -ENOMEM;
-        }
-        /* WhisperModel= is read at start only; parsing must not free the
-         * live string that the copy still points to. */
-        c.whisper_model_path = NULL;
+        /* Into a deep copy: a broken file leaves the last good settings,
+         * and the parser frees only the copy's strings. */
+        r = manager_config_copy(&c, &m->config);
+        if (r < 0)
+                return r;
         quota_config_init(&q);
         r = config_load_all(m->config.config_path, m->config.config_dir, &c, &q, err, errlen);
-        free(c.whisper_model_path);
-        c.whisper_model_path = NULL;
         if (r < 0) {
-                free(c.model_path);
-                free(c.mmproj_path);
                 quota_config_done(&q);
                 log_error("%s", err);
                 log_warning("keeping the last good configuration");
                 return r;
         }
-        if (m->config.model_from_cli || !c.model_path)
-                free(c.model_path);
-        else {
+        /* Taken from the copy below: the model files, MaxImageBytes=,
+         * ImageTimeout=, the worker's settings and the scheduling limits.
+         * WhisperModel= is read at start only. */
+        if (!m->config.model_from_cli && c.model_path) {
                 model_changed = !m->config.model_path || !STREQ(m->config.model_path, c.model_path);
                 free(m->config.model_path);
-                m->config.model_path = c.model_path;
+                m->config.model_path = TAKE_PTR(c.model_path);
         }
         /* The vision projector (bus-explain.c): VisionModel= unless --mmproj. */
-        if (m->config.mmproj_from_cli)
-                free(c.mmproj_path);
-        else {
+        if (!m->config.mmproj_from_cli) {
                 model_changed = model_changed || !m->config.mmproj_path != !c.mmproj_path ||
                                 (c.mmproj_path && !STREQ(m->config.mmproj_path, c.mmproj_path));
                 free(m->config.mmproj_path);
-                m->config.mmproj_path = c.mmproj_path;
+                m->config.mmproj_path = TAKE_PTR(c.mmproj_path);
         }
         m->config.max_image_bytes = c.max_image_bytes;
         m->config.image_timeout_usec = c.image_timeout_usec;

@@ -36,9 +36,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
                     quota_config_set(&q, q.apps[0].app_id, "GeneratedTokensPerMinute", "5", err, sizeof err) < 0)
                         abort();
         }
-        free(c.model_path);
-        free(c.mmproj_path);
-        free(c.whisper_model_path);
+        /* What ReloadConfig does with the result: a deep copy, both freed
+         * (ASan finds a string shared or lost). */
+        ManagerConfig copy;
+        if (manager_config_copy(&copy, &c) >= 0) {
+                if ((c.model_path && (copy.model_path == c.model_path || strcmp(copy.model_path, c.model_path))) ||
+                    copy.max_active != c.max_active)
+                        abort();
+                manager_config_done(&copy);
+        }
+        manager_config_done(&c);
         quota_config_done(&q);
         return 0;
 }

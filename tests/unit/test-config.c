@@ -208,7 +208,52 @@ static void test_packaged(void) {
         quota_config_done(&q);
 }
 
+/* ReloadConfig parses into a deep copy: parsing the copy changes and frees
+ * none of the original's strings (under ASan a shared string is a use after
+ * free or a double free here). */
+static void test_copy(void) {
+        ManagerConfig live = { .max_active = 3, .n_ctx = 77 }, c;
+        QuotaConfig q;
+        char err[1024] = "";
+        live.model_path = strdup("/m/a.gguf");
+        live.config_path = strdup("/etc/sotto/sotto.conf");
+        live.config_dir = strdup("/etc/sotto/sotto.conf.d");
+        live.worker_path = strdup("/usr/libexec/sotto-worker");
+        live.whisper_model_path = strdup("/m/w.bin");
+        live.user = strdup("sotto");
+        live.mmproj_path = strdup("/m/p.gguf");
+        CHECK_OK(manager_config_copy(&c, &live));
+        char **a[] = { &live.model_path, &live.config_path, &live.config_dir, &live.worker_path,
+                       &live.whisper_model_path, &live.user, &live.mmproj_path };
+        char **b[] = { &c.model_path, &c.config_path, &c.config_dir, &c.worker_path, &c.whisper_model_path, &c.user,
+                       &c.mmproj_path };
+        for (size_t i = 0; i < sizeof a / sizeof a[0]; i++)
+                CHECK(*b[i] && *b[i] != *a[i] && strcmp(*b[i], *a[i]) == 0);
+        CHECK_EQ_INT(c.max_active, 3);
+        CHECK_EQ_INT(c.n_ctx, 77);
+        /* Every path key the parser knows, replaced in the copy. */
+        const char *text = "[Daemon]\nModel=/m/b.gguf\nWhisperModel=/m/x.bin\nVisionModel=\nMaxActive=5\n";
+        quota_config_init(&q);
+        CHECK_MSG(config_parse(text, strlen(text), "t.conf", &c, &q, err, sizeof err) == 0, "%s", err);
+        CHECK(strcmp(c.model_path, "/m/b.gguf") == 0 && strcmp(c.whisper_model_path, "/m/x.bin") == 0);
+        CHECK(!c.mmproj_path);
+        CHECK(strcmp(live.model_path, "/m/a.gguf") == 0 && strcmp(live.whisper_model_path, "/m/w.bin") == 0 &&
+              strcmp(live.mmproj_path, "/m/p.gguf") == 0);
+        CHECK_EQ_INT(live.max_active, 3);
+        manager_config_done(&c);
+        CHECK(!c.model_path && !c.user && c.max_active == 0);
+        manager_config_done(&live);
+        manager_config_done(&live); /* idempotent */
+        quota_config_done(&q);
+        /* Copy of an empty configuration. */
+        ManagerConfig e = {};
+        CHECK_OK(manager_config_copy(&c, &e));
+        CHECK(!c.model_path && !c.user);
+        manager_config_done(&c);
+}
+
 int main(void) {
+        test_copy();
         test_packaged();
         test_good();
         test_errors();
