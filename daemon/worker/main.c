@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -31,6 +32,44 @@ static int parse_int(const char *s, int min, int max, int *ret) {
         *ret = (int)v;
         return 0;
 }
+
+#ifdef SOTTO_TEST_HOOKS
+/* tests/integration/weights-forged.sh.  SOTTO_TEST_WEIGHTS=skew: the
+ * arena sottod offers is checked as if the files had changed since (it must
+ * be refused and rebuilt); =unsealed: sottod is handed a writable copy of
+ * the arena built (it must refuse it). */
+static void weights_test_skew(int *weights_fd, const weights_source *sources, size_t n) {
+        const char *e = getenv("SOTTO_TEST_WEIGHTS");
+        weights_source skewed[8];
+        weights_arena *a = NULL;
+        char err[256];
+
+        if (*weights_fd < 0 || !e || strcmp(e, "skew") != 0 || n > ELEMENTSOF(skewed))
+                return;
+        memcpy(skewed, sources, n * sizeof *sources);
+        skewed[0].mtime_nsec ^= 1;
+        if (weights_arena_open(*weights_fd, skewed, n, &a, err, sizeof err) >= 0 && *weights_arena_status(a))
+                fprintf(stderr, "sotto-worker: test hook: %s\n", weights_arena_status(a));
+        weights_arena_free(a);
+        close(*weights_fd);
+        *weights_fd = -1;
+}
+
+static int weights_test_unsealed(int fd) {
+        const char *e = getenv("SOTTO_TEST_WEIGHTS");
+        struct stat st;
+
+        if (fd < 0 || !e || strcmp(e, "unsealed") != 0 || fstat(fd, &st) < 0)
+                return fd;
+        int c = memfd_create("sotto-weights", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+        if (c < 0 || ftruncate(c, st.st_size) < 0)
+                return fd;
+        loff_t in = 0, out = 0;
+        while (in < st.st_size && copy_file_range(fd, &in, c, &out, (size_t)(st.st_size - in), 0) > 0)
+                ;
+        return c; /* leaks the copy: a test build */
+}
+#endif
 
 static int run(int argc, char **argv) {
         int sock_fd = 3, model_fd = 4, mmproj_fd = -1, n_threads = 0, n_ctx = 0, max_active = 16, max_chats = 64;
@@ -96,6 +135,9 @@ static int run(int argc, char **argv) {
         for (size_t i = 0; i < ELEMENTSOF(fds); i++)
                 if (weights_source_from_fd(fds[i], &sources[i]) < 0)
                         sources[i] = (weights_source) {};
+#ifdef SOTTO_TEST_HOOKS
+        weights_test_skew(&weights_fd, sources, ELEMENTSOF(sources));
+#endif
         /* SOTTO_WORKER_SHARED_WEIGHTS=0: private copies, as before the
          * arena (for comparisons: tests/integration/weights-shared.sh). */
         const char *e = getenv("SOTTO_WORKER_SHARED_WEIGHTS");
@@ -179,6 +221,9 @@ static int run(int argc, char **argv) {
                 goto fail;
         }
 
+#ifdef SOTTO_TEST_HOOKS
+        share_fd = weights_test_unsealed(share_fd);
+#endif
         worker_config cfg = { .n_ctx = n_ctx, .max_active = (uint32_t)max_active, .max_chats = (uint32_t)max_chats,
                               .vision = vision, .whisper = whisper, .whisper_error = whisper_err,
                               .n_threads = n_threads, .weights_fd = share_fd,
