@@ -107,7 +107,11 @@ static int as_f32(vision_model *m, const gguf_tensor *t, int64_t n_cols, int64_t
                                  n_cols, type_name(t->type));
         size_t bytes = (size_t)n_cols * (size_t)n_rows * sizeof(float);
         bool fill = true;
-        float *p = weights_arena_block(weights_arena_default(), &m->source, t->name.p, 1, bytes, &fill);
+        char name[WEIGHTS_ARENA_NAME_MAX]; /* gguf names are not NUL-terminated */
+        snprintf(name, sizeof name, "%.*s", (int)MIN(t->name.len, (uint64_t)sizeof name - 1), t->name.p);
+        /* A name cut short could be another tensor's: those stay private. */
+        float *p = t->name.len < sizeof name ?
+                weights_arena_block(weights_arena_default(), &m->source, name, 1, bytes, &fill) : NULL;
         bool shared = p != NULL;
         if (!p)
                 p = malloc(bytes);
