@@ -4,7 +4,8 @@
 # worker builds and sottod hands to every later worker of the same files:
 # - the worker restarted after SIGKILL maps the very same memfd (same inode
 #   in /proc/PID/maps, "mapped the shared arena" in the log, sottod's
-#   weights-handed counter) and answers the same, speech and text;
+#   weights-handed counter) and answers the same: text, speech (the Whisper
+#   tensors are in the memfd) and an image (the projector's input projection);
 # - during a reload two workers run at once and the sum of PSS of sottod
 #   and both workers holds the derived weights once: about one copy less
 #   than with private copies (SOTTO_WORKER_SHARED_WEIGHTS=0);
@@ -50,6 +51,12 @@ ref=$(ask) || fail "ask"
 if [ -s "$W/speech.wav" ]; then
 	"$SOTTO" $A transcribe "$W/speech.wav" > "$W/t1" 2> "$W/t1.err" || fail "transcribe: $(cat "$W/t1.err")"
 fi
+# The vision tower's converted input projection is in the memfd too.
+if command -v convert > /dev/null; then
+	convert -size 64x48 xc:'#f0f0f0' -fill '#3060c0' -draw 'rectangle 0,0 64,8' "$W/img.png" || fail "convert"
+	"$SOTTO" $A explain --temperature 0 --max-tokens 8 "$W/img.png" "what is it?" > "$W/x1" 2> "$W/x1.err" ||
+		fail "explain: $(cat "$W/x1.err")"
+fi
 
 # ---- a restart after SIGKILL maps the same memfd ----
 kill -9 "$w1"
@@ -66,6 +73,12 @@ grep -q "mapped the shared arena" "$W/sottod.log" || fail "the restarted worker 
 if [ -s "$W/speech.wav" ]; then
 	"$SOTTO" $A transcribe "$W/speech.wav" > "$W/t2" || fail "transcribe after the restart"
 	cmp -s "$W/t1" "$W/t2" || fail "transcription differs after the restart: '$(cat "$W/t1")' vs '$(cat "$W/t2")'"
+	note "the same transcription from the mapped Whisper weights"
+fi
+if [ -s "$W/x1" ]; then
+	"$SOTTO" $A explain --temperature 0 --max-tokens 8 "$W/img.png" "what is it?" > "$W/x2" || fail "explain after the restart"
+	cmp -s "$W/x1" "$W/x2" || fail "image answer differs after the restart: '$(cat "$W/x1")' vs '$(cat "$W/x2")'"
+	note "the same image answer from the mapped vision weights"
 fi
 note "restarted worker $w2 maps the same memfd (inode $ino2) and answers the same"
 
@@ -101,6 +114,11 @@ two_workers() { # -> "total_kB memfd_kB"
 	wait $probe || true
 	echo "$((total + memfd)) $memfd"
 }
+# Both measured from a fresh sottod with the same work done (encoder and
+# decoder scratch of the requests above would weigh in otherwise).
+svc_stop_sottod
+svc_start_sottod --model "$MODEL" --mmproj "$W/siglip1.gguf" --whisper-model "$W/tiny.bin" \
+	--worker "$BUILD/sotto-worker" --threads 2 --context 512
 set -- $(two_workers)
 shared_total=$1 arena_kb=$2
 [ "$arena_kb" -gt 0 ] || fail "no shared memfd during the reload"
