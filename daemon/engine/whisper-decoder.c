@@ -40,6 +40,8 @@ int whisper_decode(whisper_state *s, const int32_t *tokens, int32_t n, int32_t n
                 return -ENOSPC;
         if (!s->encoded)
                 return -ENODATA;
+        if (whisper_aborted(s))
+                return -ECANCELED;
         for (int32_t i = 0; i < n; i++)
                 if (tokens[i] < 0 || tokens[i] >= m->hp.n_vocab)
                         return -EINVAL;

@@ -75,6 +75,9 @@ int whisper_encode(whisper_state *s, const float *mel, int32_t n_len, int32_t of
 
         if (!mel || n_len < 0 || offset < 0)
                 return -EINVAL;
+        s->encoded = false; /* until every layer and the cross K/V are done */
+        if (whisper_aborted(s))
+                return -ECANCELED;
 
         size_t n_col = (size_t)MAX(F * 3 * M, T * 3 * S);
         _cleanup_free_ float *xin = calloc((size_t)(F * M), sizeof(float));
@@ -113,6 +116,8 @@ int whisper_encode(whisper_state *s, const float *mel, int32_t n_len, int32_t of
         for (int l = 0; l < m->hp.n_audio_layer; l++) {
                 const whisper_block *b = &m->e_blocks[l];
 
+                if (whisper_aborted(s))
+                        return -ECANCELED;
                 whisper_layer_norm(cur, x, T, S, b->attn_ln_w, b->attn_ln_b);
                 if ((r = whisper_linear(s, &b->attn_q, cur, T, b->attn_q_b, q)) < 0 ||
                     (r = whisper_linear(s, &b->attn_k, cur, T, NULL, k)) < 0 ||
@@ -136,6 +141,8 @@ int whisper_encode(whisper_state *s, const float *mel, int32_t n_len, int32_t of
         whisper_layer_norm(s->enc_out, x, T, S, m->e_ln_w, m->e_ln_b);
 
         /* ---- cross-attention K/V of every decoder layer ---- */
+        if (whisper_aborted(s))
+                return -ECANCELED;
         for (int l = 0; l < m->hp.n_text_layer; l++) {
                 const whisper_block *b = &m->d_blocks[l];
                 if ((r = whisper_linear(s, &b->cross_k, s->enc_out, T, NULL, s->cross_k + (size_t)l * T * S)) < 0 ||

@@ -78,7 +78,14 @@ struct whisper_state {
 
         matmul_ctx *mm; /* weight products and the thread pool */
         float *scores;  /* encoder attention: one [T][T] buffer per thread */
+
+        whisper_abort_fn abort_fn;
+        void *abort_userdata;
 };
+
+static inline bool whisper_aborted(const whisper_state *s) {
+        return s->abort_fn && s->abort_fn(s->abort_userdata);
+}
 
 /* ---- whisper-linear.c: y[t][o] = sum_i W[o][i] x[t][i] (+ b[o]) ---- */
 int whisper_linear(whisper_state *s, const weight *w, const float *x, int64_t n_tokens, const float *b, float *y);

@@ -24,6 +24,11 @@ void whisper_state_free(whisper_state *s) {
         free(s);
 }
 
+void whisper_state_set_abort(whisper_state *s, whisper_abort_fn fn, void *userdata) {
+        s->abort_fn = fn;
+        s->abort_userdata = userdata;
+}
+
 DEFINE_TRIVIAL_CLEANUP_FUNC(whisper_state *, whisper_state_free);
 
 int whisper_state_new(const whisper_model *m, const whisper_state_params *p, whisper_state **ret, char *err,

@@ -88,6 +88,14 @@ int whisper_state_new(const whisper_model *m, const whisper_state_params *p, whi
                       size_t errlen);
 void whisper_state_free(whisper_state *s);
 
+typedef bool (*whisper_abort_fn)(void *userdata);
+/* fn (NULL: none) is called on the calling thread before every encoder
+ * layer, before the cross-attention K/V and at the start of every
+ * whisper_decode; when it returns true the call stops there with
+ * -ECANCELED (an aborted whisper_encode leaves no window encoded).  A
+ * cancelled transcription so stops within one layer or one token. */
+void whisper_state_set_abort(whisper_state *s, whisper_abort_fn fn, void *userdata);
+
 /* Run the encoder on 2*audio_ctx frames of mel starting at frame offset
  * (frames past n_len read as zero, like whisper.cpp), and compute every
  * decoder layer's cross-attention K/V. */
@@ -127,7 +135,6 @@ typedef struct whisper_result {
         int32_t n_segments;
 } whisper_result;
 
-typedef bool (*whisper_abort_fn)(void *userdata);
 /* Called for every window with the raw decoded sequence (before segment
  * cutting), for tests and debugging. */
 typedef void (*whisper_window_fn)(void *userdata, int32_t seek, const int32_t *tokens, int32_t n);

@@ -67,6 +67,15 @@ struct waudio {
         /* abort_cb timestamps of the decode in progress */
         uint64_t cb_first, cb_second, cb_last;
         uint32_t cb_calls;
+        /* Reads sottod's frames during a decode (a CANCEL, more audio):
+         * true when the connection is gone. */
+        bool (*poll)(void *userdata);
+        void *poll_userdata;
+        /* The stream being decoded; running_gone: it was finished (its DONE
+         * sent) by a frame read during the decode, and is freed after it. */
+        wstream *running;
+        enum wire_audio_kind running_kind;
+        bool running_gone;
 };
 
 static uint64_t now_usec(void) {
@@ -151,7 +160,10 @@ static void finish(waudio *a, wstream *s, enum wire_status status, enum wire_sto
                         break;
                 }
         a->n_streams--;
-        stream_free(s);
+        if (s == a->running)
+                a->running_gone = true; /* recognize() frees it when the decode stops */
+        else
+                stream_free(s);
         flush(a);
 }
 
@@ -402,6 +414,11 @@ int waudio_dispatch(waudio *a, uint32_t type, const uint8_t *payload, size_t len
         }
 }
 
+void waudio_set_poll(waudio *a, bool (*poll)(void *userdata), void *userdata) {
+        a->poll = poll;
+        a->poll_userdata = userdata;
+}
+
 bool waudio_cancel(waudio *a, uint64_t id) {
         wstream *s = stream_find(a, id);
         if (!s)
@@ -443,6 +460,20 @@ static int audio_ctx_for(const waudio *a, size_t n_samples) {
         return (int)MIN(ctx, (size_t)max);
 }
 
+/* Polled by the engine between encoder layers and decoder steps: the
+ * decode in progress stops when its stream is cancelled or finished, when
+ * a partial is overtaken (the utterance or the stream ended: its Final
+ * comes next), or when sottod is gone. */
+static bool should_stop(void *userdata) {
+        waudio *a = userdata;
+        if (a->poll && a->poll(a->poll_userdata))
+                return true;
+        const wstream *s = a->running;
+        if (!s || a->running_gone || s->cancelled)
+                return true;
+        return a->running_kind == WIRE_AUDIO_PARTIAL && (s->ended || !s->in_utt || s->single_done);
+}
+
 /* Called by the decoder before the encoder and before every token: the
  * gaps give the encoder's and the decoder's costs. */
 static bool time_cb(void *userdata) {
@@ -454,7 +485,7 @@ static bool time_cb(void *userdata) {
                 a->cb_second = t;
         a->cb_last = t;
         a->cb_calls++;
-        return false;
+        return should_stop(a);
 }
 
 static void learn_costs(waudio *a, int ctx) {
@@ -508,6 +539,7 @@ static int recognize(waudio *a, wstream *s, int64_t start, int64_t end, enum wir
                 sp.audio_ctx = ctx;
                 if ((r = whisper_state_new(a->model, &sp, &a->state, err, sizeof err)) < 0)
                         return r;
+                whisper_state_set_abort(a->state, should_stop, a);
                 a->state_ctx = ctx;
         }
         whisper_params p;
@@ -527,13 +559,23 @@ static int recognize(waudio *a, wstream *s, int64_t start, int64_t end, enum wir
         a->cb_calls = 0;
 
         uint64_t t0 = now_usec();
+        a->running = s;
+        a->running_kind = kind;
+        a->running_gone = false;
         r = whisper_transcribe(a->state, &p, x, n, &res);
+        a->running = NULL;
         uint64_t dt = now_usec() - t0;
-        learn_costs(a, ctx);
+        if (a->running_gone) {
+                /* finished while we decoded: nothing more to say about it */
+                stream_free(s);
+                whisper_result_clear(&res);
+                return -ESTALE;
+        }
         if (r < 0) {
                 whisper_result_clear(&res);
                 return r;
         }
+        learn_costs(a, ctx);
         s->compute_usec += dt;
 
         const whisper_special *sp = whisper_model_special(a->model);
@@ -603,6 +645,15 @@ bool waudio_busy(const waudio *a) {
         return false;
 }
 
+/* A decode that should_stop() ended: -ESTALE, the stream is gone
+ * already; a cancelled one ends now; an overtaken partial leaves the
+ * stream to its Final; with sottod gone the worker is ending anyway. */
+static int after_abort(waudio *a, wstream *s, int r) {
+        if (r == -ECANCELED && s->cancelled)
+                finish(a, s, WIRE_ERR_CANCELLED, WIRE_STOP_NONE, "cancelled");
+        return a->error;
+}
+
 int waudio_step(waudio *a) {
         wstream *s = a->streams;
         while (s && !has_work(s))
@@ -629,6 +680,8 @@ int waudio_step(waudio *a) {
                 memmove(s->finals, s->finals + 1, (s->n_finals - 1) * sizeof *s->finals);
                 s->n_finals--;
                 r = recognize(a, s, f.start, f.end, WIRE_AUDIO_FINAL, f.forced, f.t_detect);
+                if (r == -ESTALE || r == -ECANCELED)
+                        return after_abort(a, s, r);
                 if (r < 0)
                         finish(a, s, WIRE_ERR_ENGINE, WIRE_STOP_NONE, "speech recognition failed: %s", strerror(-r));
                 else
@@ -637,6 +690,8 @@ int waudio_step(waudio *a) {
                 int64_t end = s->base + (int64_t)s->n;
                 s->partial_at = end;
                 r = recognize(a, s, s->utt_start, end, WIRE_AUDIO_PARTIAL, false, s->t_data);
+                if (r == -ESTALE || r == -ECANCELED)
+                        return after_abort(a, s, r);
                 if (r < 0)
                         finish(a, s, WIRE_ERR_ENGINE, WIRE_STOP_NONE, "speech recognition failed: %s", strerror(-r));
         } else if (s->single_done)

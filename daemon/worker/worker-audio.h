@@ -27,6 +27,12 @@ void waudio_free(waudio *a);
 /* AUDIO_START / AUDIO_DATA / AUDIO_END.  -EBADMSG for a malformed frame or
  * one naming a stream that does not exist (a protocol violation). */
 int waudio_dispatch(waudio *a, uint32_t type, const uint8_t *payload, size_t len);
+/* poll is called during a decode (between encoder layers and decoder
+ * steps, at most every couple of milliseconds is up to it) to read and
+ * dispatch what sottod sent, so that a CANCEL or the end of the audio
+ * stops the decode in progress; it returns true when sottod is gone.  It
+ * may call waudio_dispatch and waudio_cancel, never waudio_step. */
+void waudio_set_poll(waudio *a, bool (*poll)(void *userdata), void *userdata);
 /* WIRE_CANCEL: true when id named an audio stream. */
 bool waudio_cancel(waudio *a, uint64_t id);
 /* Whether some recognition work is waiting. */

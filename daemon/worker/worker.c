@@ -480,6 +480,18 @@ static bool abort_cb(void *userdata) {
         return w->current && (w->current->cancelled || w->eof);
 }
 
+/* Polled during a speech decode (worker-audio.c): a CANCEL or the end of
+ * the audio read here stops it. */
+static bool audio_poll(void *userdata) {
+        worker *w = userdata;
+        uint64_t t = now_usec();
+        if (t - w->last_poll > 2000) {
+                w->last_poll = t;
+                poll_input(w);
+        }
+        return w->eof || w->error;
+}
+
 /* ---- decoding ---- */
 
 /* Hands out a decoding request's pending token and checks what ends it:
@@ -734,6 +746,7 @@ int worker_run(engine_model *model, const worker_config *cfg, int sock_fd) {
         if (!w.logits || !w.tok || worker_batch_init(&w.batch, w.n_vocab) < 0 ||
             waudio_new(cfg->whisper, cfg->whisper_error, cfg->n_threads, &w.conn, &w.audio) < 0)
                 return -ENOMEM;
+        waudio_set_poll(w.audio, audio_poll, &w);
 
         wire_ready ready = {
                 .n_ctx = (uint32_t)cfg->n_ctx,

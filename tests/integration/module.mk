@@ -34,3 +34,9 @@ $(BUILD)/tests/explain-chat: $(call obj,tests/integration/explain-chat.c) $(BUIL
 	@mkdir -p $(@D)
 	$(CC) $(REL_CFLAGS) -o $@ $(call obj,tests/integration/explain-chat.c) -L$(BUILD) -l:libsotto.so.1 \
 		-Wl,-rpath,'$$ORIGIN/..' $(call pc_libs,libsystemd)
+# The caller of dictate-cancel.sh: cancels or leaves at the Nth Final.
+PROGRAMS += $(BUILD)/tests/dictate-cancel
+$(BUILD)/tests/dictate-cancel: $(call obj,tests/integration/dictate-cancel.c) $(BUILD)/libsotto.so.1
+	@mkdir -p $(@D)
+	$(CC) $(REL_CFLAGS) -o $@ $(call obj,tests/integration/dictate-cancel.c) -L$(BUILD) -l:libsotto.so.1 \
+		-Wl,-rpath,'$$ORIGIN/..' $(call pc_libs,libsystemd)
