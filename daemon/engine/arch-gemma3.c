@@ -299,9 +299,9 @@ static int gemma3_run(engine_session *s, engine_session *const *ss, int32_t n_ss
 
                 /* ---- attention ---- */
                 ops_rmsnorm(tp, st->h, st->x, l->attn_norm, n, (int64_t)E, eps);
-                if ((r = gemma_matmul(mm, &l->wq, st->h, n, st->q, st->tmp)) < 0 ||
-                    (r = gemma_matmul(mm, &l->wk, st->h, n, st->k, st->tmp)) < 0 ||
-                    (r = gemma_matmul(mm, &l->wv, st->h, n, st->v, st->tmp)) < 0)
+                const weight *qkv[] = { &l->wq, &l->wk, &l->wv };
+                float *qkv_out[] = { st->q, st->k, st->v };
+                if ((r = gemma_matmul_multi(mm, qkv, 3, st->h, n, qkv_out, st->tmp)) < 0)
                         return r;
                 ops_rmsnorm(tp, st->q, st->q, l->q_norm, (int64_t)n * hp->n_head, hp->head_dim, eps);
                 ops_rmsnorm(tp, st->k, st->k, l->k_norm, (int64_t)n * hp->n_head_kv, hp->head_dim, eps);
@@ -329,8 +329,9 @@ static int gemma3_run(engine_session *s, engine_session *const *ss, int32_t n_ss
                 ops_add_rmsnorm(tp, st->x, st->h, st->h, l->ffn_norm, rows, (int64_t)E, eps);
 
                 /* ---- feed-forward ---- */
-                if ((r = gemma_matmul(mm, &l->w_gate, st->h, rows, st->ff, st->tmp)) < 0 ||
-                    (r = gemma_matmul(mm, &l->w_up, st->h, rows, st->up, st->tmp)) < 0)
+                const weight *gu[] = { &l->w_gate, &l->w_up };
+                float *gu_out[] = { st->ff, st->up };
+                if ((r = gemma_matmul_multi(mm, gu, 2, st->h, rows, gu_out, st->tmp)) < 0)
                         return r;
                 gemma_ops_geglu(tp, st->ff, st->up, (int64_t)rows * hp->n_ff);
                 if ((r = gemma_matmul(mm, &l->w_down, st->ff, rows, st->h, st->tmp)) < 0)

@@ -579,14 +579,13 @@ static int gemma3n_run(engine_session *s, engine_session *const *ss, int32_t n_s
                 ops_add_rmsnorm(tp, st->lau, st->h, NULL, NULL, n, E, eps);
 
                 /* ---- attention (scale 1: q/k norms take its place) ---- */
-                r = gemma_matmul(mm, &l->wq, st->h, n, st->q, st->tmp);
+                const weight *qkv[] = { &l->wq, &l->wk, &l->wv };
+                float *qkv_out[] = { st->q, st->k, st->v };
+                r = gemma_matmul_multi(mm, qkv, own ? 3 : 1, st->h, n, qkv_out, st->tmp);
                 if (r < 0)
                         return r;
                 ops_rmsnorm(tp, st->q, st->q, l->q_norm, (int64_t)n * hp->n_head, hp->head_dim, eps);
                 if (own) {
-                        if ((r = gemma_matmul(mm, &l->wk, st->h, n, st->k, st->tmp)) < 0 ||
-                            (r = gemma_matmul(mm, &l->wv, st->h, n, st->v, st->tmp)) < 0)
-                                return r;
                         ops_rmsnorm(tp, st->k, st->k, l->k_norm, (int64_t)n * hp->n_head_kv, hp->head_dim, eps);
                         ops_rmsnorm(tp, st->v, st->v, NULL, (int64_t)n * hp->n_head_kv, hp->head_dim, eps);
                 }
@@ -606,8 +605,9 @@ static int gemma3n_run(engine_session *s, engine_session *const *ss, int32_t n_s
 
                 /* ---- feed-forward, gaussian top-k on sparse layers ---- */
                 ops_rmsnorm(tp, st->h, st->al, l->ffn_norm, n, E, eps);
-                if ((r = gemma_matmul(mm, &l->w_up, st->h, n, st->up, st->tmp)) < 0 ||
-                    (r = gemma_matmul(mm, &l->w_gate, st->h, n, st->ff, st->tmp)) < 0)
+                const weight *gu[] = { &l->w_up, &l->w_gate };
+                float *gu_out[] = { st->up, st->ff };
+                if ((r = gemma_matmul_multi(mm, gu, 2, st->h, n, gu_out, st->tmp)) < 0)
                         return r;
                 if (l->sparse)
                         for (int32_t t = 0; t < n; t++)

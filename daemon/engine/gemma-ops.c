@@ -233,3 +233,56 @@ int gemma_matmul(matmul_ctx *mm, const weight *w, const float *x, int64_t n_toke
         matmul_ctx_force_path(mm, _MATMUL_PATH_MAX);
         return r;
 }
+
+int gemma_matmul_multi(matmul_ctx *mm, const weight *const *ws, int n_w, const float *x, int64_t n_tokens,
+                       float *const *ys, float *tmp) {
+        const kernel_set *k = kernels_best();
+        const type_traits *t0 = n_w > 0 ? type_traits_get(ws[0]->type) : NULL;
+        bool same = t0 && n_w <= MATMUL_MULTI_MAX && n_tokens > 0, force_vec = false;
+        uint32_t dt = t0 ? t0->vec_dot_type : 0;
+        size_t row;
+        int r;
+
+        for (int i = 0; same && i < n_w; i++) {
+                const type_traits *t = type_traits_get(ws[i]->type);
+                same = t && t->vec_dot_type == dt && ws[i]->n_in == ws[0]->n_in &&
+                       type_row_size(ws[i]->type, ws[i]->n_in, &row) >= 0 && row == ws[i]->row_bytes;
+                /* gemma_matmul forces the dot kernels on quantized weights
+                 * without int8: all or none of them here */
+                bool fv = same && t->is_quantized && !matmul_has_int8(ws[i]->type);
+                if (i == 0)
+                        force_vec = fv;
+                else if (fv != force_vec)
+                        same = false;
+        }
+        if (same && dt != TYPE_F32 &&
+            (!k->from_float[dt] || !k->to_float[dt] || type_row_size(dt, ws[0]->n_in, &row) < 0))
+                same = false;
+        if (!same) {
+                for (int i = 0; i < n_w; i++)
+                        if ((r = gemma_matmul(mm, ws[i], x, n_tokens, ys[i], tmp)) < 0)
+                                return r;
+                return 0;
+        }
+        if (dt != TYPE_F32) {
+                /* round the activations once, as gemma_matmul does per call */
+                int64_t n_in = ws[0]->n_in;
+                uint8_t small[1 << 15];
+                void *blocks = row <= sizeof small ? small : malloc(row);
+                if (!blocks)
+                        return -ENOMEM;
+                for (int64_t i = 0; i < n_tokens; i++) {
+                        k->from_float[dt](x + i * n_in, blocks, n_in);
+                        k->to_float[dt](blocks, tmp + i * n_in, n_in);
+                }
+                if (blocks != small)
+                        free(blocks);
+                x = tmp;
+        }
+        if (force_vec)
+                matmul_ctx_force_path(mm, MATMUL_PATH_VEC);
+        r = matmul_multi(mm, ws, n_w, x, n_tokens, ys);
+        if (force_vec)
+                matmul_ctx_force_path(mm, _MATMUL_PATH_MAX);
+        return r;
+}

@@ -49,3 +49,9 @@ static inline int64_t gemma_matmul_scratch_floats(int64_t n_in, int64_t n_tokens
  * the first n_in columns of a wider matrix, as MatFormer slices it); those
  * run on the dot kernels row by row. */
 int gemma_matmul(matmul_ctx *mm, const weight *w, const float *x, int64_t n_tokens, float *y, float *tmp);
+/* Several products of the same activations (q/k/v, gate/up) as
+ * gemma_matmul computes them, in one pool dispatch (matmul_multi) when the
+ * weights share their dot type and take whole rows; otherwise one
+ * gemma_matmul each.  The same results either way. */
+int gemma_matmul_multi(matmul_ctx *mm, const weight *const *ws, int n_w, const float *x, int64_t n_tokens,
+                       float *const *ys, float *tmp);
