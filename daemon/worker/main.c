@@ -215,15 +215,15 @@ static int run(int argc, char **argv) {
                 }
         }
 
+#ifdef SOTTO_TEST_HOOKS
+        share_fd = weights_test_unsealed(share_fd);
+#endif
         r = sandbox_apply(err, sizeof err);
         if (r < 0) {
                 fprintf(stderr, "sotto-worker: %s\n", err);
                 goto fail;
         }
 
-#ifdef SOTTO_TEST_HOOKS
-        share_fd = weights_test_unsealed(share_fd);
-#endif
         worker_config cfg = { .n_ctx = n_ctx, .max_active = (uint32_t)max_active, .max_chats = (uint32_t)max_chats,
                               .vision = vision, .whisper = whisper, .whisper_error = whisper_err,
                               .n_threads = n_threads, .weights_fd = share_fd,
