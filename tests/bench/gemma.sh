@@ -5,7 +5,8 @@
 #     fraction of the bandwidth bound that generation reaches;
 #   - sotto-bench-mem: peak RSS (VmHWM) with a 4096-token context filled,
 #     split into anonymous memory and file pages of the mapped model, and
-#     how much of the per-layer-embedding table is mapped.
+#     how much of the per-layer-embedding table is mapped (the sliding-window
+#     layers' KV is a ring of window + 512 positions, kv-cache.h).
 # Targets (issue 5): peak RSS at most 2.0 GiB (E2B) and 3.5 GiB (E4B).
 # The llama.cpp figures for the same files are in tests/bench/REFERENCE.md.
 #
