@@ -48,6 +48,11 @@ struct engine_model {
         int n_threads;
         matmul_ctx *mm;
         pthread_mutex_t lock;
+
+        /* The file's bytes copied into anonymous huge pages (model.c,
+         * weights_copy), or NULL when gguf reads the file mapping. */
+        void *copy_map;
+        size_t copy_len;
 };
 
 struct engine_session {
