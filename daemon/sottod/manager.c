@@ -299,23 +299,6 @@ static Request *pick_next(Manager *m) {
         return sched_pick(m);
 }
 
-static void dequeue(Request *q) {
-        Caller *c = q->caller;
-        Request *prev = NULL;
-        for (Request *i = c->queue_head; i; prev = i, i = i->queue_next)
-                if (i == q) {
-                        if (prev)
-                                prev->queue_next = q->queue_next;
-                        else
-                                c->queue_head = q->queue_next;
-                        if (c->queue_tail == q)
-                                c->queue_tail = prev;
-                        break;
-                }
-        q->queue_next = NULL;
-        q->manager->n_queued--;
-}
-
 void manager_schedule(Manager *m) {
         while (m->n_active < m->config.max_active && m->n_queued > 0) {
                 Request *q = pick_next(m);
@@ -324,7 +307,7 @@ void manager_schedule(Manager *m) {
                 Worker *w = q->chat && q->chat->worker ? q->chat->worker : m->worker;
                 if (!w || !w->ready || w->dead)
                         break;
-                dequeue(q);
+                request_dequeue(q);
                 q->state = REQUEST_ACTIVE;
                 q->worker = w;
                 q->t_dispatch = now_usec();

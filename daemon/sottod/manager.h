@@ -214,6 +214,7 @@ int request_new(Manager *m, Caller *c, Chat *chat, sd_bus_message *call, char *p
                 gen_params *params, int out_fd, Request **ret);
 void request_fail(Request *q, const char *error_name, const char *fmt, ...) _printf_(3, 4);
 void request_cancel(Request *q, const char *error_name, const char *fmt, ...) _printf_(3, 4);
+void request_dequeue(Request *q); /* out of its caller's queue; q is REQUEST_QUEUED */
 void manager_schedule(Manager *m);
 void manager_stop(Manager *m);
 void chat_free(Chat *c);

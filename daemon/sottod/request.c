@@ -116,24 +116,31 @@ static void request_set_error(Request *q, const char *name, const char *fmt, va_
         vsnprintf(q->error_message, sizeof q->error_message, fmt, ap);
 }
 
+/* Takes a queued request out of its caller's queue (request_new put it
+ * there): when it is dispatched or ends before that. */
+void request_dequeue(Request *q) {
+        Caller *c = q->caller;
+        Request *prev = NULL;
+        for (Request *i = c->queue_head; i; prev = i, i = i->queue_next)
+                if (i == q) {
+                        if (prev)
+                                prev->queue_next = q->queue_next;
+                        else
+                                c->queue_head = q->queue_next;
+                        if (c->queue_tail == q)
+                                c->queue_tail = prev;
+                        break;
+                }
+        q->queue_next = NULL;
+        q->manager->n_queued--;
+}
+
 /* The outcome is known; reply once the output has drained. */
 static void request_set_finishing(Request *q) {
         Manager *m = q->manager;
-        if (q->state == REQUEST_QUEUED) {
-                Caller *c = q->caller;
-                Request *prev = NULL;
-                for (Request *i = c->queue_head; i; prev = i, i = i->queue_next)
-                        if (i == q) {
-                                if (prev)
-                                        prev->queue_next = q->queue_next;
-                                else
-                                        c->queue_head = q->queue_next;
-                                if (c->queue_tail == q)
-                                        c->queue_tail = prev;
-                                break;
-                        }
-                m->n_queued--;
-        } else if (q->state == REQUEST_ACTIVE) {
+        if (q->state == REQUEST_QUEUED)
+                request_dequeue(q);
+        else if (q->state == REQUEST_ACTIVE) {
                 m->n_active--;
                 if (q->worker) {
                         q->worker->n_active--;
