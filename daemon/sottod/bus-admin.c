@@ -19,13 +19,15 @@ static int append_usage(sd_bus_message *reply, const App *a) {
                                      "audio-seconds", "d", u->audio_seconds, "images", "t", u->images);
 }
 
-static int caller_app(Manager *m, sd_bus_message *msg, App **ret) {
+/* The calling application, or NotAuthorized set in error. */
+static int caller_app(Manager *m, sd_bus_message *msg, App **ret, sd_bus_error *error) {
         Caller *c;
         int r = caller_get(m, sd_bus_message_get_sender(msg) ?: ":unknown", &c);
+        if (r >= 0 && !c->app)
+                r = -ESRCH;
         if (r < 0)
-                return r;
-        if (!c->app)
-                return -ESRCH;
+                return sd_bus_error_setf(error, SOTTO_ERROR_NOT_AUTHORIZED, "Cannot identify the caller: %s.",
+                                         strerror(-r));
         *ret = c->app;
         return 0;
 }
@@ -34,10 +36,9 @@ static int method_get_usage(sd_bus_message *msg, void *userdata, sd_bus_error *e
         _cleanup_(sd_bus_message_unrefp) sd_bus_message *reply = NULL;
         Manager *m = userdata;
         App *a;
-        int r = caller_app(m, msg, &a);
+        int r = caller_app(m, msg, &a, error);
         if (r < 0)
-                return sd_bus_error_setf(error, SOTTO_ERROR_NOT_AUTHORIZED, "Cannot identify the caller: %s.",
-                                         strerror(-r));
+                return r;
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_append(reply, "uss", (uint32_t)a->uid, identity_kind_to_string(a->kind), a->app_id);
@@ -53,10 +54,9 @@ static int method_get_quota_state(sd_bus_message *msg, void *userdata, sd_bus_er
         Manager *m = userdata;
         uint64_t now = now_usec();
         App *a;
-        int r = caller_app(m, msg, &a);
+        int r = caller_app(m, msg, &a, error);
         if (r < 0)
-                return sd_bus_error_setf(error, SOTTO_ERROR_NOT_AUTHORIZED, "Cannot identify the caller: %s.",
-                                         strerror(-r));
+                return r;
         r = sd_bus_message_new_method_return(msg, &reply);
         if (r >= 0)
                 r = sd_bus_message_append(reply, "ss", a->app_id, priority_to_string(a->limits.priority));
