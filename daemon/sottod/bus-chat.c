@@ -50,7 +50,7 @@ int chat_node_enumerator(sd_bus *bus, const char *prefix, void *userdata, char *
 static int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Chat *c = userdata;
         const char *text;
-        gen_params p;
+        _cleanup_(gen_params_done) gen_params p = {};
         int fd, r;
 
         r = authorize(c->manager, msg, SOTTO_ACTION_GENERATE, error);
@@ -59,19 +59,13 @@ static int method_send(sd_bus_message *msg, void *userdata, sd_bus_error *error)
         r = sd_bus_message_read(msg, "s", &text);
         if (r < 0)
                 return r;
-        r = gen_params_copy(&p, &c->defaults);
+        r = options_read(msg, &c->defaults, &p, error);
         if (r < 0)
                 return r;
-        r = options_parse(msg, &p, error);
-        if (r < 0) {
-                gen_params_done(&p);
-                return r;
-        }
         r = sd_bus_message_read(msg, "h", &fd);
-        if (r >= 0)
-                r = submit_request(c->manager, msg, c, text, &p, fd, error);
-        gen_params_done(&p);
-        return r;
+        if (r < 0)
+                return r;
+        return submit_request(c->manager, msg, c, text, &p, fd, error);
 }
 
 static int method_close(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

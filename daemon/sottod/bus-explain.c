@@ -371,7 +371,7 @@ static int start_load(Manager *m, sd_bus_message *msg, Chat *chat, int image_fd,
 
 static int explain(Manager *m, Chat *chat, sd_bus_message *msg, const gen_params *defaults, sd_bus_error *error) {
         const char *question;
-        gen_params p;
+        _cleanup_(gen_params_done) gen_params p = {};
         int image_fd, out_fd, r;
 
         /* Before anything is read or changed (authorize.h). */
@@ -381,22 +381,13 @@ static int explain(Manager *m, Chat *chat, sd_bus_message *msg, const gen_params
         r = sd_bus_message_read(msg, "hs", &image_fd, &question);
         if (r < 0)
                 return r;
-        if (defaults)
-                r = gen_params_copy(&p, defaults);
-        else
-                gen_params_default(&p);
+        r = options_read(msg, defaults, &p, error);
         if (r < 0)
                 return r;
-        r = options_parse(msg, &p, error);
-        if (r < 0) {
-                gen_params_done(&p);
-                return r;
-        }
         r = sd_bus_message_read(msg, "h", &out_fd);
-        if (r >= 0)
-                r = start_load(m, msg, chat, image_fd, question, &p, out_fd, error);
-        gen_params_done(&p);
-        return r;
+        if (r < 0)
+                return r;
+        return start_load(m, msg, chat, image_fd, question, &p, out_fd, error);
 }
 
 static int method_explain(sd_bus_message *msg, void *userdata, sd_bus_error *error) {

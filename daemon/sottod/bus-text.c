@@ -12,7 +12,7 @@
 static int method_ask(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
         Manager *m = userdata;
         const char *prompt;
-        gen_params p;
+        _cleanup_(gen_params_done) gen_params p = {};
         int fd, r;
 
         r = authorize(m, msg, SOTTO_ACTION_GENERATE, error);
@@ -21,15 +21,13 @@ static int method_ask(sd_bus_message *msg, void *userdata, sd_bus_error *error) 
         r = sd_bus_message_read(msg, "s", &prompt);
         if (r < 0)
                 return r;
-        gen_params_default(&p);
-        r = options_parse(msg, &p, error);
+        r = options_read(msg, NULL, &p, error);
         if (r < 0)
                 return r;
         r = sd_bus_message_read(msg, "h", &fd);
-        if (r >= 0)
-                r = submit_request(m, msg, NULL, prompt, &p, fd, error);
-        gen_params_done(&p);
-        return r;
+        if (r < 0)
+                return r;
+        return submit_request(m, msg, NULL, prompt, &p, fd, error);
 }
 
 static int method_open_chat(sd_bus_message *msg, void *userdata, sd_bus_error *error) {
@@ -41,8 +39,7 @@ static int method_open_chat(sd_bus_message *msg, void *userdata, sd_bus_error *e
         r = authorize(m, msg, SOTTO_ACTION_GENERATE, error);
         if (r <= 0)
                 return r < 0 ? r : 1;
-        gen_params_default(&p);
-        r = options_parse(msg, &p, error);
+        r = options_read(msg, NULL, &p, error);
         if (r < 0)
                 return r;
         if (m->stopping) {

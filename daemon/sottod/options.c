@@ -56,6 +56,25 @@ static bool is_integer_type(char c) {
         return c && strchr("yqutnix", c);
 }
 
+int options_read(sd_bus_message *m, const gen_params *defaults, gen_params *ret, sd_bus_error *error) {
+        gen_params p;
+        int r;
+
+        if (defaults) {
+                r = gen_params_copy(&p, defaults);
+                if (r < 0)
+                        return r;
+        } else
+                gen_params_default(&p);
+        r = options_parse(m, &p, error);
+        if (r < 0) {
+                gen_params_done(&p);
+                return r;
+        }
+        *ret = p;
+        return 0;
+}
+
 int options_parse(sd_bus_message *m, gen_params *p, sd_bus_error *error) {
         bool seen[_OPT_MAX] = {};
         gen_params new = *p;
