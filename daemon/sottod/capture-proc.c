@@ -11,7 +11,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -19,6 +18,7 @@
 #include "daemon/sottod/bus-errors.h"
 #include "daemon/sottod/dictation.h"
 #include "daemon/sottod/log.h"
+#include "daemon/sottod/spawn.h"
 
 #ifndef LIBEXECDIR
 #define LIBEXECDIR "/usr/libexec/sotto"
@@ -138,21 +138,8 @@ int capture_proc_start(Dictation *d, int pipewire_fd, const char *target) {
                 close(audio[0]), close(audio[1]), close(control[0]), close(control[1]);
                 return r;
         }
-        if (pid == 0) {
-                sigset_t all;
-                sigemptyset(&all);
-                sigprocmask(SIG_SETMASK, &all, NULL);
-                signal(SIGPIPE, SIG_DFL);
-                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
-                int p = fcntl(pipewire_fd, F_DUPFD, 10), o = fcntl(audio[1], F_DUPFD, 10),
-                    c = fcntl(control[0], F_DUPFD, 10);
-                if (p < 0 || o < 0 || c < 0 || dup2(p, 3) < 0 || dup2(o, 4) < 0 || dup2(c, 5) < 0)
-                        _exit(126);
-                close_range(6, ~0U, 0);
-                execv(exe, argv);
-                fprintf(stderr, "sottod: cannot execute %s: %m\n", exe);
-                _exit(127);
-        }
+        if (pid == 0)
+                spawn_exec_child((const int[]){ pipewire_fd, audio[1], control[0] }, 3, exe, argv);
         close(audio[1]);
         close(control[0]);
         d->capture_pid = pid;

@@ -9,7 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,6 +17,7 @@
 #include "daemon/sottod/dictation.h"
 #include "daemon/sottod/log.h"
 #include "daemon/sottod/manager.h"
+#include "daemon/sottod/spawn.h"
 
 static void worker_update_events(Worker *w) {
         if (w->io_source)
@@ -341,34 +341,12 @@ int worker_start(Manager *m) {
                 worker_free(w);
                 return r;
         }
-        if (pid == 0) {
-                /* Child: fds 3 to 7, nothing else; default signal state. */
-                sigset_t all;
-                sigemptyset(&all);
-                sigprocmask(SIG_SETMASK, &all, NULL);
-                signal(SIGPIPE, SIG_DFL);
-                (void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (pid == 0)
                 /* The socket on fd 3, the model on 4, then the optional
                  * ones: the vision projector (5), the speech model (6), the
-                 * derived weights (7).  All are copied above 9 first, so
-                 * that no dup2 overwrites a source not yet placed. */
-                int src[5] = { pair[1], m->model_fd, m->mmproj_fd, m->whisper_fd, weights_fd }, tmp[5];
-                for (int i = 0; i < 5; i++) {
-                        tmp[i] = src[i] >= 0 ? fcntl(src[i], F_DUPFD, 10) : -1;
-                        if (src[i] >= 0 && tmp[i] < 0)
-                                _exit(126);
-                }
-                for (int i = 0; i < 5; i++) {
-                        if (tmp[i] >= 0 && dup2(tmp[i], 3 + i) < 0)
-                                _exit(126);
-                        if (tmp[i] < 0)
-                                close(3 + i); /* the slots without a file stay closed */
-                }
-                close_range(8, ~0U, 0);
-                execv(m->config.worker_path, argv);
-                fprintf(stderr, "sottod: cannot execute %s: %m\n", m->config.worker_path);
-                _exit(127);
-        }
+                 * derived weights (7); nothing else. */
+                spawn_exec_child((const int[]){ pair[1], m->model_fd, m->mmproj_fd, m->whisper_fd, weights_fd }, 5,
+                                 m->config.worker_path, argv);
         close(pair[1]);
         w->pid = pid;
         w->started_usec = now_usec();
