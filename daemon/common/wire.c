@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <poll.h>
+#include <stddef.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -204,6 +205,111 @@ int wire_parse_header(const uint8_t *buf, size_t len, uint32_t *type, uint32_t *
         return len - WIRE_HEADER_SIZE >= *plen;
 }
 
+/* ---- messages of plain fields ----
+ * Such a message is described once, as a table of its fields in wire order;
+ * its encoder and decoder both walk the table. */
+typedef enum field_kind {
+        FIELD_U32,
+        FIELD_U64,
+        FIELD_STRING, /* a char array: u32 length + bytes, without the NUL */
+} field_kind;
+
+typedef struct wire_field {
+        field_kind kind;
+        size_t offset, size;
+} wire_field;
+
+/* The size check fails the build when a member does not have the width its
+ * kind says. */
+#define FIELD_OF(kind, type, member, ok)                                                     \
+        { kind, offsetof(type, member) + 0 * sizeof(char[(ok) ? 1 : -1]), sizeof(((type *)0)->member) }
+#define U32(type, member) FIELD_OF(FIELD_U32, type, member, sizeof(((type *)0)->member) == 4)
+#define U64(type, member) FIELD_OF(FIELD_U64, type, member, sizeof(((type *)0)->member) == 8)
+#define STRING(type, member) FIELD_OF(FIELD_STRING, type, member, sizeof(((type *)0)->member) > 1)
+
+static int encode_fields(wire_buf *b, uint32_t type, const void *x, const wire_field *f, size_t n) {
+        size_t at = begin_frame(b, type);
+        for (size_t i = 0; i < n; i++) {
+                const char *p = (const char *)x + f[i].offset;
+                uint32_t v32;
+                uint64_t v64;
+                switch (f[i].kind) {
+                case FIELD_U32:
+                        memcpy(&v32, p, sizeof v32);
+                        wire_put_u32(b, v32);
+                        break;
+                case FIELD_U64:
+                        memcpy(&v64, p, sizeof v64);
+                        wire_put_u64(b, v64);
+                        break;
+                case FIELD_STRING:
+                        wire_put_bytes(b, p, (uint32_t)strnlen(p, f[i].size - 1));
+                        break;
+                }
+        }
+        return finish_frame(b, at);
+}
+
+/* The whole payload must be the fields, nothing more or less; x is zeroed
+ * first.  Range checks are the caller's. */
+static int decode_fields(const uint8_t *payload, size_t len, void *x, size_t xsize, const wire_field *f, size_t n) {
+        wire_reader r = { payload, len };
+        memset(x, 0, xsize);
+        for (size_t i = 0; i < n; i++) {
+                char *p = (char *)x + f[i].offset;
+                uint32_t v32;
+                uint64_t v64;
+                switch (f[i].kind) {
+                case FIELD_U32:
+                        if (wire_get_u32(&r, &v32) < 0)
+                                return -EBADMSG;
+                        memcpy(p, &v32, sizeof v32);
+                        break;
+                case FIELD_U64:
+                        if (wire_get_u64(&r, &v64) < 0)
+                                return -EBADMSG;
+                        memcpy(p, &v64, sizeof v64);
+                        break;
+                case FIELD_STRING:
+                        if (wire_get_string(&r, p, f[i].size) < 0)
+                                return -EBADMSG;
+                        break;
+                }
+        }
+        return r.left == 0 ? 0 : -EBADMSG;
+}
+
+#define ENCODE_FIELDS(b, type, x, fields) encode_fields(b, type, x, fields, sizeof fields / sizeof fields[0])
+#define DECODE_FIELDS(payload, len, x, fields) \
+        decode_fields(payload, len, x, sizeof *(x), fields, sizeof fields / sizeof fields[0])
+
+static const wire_field ready_fields[] = {
+        U32(wire_ready, n_ctx), U32(wire_ready, n_ctx_train), U32(wire_ready, n_vocab), U32(wire_ready, pid),
+        STRING(wire_ready, arch), STRING(wire_ready, name), U32(wire_ready, caps),
+};
+
+static const wire_field weights_fields[] = {
+        U64(wire_weights, size),
+        U32(wire_weights, n_blocks),
+};
+
+static const wire_field stats_fields[] = {
+        U64(wire_stats, decode_steps), U64(wire_stats, batched_steps), U64(wire_stats, batched_tokens),
+        U32(wire_stats, max_batch),
+};
+
+static const wire_field done_fields[] = {
+        U64(wire_done, req_id),      U32(wire_done, status),      U32(wire_done, stop_reason),
+        U32(wire_done, n_prompt),    U32(wire_done, n_generated), U32(wire_done, n_past),
+        U64(wire_done, prompt_usec), U64(wire_done, total_usec),  STRING(wire_done, message),
+};
+
+static const wire_field audio_start_fields[] = {
+        U64(wire_audio_start, req_id),     U32(wire_audio_start, format),     U32(wire_audio_start, rate),
+        U32(wire_audio_start, channels),   U32(wire_audio_start, flags),      U32(wire_audio_start, partial_ms),
+        U32(wire_audio_start, max_seconds), STRING(wire_audio_start, language),
+};
+
 /* The fields of GENERATE, shared with EXPLAIN. */
 static int put_generate(wire_buf *b, const wire_generate *g) {
         const gen_params *p = &g->params;
@@ -306,24 +412,11 @@ int wire_decode_u64(const uint8_t *payload, size_t len, uint64_t *v) {
 }
 
 int wire_encode_ready(wire_buf *b, const wire_ready *x) {
-        size_t at = begin_frame(b, WIRE_READY);
-        wire_put_u32(b, x->n_ctx);
-        wire_put_u32(b, x->n_ctx_train);
-        wire_put_u32(b, x->n_vocab);
-        wire_put_u32(b, x->pid);
-        wire_put_bytes(b, x->arch, (uint32_t)strnlen(x->arch, sizeof x->arch - 1));
-        wire_put_bytes(b, x->name, (uint32_t)strnlen(x->name, sizeof x->name - 1));
-        wire_put_u32(b, x->caps);
-        return finish_frame(b, at);
+        return ENCODE_FIELDS(b, WIRE_READY, x, ready_fields);
 }
 
 int wire_decode_ready(const uint8_t *payload, size_t len, wire_ready *x) {
-        wire_reader r = { payload, len };
-        *x = (wire_ready){};
-        if (wire_get_u32(&r, &x->n_ctx) < 0 || wire_get_u32(&r, &x->n_ctx_train) < 0 ||
-            wire_get_u32(&r, &x->n_vocab) < 0 || wire_get_u32(&r, &x->pid) < 0 ||
-            wire_get_string(&r, x->arch, sizeof x->arch) < 0 || wire_get_string(&r, x->name, sizeof x->name) < 0 ||
-            wire_get_u32(&r, &x->caps) < 0 || r.left != 0)
+        if (DECODE_FIELDS(payload, len, x, ready_fields) < 0)
                 return -EBADMSG;
         if (!utf8_is_valid(x->arch, strlen(x->arch)) || !utf8_is_valid(x->name, strlen(x->name)))
                 return -EBADMSG;
@@ -333,16 +426,11 @@ int wire_decode_ready(const uint8_t *payload, size_t len, wire_ready *x) {
 }
 
 int wire_encode_weights(wire_buf *b, const wire_weights *x) {
-        size_t at = begin_frame(b, WIRE_WEIGHTS);
-        wire_put_u64(b, x->size);
-        wire_put_u32(b, x->n_blocks);
-        return finish_frame(b, at);
+        return ENCODE_FIELDS(b, WIRE_WEIGHTS, x, weights_fields);
 }
 
 int wire_decode_weights(const uint8_t *payload, size_t len, wire_weights *x) {
-        wire_reader r = { payload, len };
-        *x = (wire_weights){};
-        if (wire_get_u64(&r, &x->size) < 0 || wire_get_u32(&r, &x->n_blocks) < 0 || r.left != 0)
+        if (DECODE_FIELDS(payload, len, x, weights_fields) < 0)
                 return -EBADMSG;
         if (x->size == 0 || x->size > (1ull << 40) || x->n_blocks == 0)
                 return -EBADMSG;
@@ -350,19 +438,11 @@ int wire_decode_weights(const uint8_t *payload, size_t len, wire_weights *x) {
 }
 
 int wire_encode_stats(wire_buf *b, const wire_stats *x) {
-        size_t at = begin_frame(b, WIRE_STATS);
-        wire_put_u64(b, x->decode_steps);
-        wire_put_u64(b, x->batched_steps);
-        wire_put_u64(b, x->batched_tokens);
-        wire_put_u32(b, x->max_batch);
-        return finish_frame(b, at);
+        return ENCODE_FIELDS(b, WIRE_STATS, x, stats_fields);
 }
 
 int wire_decode_stats(const uint8_t *payload, size_t len, wire_stats *x) {
-        wire_reader r = { payload, len };
-        *x = (wire_stats){};
-        if (wire_get_u64(&r, &x->decode_steps) < 0 || wire_get_u64(&r, &x->batched_steps) < 0 ||
-            wire_get_u64(&r, &x->batched_tokens) < 0 || wire_get_u32(&r, &x->max_batch) < 0 || r.left != 0)
+        if (DECODE_FIELDS(payload, len, x, stats_fields) < 0)
                 return -EBADMSG;
         /* A batched step is a decoding step of 2 to max_batch requests. */
         if (x->batched_steps > x->decode_steps || x->max_batch > 4096 ||
@@ -392,27 +472,11 @@ int wire_decode_text(const uint8_t *payload, size_t len, wire_text *t) {
 }
 
 int wire_encode_done(wire_buf *b, const wire_done *d) {
-        size_t at = begin_frame(b, WIRE_DONE);
-        wire_put_u64(b, d->req_id);
-        wire_put_u32(b, d->status);
-        wire_put_u32(b, d->stop_reason);
-        wire_put_u32(b, d->n_prompt);
-        wire_put_u32(b, d->n_generated);
-        wire_put_u32(b, d->n_past);
-        wire_put_u64(b, d->prompt_usec);
-        wire_put_u64(b, d->total_usec);
-        wire_put_bytes(b, d->message, (uint32_t)strnlen(d->message, sizeof d->message - 1));
-        return finish_frame(b, at);
+        return ENCODE_FIELDS(b, WIRE_DONE, d, done_fields);
 }
 
 int wire_decode_done(const uint8_t *payload, size_t len, wire_done *d) {
-        wire_reader r = { payload, len };
-        *d = (wire_done){};
-        if (wire_get_u64(&r, &d->req_id) < 0 || wire_get_u32(&r, &d->status) < 0 ||
-            wire_get_u32(&r, &d->stop_reason) < 0 || wire_get_u32(&r, &d->n_prompt) < 0 ||
-            wire_get_u32(&r, &d->n_generated) < 0 || wire_get_u32(&r, &d->n_past) < 0 ||
-            wire_get_u64(&r, &d->prompt_usec) < 0 || wire_get_u64(&r, &d->total_usec) < 0 ||
-            wire_get_string(&r, d->message, sizeof d->message) < 0 || r.left != 0)
+        if (DECODE_FIELDS(payload, len, d, done_fields) < 0)
                 return -EBADMSG;
         if (d->status >= _WIRE_STATUS_MAX || d->stop_reason >= _WIRE_STOP_MAX ||
             !utf8_is_valid(d->message, strlen(d->message)))
@@ -441,25 +505,11 @@ static bool audio_start_valid(const wire_audio_start *a) {
 int wire_encode_audio_start(wire_buf *b, const wire_audio_start *a) {
         if (!audio_start_valid(a) || strnlen(a->language, sizeof a->language) >= sizeof a->language)
                 return -EINVAL;
-        size_t at = begin_frame(b, WIRE_AUDIO_START);
-        wire_put_u64(b, a->req_id);
-        wire_put_u32(b, a->format);
-        wire_put_u32(b, a->rate);
-        wire_put_u32(b, a->channels);
-        wire_put_u32(b, a->flags);
-        wire_put_u32(b, a->partial_ms);
-        wire_put_u32(b, a->max_seconds);
-        wire_put_bytes(b, a->language, (uint32_t)strlen(a->language));
-        return finish_frame(b, at);
+        return ENCODE_FIELDS(b, WIRE_AUDIO_START, a, audio_start_fields);
 }
 
 int wire_decode_audio_start(const uint8_t *payload, size_t len, wire_audio_start *a) {
-        wire_reader r = { payload, len };
-        *a = (wire_audio_start){};
-        if (wire_get_u64(&r, &a->req_id) < 0 || wire_get_u32(&r, &a->format) < 0 || wire_get_u32(&r, &a->rate) < 0 ||
-            wire_get_u32(&r, &a->channels) < 0 || wire_get_u32(&r, &a->flags) < 0 ||
-            wire_get_u32(&r, &a->partial_ms) < 0 || wire_get_u32(&r, &a->max_seconds) < 0 ||
-            wire_get_string(&r, a->language, sizeof a->language) < 0 || r.left != 0 || !audio_start_valid(a))
+        if (DECODE_FIELDS(payload, len, a, audio_start_fields) < 0 || !audio_start_valid(a))
                 return -EBADMSG;
         return 0;
 }
