@@ -200,6 +200,19 @@ int quota_config_set(QuotaConfig *q, const char *app_id, const char *key, const 
 
 /* ---- [Daemon] ---- */
 
+/* An optional file: empty means none. */
+static int set_optional_path(char **dst, const char *value) {
+        char *p = NULL;
+        if (*value) {
+                p = strdup(value);
+                if (!p)
+                        return -ENOMEM;
+        }
+        free(*dst);
+        *dst = p;
+        return 0;
+}
+
 static int daemon_apply(ManagerConfig *c, const char *key, const char *value, char *err, size_t errlen) {
         int r;
         if (STREQ(key, "Model")) {
@@ -214,24 +227,12 @@ static int daemon_apply(ManagerConfig *c, const char *key, const char *value, ch
                 c->model_path = p;
                 return 0;
         }
-        if (STREQ(key, "WhisperModel")) {
+        if (STREQ(key, "WhisperModel"))
                 /* Speech recognition (bus-dictation.c); read at start. */
-                char *p = *value ? strdup(value) : NULL;
-                if (*value && !p)
-                        return -ENOMEM;
-                free(c->whisper_model_path);
-                c->whisper_model_path = p;
-                return 0;
-        }
-        if (STREQ(key, "VisionModel")) {
+                return set_optional_path(&c->whisper_model_path, value);
+        if (STREQ(key, "VisionModel"))
                 /* Empty: no vision projector. */
-                char *p = *value ? strdup(value) : NULL;
-                if (*value && !p)
-                        return -ENOMEM;
-                free(c->mmproj_path);
-                c->mmproj_path = p;
-                return 0;
-        }
+                return set_optional_path(&c->mmproj_path, value);
         uint32_t secs;
         if (STREQ(key, "MaxImageBytes"))
                 r = parse_u32(value, WIRE_MAX_IMAGE, &c->max_image_bytes);
