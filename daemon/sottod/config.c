@@ -25,18 +25,6 @@
 #define CONFIG_MAX_FILE (1u << 20)
 #define CONFIG_MAX_APPS 4096u
 
-int parse_u32(const char *s, uint32_t max, uint32_t *ret) {
-        char *end;
-        if (*s < '0' || *s > '9')
-                return -EINVAL;
-        errno = 0;
-        unsigned long long v = strtoull(s, &end, 10);
-        if (errno || end == s || *end || v > max)
-                return -EINVAL;
-        *ret = (uint32_t)v;
-        return 0;
-}
-
 static int parse_u64(const char *s, uint64_t max, uint64_t *ret) {
         char *end;
         if (*s < '0' || *s > '9')
@@ -46,6 +34,15 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *ret) {
         if (errno || end == s || *end || v > max)
                 return -EINVAL;
         *ret = v;
+        return 0;
+}
+
+int parse_u32(const char *s, uint32_t max, uint32_t *ret) {
+        uint64_t v;
+        int r = parse_u64(s, max, &v);
+        if (r < 0)
+                return r;
+        *ret = (uint32_t)v;
         return 0;
 }
 
