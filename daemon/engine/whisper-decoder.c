@@ -68,9 +68,10 @@ int whisper_decode(whisper_state *s, const int32_t *tokens, int32_t n, int32_t n
 
                 /* causal self-attention; this batch's K/V go to positions n_past.. */
                 whisper_layer_norm(cur, h, n, S, b->attn_ln_w, b->attn_ln_b);
-                if ((r = whisper_linear(s, &b->attn_q, cur, n, b->attn_q_b, q)) < 0 ||
-                    (r = whisper_linear(s, &b->attn_k, cur, n, NULL, Kc + (size_t)n_past * S)) < 0 ||
-                    (r = whisper_linear(s, &b->attn_v, cur, n, b->attn_v_b, Vc + (size_t)n_past * S)) < 0)
+                const weight *qkv[3] = { &b->attn_q, &b->attn_k, &b->attn_v };
+                const float *qkv_b[3] = { b->attn_q_b, NULL, b->attn_v_b };
+                float *qkv_y[3] = { q, Kc + (size_t)n_past * S, Vc + (size_t)n_past * S };
+                if ((r = whisper_linear_multi(s, qkv, 3, cur, n, qkv_b, qkv_y)) < 0)
                         return r;
                 for (int32_t i = 0; i < n; i++)
                         attend(q + i * S, Kc, Vc, n_past + i + 1, S, H, sc, o + i * S);

@@ -89,6 +89,10 @@ static inline bool whisper_aborted(const whisper_state *s) {
 
 /* ---- whisper-linear.c: y[t][o] = sum_i W[o][i] x[t][i] (+ b[o]) ---- */
 int whisper_linear(whisper_state *s, const weight *w, const float *x, int64_t n_tokens, const float *b, float *y);
+/* The same products of one input with several weights (q/k/v), in one
+ * pool dispatch where that is possible; bs[i] may be NULL. */
+int whisper_linear_multi(whisper_state *s, const weight *const *ws, int n_w, const float *x, int64_t n_tokens,
+                         const float *const *bs, float *const *ys);
 /* Row r of W as floats. */
 void whisper_weight_row(const weight *w, int64_t r, float *out);
 
