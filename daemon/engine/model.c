@@ -14,6 +14,7 @@
 
 #include "macro.h"
 #include "model.h"
+#include "weights-arena.h"
 #include "tensor-type.h"
 
 /* ---- the architectures we know: one line each ---- */
@@ -245,37 +246,66 @@ static int model_load(gguf_file *g, const engine_model_params *p, engine_model *
         return 0;
 }
 
-/* Decoding reads every weight once per token, and on the page cache's
- * 4 KiB pages of the file mapping it reaches only ~0.6 of the machine's
- * read bandwidth: a TLB miss every 4 KiB, and the hardware prefetchers
- * stop at each page boundary.  The same bytes in anonymous 2 MiB pages
- * stream at ~0.85-0.9 of it (tests/bench/REFERENCE.md, run 7), so a llama
- * model's file is copied there once at load (~0.3 s per GB from the page
- * cache).  The price: the copy is private to this process (the page cache
- * keeps its clean, droppable copy too), where the mapping would be shared
- * by every process that maps the file.  Other architectures keep the
- * mapping: Gemma 3n drops pages of its per-layer-embedding table from
- * the process with MADV_DONTNEED, which would zero an anonymous copy.
- * SOTTO_WEIGHTS=map keeps the mapping for llama too.  Not fatal: without
- * the memory for a copy the mapping is used. */
-static int weights_copy(int fd, size_t size, void **ret_map, size_t *ret_len, const uint8_t **ret_data) {
+/* Decoding reads every weight once per token, and from the page cache's
+ * pages of the file mapping it reaches only ~0.6 of the machine's read
+ * bandwidth, where the same bytes copied into fresh memory stream at
+ * ~0.85-0.9 of it (tests/bench/REFERENCE.md, run 7), so a llama model's
+ * file is copied once at load (~0.3 s per GB from the page cache).
+ * In a worker the copy is a block of the derived-weights arena
+ * (weights-arena.h): one sealed memfd that sottod hands to every later
+ * worker of the same file, so restarts and a reload's two workers share it.
+ * Elsewhere (sotto-bench, sotto-engine) it is private anonymous memory in
+ * 2 MiB pages.  Other architectures keep the mapping: Gemma 3n drops pages
+ * of its per-layer-embedding table with MADV_DONTNEED, which would zero a
+ * copy.  SOTTO_WEIGHTS=map keeps the mapping for llama too.  Not fatal:
+ * without the memory for a copy the mapping is used. */
+static int pread_all(int fd, uint8_t *dst, size_t size) {
+        for (size_t off = 0; off < size;) {
+                ssize_t n = pread(fd, dst + off, MIN(size - off, (size_t)64 << 20), (off_t)off);
+                if (n < 0 && errno == EINTR)
+                        continue;
+                if (n <= 0)
+                        return n < 0 ? -errno : -EIO;
+                off += (size_t)n;
+        }
+        return 0;
+}
+
+/* 1: the copy is in the arena (*ret_data); 0: no arena block; <0: the
+ * block could not be filled (it must not be sealed and shared so). */
+static int weights_copy_arena(int fd, size_t size, const uint8_t **ret_data) {
+        weights_arena *a = weights_arena_default();
+        weights_source src;
+        bool fill = false;
+
+        if (!a || weights_source_from_fd(fd, &src) < 0)
+                return 0;
+        uint8_t *b = weights_arena_block(a, &src, "gguf.image", 1, size, &fill);
+        if (!b)
+                return 0;
+        if (fill) {
+                int r = pread_all(fd, b, size);
+                if (r < 0)
+                        return r;
+        }
+        *ret_data = b;
+        return 1;
+}
+
+static int weights_copy_private(int fd, size_t size, void **ret_map, size_t *ret_len, const uint8_t **ret_data) {
         const size_t huge = (size_t)2 << 20;
         size_t len = size + huge;
+        int r;
+
         void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
         if (map == MAP_FAILED)
                 return -errno;
         uint8_t *data = (uint8_t *)(((uintptr_t)map + huge - 1) & ~(uintptr_t)(huge - 1));
         (void)madvise(data, size, MADV_HUGEPAGE); /* best effort: THP may be off */
-        for (size_t off = 0; off < size;) {
-                ssize_t n = pread(fd, data + off, MIN(size - off, (size_t)64 << 20), (off_t)off);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0) {
-                        int r = n < 0 ? -errno : -EIO;
-                        munmap(map, len);
-                        return r;
-                }
-                off += (size_t)n;
+        r = pread_all(fd, data, size);
+        if (r < 0) {
+                munmap(map, len);
+                return r;
         }
         (void)mprotect(map, len, PROT_READ);
         *ret_map = map;
@@ -290,7 +320,9 @@ static bool want_weights_copy(const gguf_file *g) {
 
         if (e && strcmp(e, "map") == 0)
                 return false;
-        return gguf_get_str(g, "general.architecture", &s) >= 0 && s.len == 5 && memcmp(s.p, "llama", 5) == 0;
+        /* Arena blocks are 64-byte aligned: enough for GGUF's usual 32. */
+        return gguf_alignment(g) <= 64 && gguf_get_str(g, "general.architecture", &s) >= 0 && s.len == 5 &&
+               memcmp(s.p, "llama", 5) == 0;
 }
 
 int engine_model_load_fd(int fd, const engine_model_params *p, engine_model **ret, char *err, size_t errlen) {
@@ -308,10 +340,19 @@ int engine_model_load_fd(int fd, const engine_model_params *p, engine_model **re
                 gguf_file *c = NULL;
 
                 (void)gguf_file_data(g, &size);
-                if (weights_copy(fd, size, &map, &len, &data) >= 0) {
+                r = weights_copy_arena(fd, size, &data);
+                if (r < 0) {
+                        gguf_close(g);
+                        return set_error(err, errlen, r, "cannot copy the model into the shared weights: %s",
+                                         strerror(-r));
+                }
+                if (r == 0 && weights_copy_private(fd, size, &map, &len, &data) < 0)
+                        data = NULL; /* no memory for a copy: the mapping serves */
+                if (data) {
                         r = gguf_open_memory(data, size, &c, err, errlen);
                         if (r < 0) { /* cannot differ from the mapping, but checked all the same */
-                                munmap(map, len);
+                                if (map)
+                                        munmap(map, len);
                                 gguf_close(g);
                                 return r;
                         }

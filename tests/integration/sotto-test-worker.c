@@ -74,7 +74,11 @@ int main(int argc, char **argv) {
         uint32_t type;
         const uint8_t *p;
         size_t len;
-        if (read_frame(&c, &type, &p, &len) <= 0 || type != WIRE_READY) {
+        /* A worker that built shared weights announces them first. */
+        int k = read_frame(&c, &type, &p, &len);
+        if (k > 0 && type == WIRE_WEIGHTS)
+                k = read_frame(&c, &type, &p, &len);
+        if (k <= 0 || type != WIRE_READY) {
                 fprintf(stderr, "FAIL: no READY from the worker\n");
                 return 1;
         }
