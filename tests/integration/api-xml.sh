@@ -6,8 +6,7 @@
 svc_setup api-xml
 svc_bus session
 # A speech model, so that a transcription object exists to introspect.
-"$BUILD/sotto-mkwhisper" --shape tiny --type f16 --seed 1 -o "$SVC_DIR/tiny.bin" >/dev/null || fail "sotto-mkwhisper"
-chmod 644 "$SVC_DIR/tiny.bin"
+svc_tiny_whisper
 svc_start_sottod $(svc_model_args 2000) --whisper-model "$SVC_DIR/tiny.bin"
 
 awk -f "$ROOT/tests/integration/lib/xml-members.awk" "$ROOT/dbus/org.sotto.Sotto1.xml" | sort > "$SVC_DIR/want"

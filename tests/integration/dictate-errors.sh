@@ -20,8 +20,7 @@ W=$(mktemp -d /tmp/sotto-dictate-errors.XXXXXX)
 chmod 755 "$W"
 trap 'kill $(jobs -p) 2>/dev/null; pw_stop "$W/pw"; svc_cleanup; rm -rf "$W"' EXIT
 
-"$BUILD/sotto-mkwhisper" --shape tiny --type f16 --seed 1 -o "$SVC_DIR/tiny.bin" >/dev/null || fail "sotto-mkwhisper"
-chmod 644 "$SVC_DIR/tiny.bin"
+svc_tiny_whisper
 svc_bus session
 svc_start_sottod $(svc_model_args 2000) --whisper-model "$SVC_DIR/tiny.bin" --threads 2
 S() { "$SOTTO" --address "$BUS_ADDRESS" "$@"; }

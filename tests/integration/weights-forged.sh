@@ -14,8 +14,7 @@ MODEL="$SHARED/models/stories260K.gguf"
 [ -f "$MODEL" ] || skip "no $MODEL (set SHARED to the golden data)"
 WORKER="$BUILD/tests/sotto-worker-testhooks"
 [ -x "$WORKER" ] || skip "no $WORKER"
-"$BUILD/sotto-mkwhisper" --shape tiny --type f16 --seed 1 -o "$SVC_DIR/tiny.bin" > /dev/null || fail "sotto-mkwhisper"
-chmod 644 "$SVC_DIR/tiny.bin"
+svc_tiny_whisper
 ARGS="--model $MODEL --whisper-model $SVC_DIR/tiny.bin --worker $WORKER --threads 1"
 memfd_of() { grep 'memfd:sotto-weights' "/proc/$1/maps" | awk '{print $5}' | sort -u; }
 ask() { "$SOTTO" --address "$BUS_ADDRESS" ask --temperature 0 --max-tokens 16 "Once upon a time"; }

@@ -164,6 +164,14 @@ worker_pid() {
 
 # The model and worker to test with: the real engine on stories260K when it
 # is built, else the engine test double.
+# A random-weight Whisper model at the tiny shape, readable by the sotto
+# user: $SVC_DIR/tiny.bin (the speech tests' model).
+svc_tiny_whisper() {
+	"$BUILD/sotto-mkwhisper" --shape tiny --type f16 --seed 1 -o "$SVC_DIR/tiny.bin" >/dev/null ||
+		fail "sotto-mkwhisper"
+	chmod 644 "$SVC_DIR/tiny.bin"
+}
+
 svc_model_args() {
 	if [ -x "$BUILD/sotto-worker" ] && [ -f "$SHARED/models/stories260K.gguf" ]; then
 		# One thread: on a small shared CI machine the engine's thread
