@@ -8,6 +8,9 @@
  *   sotto-test-client ADDR flood N             N pending Ask calls from one connection
  *   sotto-test-client ADDR chat-turns          a chat keeps its context between turns
  *   sotto-test-client ADDR hold-chat           opens a chat, prints its path, sleeps
+ *   sotto-test-client ADDR chat-cancel A B C N  turn A, turn B cancelled after its
+ *                                              first bytes, turn C; prints ContextUsed
+ *                                              after each and C's answer
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -426,6 +429,109 @@ static int cmd_hold_chat(const char *turn, uint32_t max_tokens) {
                 pause();
 }
 
+static int context_used(sd_bus *bus, const char *path, uint32_t *ret) {
+        sd_bus_error e = SD_BUS_ERROR_NULL;
+        int r = sd_bus_get_property_trivial(bus, DEST, path, "org.sotto.Sotto1.Chat", "ContextUsed", &e, 'u', ret);
+        if (r < 0)
+                fprintf(stderr, "ContextUsed: %s\n", e.message ? e.message : strerror(-r));
+        sd_bus_error_free(&e);
+        return r;
+}
+
+/* Chat.Send, greedy, without waiting for the reply; *out is the read end
+ * of the answer's pipe. */
+static int chat_send_async(sd_bus *bus, const char *path, const char *text, uint32_t max_tokens,
+                           sd_bus_message_handler_t on_reply, void *userdata, int *out) {
+        sd_bus_message *m = NULL;
+        int p[2];
+        if (pipe2(p, O_CLOEXEC) < 0)
+                return -errno;
+        int r = sd_bus_message_new_method_call(bus, &m, DEST, path, "org.sotto.Sotto1.Chat", "Send");
+        if (r >= 0)
+                r = sd_bus_message_append(m, "sa{sv}h", text, 2, "max-tokens", "u", max_tokens, "temperature", "d",
+                                          0.0, p[1]);
+        if (r >= 0)
+                r = sd_bus_call_async(bus, NULL, m, on_reply, userdata, 600 * 1000000ull);
+        if (r >= 0)
+                r = sd_bus_flush(bus);
+        sd_bus_message_unref(m);
+        close(p[1]);
+        if (r < 0) {
+                close(p[0]);
+                return r;
+        }
+        *out = p[0];
+        return 0;
+}
+
+struct turn_reply {
+        bool done;
+        char error[256];
+};
+
+static int on_turn_reply(sd_bus_message *m, void *userdata, sd_bus_error *ret_error) {
+        struct turn_reply *t = userdata;
+        const sd_bus_error *e = sd_bus_message_get_error(m);
+        snprintf(t->error, sizeof t->error, "%s", e ? e->name : "ok");
+        t->done = true;
+        return 0;
+}
+
+static int wait_turn(sd_bus *bus, struct turn_reply *t) {
+        while (!t->done) {
+                int r = sd_bus_process(bus, NULL);
+                if (r < 0)
+                        return r;
+                if (r == 0 && (r = sd_bus_wait(bus, UINT64_MAX)) < 0)
+                        return r;
+        }
+        return 0;
+}
+
+/* A chat whose second turn is cancelled (its output pipe closed) once the
+ * answer has begun, so after its whole prompt was evaluated: with a long
+ * enough prompt, a sliding-window model can no longer take the chat back
+ * to where the turn began, and the chat starts over (ContextUsed 0). */
+static int cmd_chat_cancel(const char *a, const char *b, const char *c, uint32_t max_tokens) {
+        sd_bus *bus = connect_bus();
+        struct turn_reply t = {};
+        char *path, buf[4096];
+        uint32_t used;
+        int out;
+        (void)sd_bus_set_method_call_timeout(bus, 600 * 1000000ull);
+        if (open_chat(bus, &path) < 0 || chat_turn(bus, path, a, max_tokens) < 0 || context_used(bus, path, &used) < 0)
+                return 1;
+        printf("used-after-a %u\n", used);
+        if (chat_send_async(bus, path, b, 4000, on_turn_reply, &t, &out) < 0)
+                return 1;
+        ssize_t n;
+        while ((n = read(out, buf, sizeof buf)) < 0 && errno == EINTR)
+                ;
+        close(out); /* that is how a caller cancels */
+        if (n <= 0 || wait_turn(bus, &t) < 0)
+                return 1;
+        printf("turn-b %s\n", t.error);
+        if (context_used(bus, path, &used) < 0)
+                return 1;
+        printf("used-after-b %u\n", used);
+        t = (struct turn_reply){};
+        if (chat_send_async(bus, path, c, max_tokens, on_turn_reply, &t, &out) < 0 || wait_turn(bus, &t) < 0)
+                return 1;
+        size_t len = 0;
+        while (len < sizeof buf - 1 && (n = read(out, buf + len, sizeof buf - 1 - len)) > 0)
+                len += (size_t)n;
+        close(out);
+        buf[len] = 0;
+        for (char *q = buf; *q; q++)
+                if (*q == '\n')
+                        *q = ' ';
+        printf("turn-c %s\nanswer-c %s\n", t.error, buf);
+        if (context_used(bus, path, &used) < 0)
+                return 1;
+        printf("used-after-c %u\n", used);
+        return 0;
+}
+
 /* Receives sd_notify() datagrams on PATH and prints them, one per line. */
 static int cmd_notify_listen(const char *path) {
         struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -491,6 +597,8 @@ int main(int argc, char **argv) {
                 return cmd_introspect_dictation();
         if (strcmp(cmd, "hold-chat") == 0)
                 return cmd_hold_chat(argc > 3 ? argv[3] : NULL, argc > 4 ? (uint32_t)atoi(argv[4]) : 8);
+        if (strcmp(cmd, "chat-cancel") == 0 && argc > 6)
+                return cmd_chat_cancel(argv[3], argv[4], argv[5], (uint32_t)atoi(argv[6]));
         if (strcmp(cmd, "chat-probe") == 0)
                 return cmd_chat_probe();
         if (strcmp(cmd, "notify-listen") == 0 && argc > 3)
