@@ -470,14 +470,15 @@ static int altup_project(engine_session *s, const weight *wk, const float *x, co
 }
 
 /* The per-layer-embedding table is most of E2B's parameters and must stay
- * in the file: each token needs one row (L * 256 values), copied into the
- * session by weight_get_row.  Reading a row faults in more than the row
+ * in the file (file_tensors below: the loader's copy of the weights leaves
+ * it out, and its weight points into the file mapping): each token needs
+ * one row (L * 256 values), copied into the session by weight_get_row.  Reading a row faults in more than the row
  * (the kernel maps the neighbours that are in the page cache, whole large
  * folios), so a long context of varied tokens would map the whole table
  * into this process.  After the lookups the table's pages are unmapped
  * again: on a read-only shared file mapping MADV_DONTNEED only drops our
- * page-table entries, the page cache keeps the data for the next read.
- * (Models are always mapped from their file, model.c.) */
+ * page-table entries, the page cache keeps the data for the next read (on
+ * a copy it would zero the rows: hence the table is never copied). */
 static void ple_release(const weight *w) {
         uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE);
         uintptr_t a = ((uintptr_t)w->data + ps - 1) & ~(ps - 1);
@@ -698,4 +699,5 @@ const arch_ops arch_gemma3n = {
         .session_done = gemma3n_session_done,
         .forward = gemma3n_forward,
         .forward_batch = gemma3n_forward_batch,
+        .file_tensors = (const char *const[]){ "per_layer_token_embd.weight", NULL },
 };

@@ -47,6 +47,12 @@ typedef struct arch_ops {
          * pass over the weights; logits: n rows of n_vocab.  n_past is not
          * advanced here.  NULL: the sessions are evaluated one by one. */
         int (*forward_batch)(engine_session *const *ss, const int32_t *tokens, int32_t n, float *logits);
+
+        /* NULL, or a NULL-terminated list of tensors the architecture reads
+         * from the file mapping in place and releases from it itself (Gemma
+         * 3n's per-layer-embedding table): the loader's copy of the weights
+         * leaves their bytes out (model.c, weights copy). */
+        const char *const *file_tensors;
 } arch_ops;
 
 extern const arch_ops arch_llama;

@@ -161,7 +161,7 @@ int gemma_bind_stack(const engine_model *m, weight *w, int64_t n, int64_t n_in, 
                         .n_in = n_in,
                         .n_out = n_out,
                         .row_bytes = row,
-                        .data = (const uint8_t *)t->data + i * one,
+                        .data = (const uint8_t *)model_tensor_data(m, t) + i * one,
                 };
         return 0;
 }

@@ -14,7 +14,6 @@
 
 #include "macro.h"
 #include "model.h"
-#include "weights-arena.h"
 #include "tensor-type.h"
 
 /* ---- the architectures we know: one line each ---- */
@@ -122,7 +121,7 @@ int model_bind_weight(const engine_model *m, weight *w, bool optional, int64_t n
                 .n_in = n_in,
                 .n_out = n_out,
                 .row_bytes = row,
-                .data = t->data,
+                .data = model_tensor_data(m, t),
         };
         return 0;
 }
@@ -149,8 +148,12 @@ int model_bind_vector(const engine_model *m, const float **v, int64_t n, char *e
                                  type_name(t->type));
         if (t->nbytes < (uint64_t)n * sizeof(float) || ((uintptr_t)t->data & (sizeof(float) - 1)))
                 return set_error(err, errlen, -EINVAL, "tensor %s is short or misaligned", name);
-        *v = t->data;
+        *v = model_tensor_data(m, t);
         return 0;
+}
+
+const void *model_tensor_data(const engine_model *m, const gguf_tensor *t) {
+        return weights_copy_tensor_data(&m->copy, t, m->arch ? m->arch->file_tensors : NULL);
 }
 
 /* ---- model ---- */
@@ -173,8 +176,7 @@ void engine_model_free(engine_model *m) {
         matmul_ctx_free(m->mm);
         tokenizer_free(m->tok);
         gguf_close(m->gguf);
-        if (m->copy_map)
-                munmap(m->copy_map, m->copy_len);
+        weights_copy_done(&m->copy);
         pthread_mutex_destroy(&m->lock);
         free(m->arch_name);
         free(m->name);
@@ -183,7 +185,9 @@ void engine_model_free(engine_model *m) {
 
 DEFINE_TRIVIAL_CLEANUP_FUNC(engine_model *, engine_model_free);
 
-static int model_load(gguf_file *g, const engine_model_params *p, engine_model **ret, char *err, size_t errlen) {
+/* Takes g and the copy its image may be in (both freed on failure). */
+static int model_load(gguf_file *g, const engine_model_params *p, weights_copy *copy, engine_model **ret, char *err,
+                      size_t errlen) {
         _cleanup_(engine_model_freep) engine_model *m = NULL;
         engine_model_params defaults;
         gguf_str s;
@@ -197,9 +201,12 @@ static int model_load(gguf_file *g, const engine_model_params *p, engine_model *
         m = calloc(1, sizeof *m);
         if (!m) {
                 gguf_close(g);
+                weights_copy_done(copy);
                 return set_error(err, errlen, -ENOMEM, "out of memory");
         }
         m->gguf = g;
+        m->copy = *copy;
+        *copy = (weights_copy){};
         pthread_mutex_init(&m->lock, NULL);
 
         r = gguf_get_str(g, "general.architecture", &s);
@@ -246,113 +253,50 @@ static int model_load(gguf_file *g, const engine_model_params *p, engine_model *
         return 0;
 }
 
-/* Decoding reads every weight once per token, and from the page cache's
- * pages of the file mapping it reaches only ~0.6 of the machine's read
- * bandwidth, where the same bytes copied into fresh memory stream at
- * ~0.85-0.9 of it (tests/bench/REFERENCE.md, run 7), so a llama model's
- * file is copied once at load (~0.3 s per GB from the page cache).
- * In a worker the copy is a block of the derived-weights arena
- * (weights-arena.h): one sealed memfd that sottod hands to every later
- * worker of the same file, so restarts and a reload's two workers share it.
- * Elsewhere (sotto-bench, sotto-engine) it is private anonymous memory in
- * 2 MiB pages.  Other architectures keep the mapping: Gemma 3n drops pages
- * of its per-layer-embedding table with MADV_DONTNEED, which would zero a
- * copy.  SOTTO_WEIGHTS=map keeps the mapping for llama too.  Not fatal:
- * without the memory for a copy the mapping is used. */
-static int pread_all(int fd, uint8_t *dst, size_t size) {
-        for (size_t off = 0; off < size;) {
-                ssize_t n = pread(fd, dst + off, MIN(size - off, (size_t)64 << 20), (off_t)off);
-                if (n < 0 && errno == EINTR)
-                        continue;
-                if (n <= 0)
-                        return n < 0 ? -errno : -EIO;
-                off += (size_t)n;
-        }
-        return 0;
-}
-
-/* 1: the copy is in the arena (*ret_data); 0: no arena block; <0: the
- * block could not be filled (it must not be sealed and shared so). */
-static int weights_copy_arena(int fd, size_t size, const uint8_t **ret_data) {
-        weights_arena *a = weights_arena_default();
-        weights_source src;
-        bool fill = false;
-
-        if (!a || weights_source_from_fd(fd, &src) < 0)
-                return 0;
-        uint8_t *b = weights_arena_block(a, &src, "gguf.image", 1, size, &fill);
-        if (!b)
-                return 0;
-        if (fill) {
-                int r = pread_all(fd, b, size);
-                if (r < 0)
-                        return r;
-        }
-        *ret_data = b;
-        return 1;
-}
-
-static int weights_copy_private(int fd, size_t size, void **ret_map, size_t *ret_len, const uint8_t **ret_data) {
-        const size_t huge = (size_t)2 << 20;
-        size_t len = size + huge;
-        int r;
-
-        void *map = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-        if (map == MAP_FAILED)
-                return -errno;
-        uint8_t *data = (uint8_t *)(((uintptr_t)map + huge - 1) & ~(uintptr_t)(huge - 1));
-        (void)madvise(data, size, MADV_HUGEPAGE); /* best effort: THP may be off */
-        r = pread_all(fd, data, size);
-        if (r < 0) {
-                munmap(map, len);
-                return r;
-        }
-        (void)mprotect(map, len, PROT_READ);
-        *ret_map = map;
-        *ret_len = len;
-        *ret_data = data;
-        return 0;
-}
-
-static bool want_weights_copy(const gguf_file *g) {
+/* Every architecture's weights are copied at load into fresh memory, read
+ * at about twice the speed of the file mapping's page-cache pages on this
+ * kind of machine (weights-copy.h says where the copy lives and why; an
+ * architecture's file_tensors stay in the file).  SOTTO_WEIGHTS=map keeps
+ * the mapping.  So does a MatFormer selection: the nested model reads a
+ * subset of the file (fewer layers, narrower feed-forward rows), and a copy
+ * of the whole image would hold the parent model's memory. */
+static bool want_weights_copy(const gguf_file *g, const engine_model_params *p, const arch_ops **ret) {
         const char *e = getenv("SOTTO_WEIGHTS");
         gguf_str s;
 
-        if (e && strcmp(e, "map") == 0)
+        *ret = NULL;
+        if ((e && strcmp(e, "map") == 0) || (p && p->matformer && *p->matformer))
                 return false;
-        /* Arena blocks are 64-byte aligned: enough for GGUF's usual 32. */
-        return gguf_alignment(g) <= 64 && gguf_get_str(g, "general.architecture", &s) >= 0 && s.len == 5 &&
-               memcmp(s.p, "llama", 5) == 0;
+        if (gguf_get_str(g, "general.architecture", &s) < 0)
+                return false;
+        *ret = arch_find(s.p, (size_t)s.len);
+        return *ret != NULL;
 }
 
 int engine_model_load_fd(int fd, const engine_model_params *p, engine_model **ret, char *err, size_t errlen) {
+        weights_copy copy = {};
+        const arch_ops *arch;
         gguf_file *g = NULL;
-        void *map = NULL;
-        size_t len = 0;
         int r;
 
         r = gguf_open_fd(fd, &g, err, errlen);
         if (r < 0)
                 return r;
-        if (want_weights_copy(g)) {
-                const uint8_t *data = NULL;
-                size_t size;
+        if (want_weights_copy(g, p, &arch)) {
                 gguf_file *c = NULL;
 
-                (void)gguf_file_data(g, &size);
-                r = weights_copy_arena(fd, size, &data);
+                r = weights_copy_make(fd, g, arch->file_tensors, &copy);
                 if (r < 0) {
                         gguf_close(g);
                         return set_error(err, errlen, r, "cannot copy the model into the shared weights: %s",
                                          strerror(-r));
                 }
-                if (r == 0 && weights_copy_private(fd, size, &map, &len, &data) < 0)
-                        data = NULL; /* no memory for a copy: the mapping serves */
-                if (data) {
-                        r = gguf_open_memory(data, size, &c, err, errlen);
+                if (r > 0) {
+                        /* The header is in the image, the tensor data is not
+                         * read here: the holes stay untouched. */
+                        r = gguf_open_memory(copy.image, copy.size, &c, err, errlen);
                         if (r < 0) { /* cannot differ from the mapping, but checked all the same */
-                                if (map)
-                                        munmap(map, len);
+                                weights_copy_done(&copy);
                                 gguf_close(g);
                                 return r;
                         }
@@ -360,15 +304,7 @@ int engine_model_load_fd(int fd, const engine_model_params *p, engine_model **re
                         g = c;
                 }
         }
-        r = model_load(g, p, ret, err, errlen);
-        if (r < 0) {
-                if (map)
-                        munmap(map, len);
-                return r;
-        }
-        (*ret)->copy_map = map;
-        (*ret)->copy_len = len;
-        return 0;
+        return model_load(g, p, &copy, ret, err, errlen);
 }
 
 int engine_model_load_path(const char *path, const engine_model_params *p, engine_model **ret, char *err,

@@ -11,6 +11,7 @@
 #include "kv-cache.h"
 #include "macro.h"
 #include "matmul.h"
+#include "weights-copy.h"
 
 /* Hyperparameters every decoder-only architecture has.  Per-architecture
  * extras live in the architecture's own weights struct. */
@@ -49,10 +50,11 @@ struct engine_model {
         matmul_ctx *mm;
         pthread_mutex_t lock;
 
-        /* The file's bytes copied into anonymous huge pages (model.c,
-         * weights_copy), or NULL when gguf reads the file mapping. */
-        void *copy_map;
-        size_t copy_len;
+        /* The weights copied at load (weights-copy.h): gguf is open on
+         * copy.image then, and the architecture's file_tensors are read from
+         * copy.file (model_tensor_data).  copy.image NULL: gguf reads the
+         * file mapping. */
+        weights_copy copy;
 };
 
 struct engine_session {
@@ -78,6 +80,10 @@ int model_get_f32(const engine_model *m, const char *suffix, bool required, floa
  * optional: returns 0 with w->data == NULL. */
 int model_bind_weight(const engine_model *m, weight *w, bool optional, int64_t n_in, int64_t n_out, char *err,
                       size_t errlen, const char *fmt, ...) _printf_(8, 9);
+/* Where the bytes of tensor t are read: t->data, or for a tensor that the
+ * weights copy left in the file (arch->file_tensors), its place in the file
+ * mapping.  Every weight binding goes through it. */
+const void *model_tensor_data(const engine_model *m, const gguf_tensor *t);
 /* A 1-D F32 vector of n elements (norm weights). */
 int model_bind_vector(const engine_model *m, const float **v, int64_t n, char *err, size_t errlen,
                       const char *fmt, ...) _printf_(6, 7);

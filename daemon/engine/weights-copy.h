@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: MIT */
+/* The load-time copy of a model file's weights into fresh memory.
+ *
+ * Decoding reads every weight once per token, and on this kind of machine
+ * the page cache's pages of a file mapping read at about half the speed of
+ * freshly allocated memory holding the same bytes (tests/bench/REFERENCE.md,
+ * "Why the copy is faster"), so the loader copies the file once (~0.3 s per
+ * GB from the page cache).  In a worker the copy is a block of the
+ * derived-weights arena (weights-arena.h): one sealed memfd that sottod
+ * hands to every later worker of the same file.  Elsewhere (sotto-bench,
+ * sotto-engine) it is private anonymous memory in 2 MiB pages.
+ *
+ * The copy is the file's image: every byte at its file offset, so the GGUF
+ * reader opens it as it would the file and every tensor pointer it gives is
+ * into the copy.  Some tensors are better left in the file: Gemma 3n reads
+ * one row of its per-layer-embedding table per token (most of E2B's bytes)
+ * and drops the table's pages from the process again with MADV_DONTNEED,
+ * which on a copy would zero it.  Their byte ranges are never written into
+ * the image: an untouched stretch of anonymous memory or of a memfd costs
+ * nothing, so the image holds only the other tensors' memory, and it needs
+ * no table of its own to find a tensor (a compact block of the other
+ * tensors would need one, and a remapped pointer per tensor).  In the
+ * private copy those ranges are PROT_NONE, so a read through the image of
+ * a left-out tensor faults instead of returning zeros.  Their readers get
+ * the file mapping through weights_copy_tensor_data. */
+#pragma once
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "gguf.h"
+
+typedef struct weights_copy {
+        const uint8_t *image; /* the file's bytes at their offsets; NULL: no copy */
+        size_t size;
+        bool in_arena;        /* a block of the shared arena (else private, map below) */
+        void *map;            /* the private copy's anonymous mapping */
+        size_t map_len;
+        const uint8_t *file;  /* the file mapped read-only, when tensors were left out */
+        size_t file_len;
+        uint32_t n_left_out;  /* tensors left out of the image */
+} weights_copy;
+
+/* Copy the file behind fd (g: its GGUF, open on the file mapping) leaving
+ * out the tensors named in left_out (NULL-terminated; NULL: none).  1: a
+ * copy is in *ret; 0: none (no memory for it, or an alignment the arena
+ * cannot keep): the mapping serves; <0: an arena block could not be filled
+ * (it must not be sealed and shared so). */
+int weights_copy_make(int fd, const gguf_file *g, const char *const *left_out, weights_copy *ret);
+
+/* Where the bytes of t (a tensor of the GGUF open on the image, or on the
+ * mapping when there is no copy) are to be read: in the file mapping for a
+ * tensor left out of the image, else t->data. */
+const void *weights_copy_tensor_data(const weights_copy *c, const gguf_tensor *t, const char *const *left_out);
+
+void weights_copy_done(weights_copy *c);
+
+/* Whether name is in the NULL-terminated list (NULL: empty). */
+bool weights_name_listed(const char *const *list, gguf_str name);
