@@ -4,9 +4,12 @@
 #   - sotto-bench: pp512 and tg128 tokens/s, bytes read per token and the
 #     fraction of the bandwidth bound that generation reaches;
 #   - sotto-bench-mem: peak RSS (VmHWM) with a 4096-token context filled,
-#     split into anonymous memory and file pages of the mapped model, and
-#     how much of the per-layer-embedding table is mapped (the sliding-window
-#     layers' KV is a ring of window + 512 positions, kv-cache.h).
+#     split into anonymous memory (KV cache, activations, and the weights:
+#     the engine copies them at load, weights-copy.h) and file pages of the
+#     mapped model (only what is read in place: the per-layer-embedding
+#     rows; every weight with SOTTO_WEIGHTS=map), and how much of the
+#     per-layer-embedding table is mapped (the sliding-window layers' KV is
+#     a ring of window + 512 positions, kv-cache.h).
 # Targets (issue 5): peak RSS at most 2.0 GiB (E2B) and 3.5 GiB (E4B).
 # The llama.cpp figures for the same files are in tests/bench/REFERENCE.md.
 #
