@@ -19,7 +19,8 @@ typedef struct arch_ops {
         const char *name; /* general.architecture */
 
         /* Read hyperparameters into m->hp, bind the weights (pointers into
-         * the mapping, no copies) into m->arch_data, set m->bytes_per_token.
+         * the model's bytes through model_bind_weight and friends, no copies
+         * of their own) into m->arch_data, set m->bytes_per_token.
          * The tokenizer is loaded already (m->tok). */
         int (*load)(engine_model *m, char *err, size_t errlen);
         void (*unload)(engine_model *m);

@@ -1,7 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* Loading a model: open the GGUF (mapped read-only, shared), pick the
- * architecture from general.architecture, load the tokenizer, and let the
- * architecture read its hyperparameters and bind its weights in place. */
+/* Loading a model: open the GGUF (mapped read-only, shared), copy its
+ * weights into fresh memory (weights-copy.h; SOTTO_WEIGHTS=map keeps the
+ * mapping), pick the architecture from general.architecture, load the
+ * tokenizer, and let the architecture read its hyperparameters and bind its
+ * weights in place, in the copy or in the mapping (model_tensor_data). */
 #include <cblas.h>
 #include <fcntl.h>
 #include <inttypes.h>
