@@ -8,10 +8,12 @@
  * position, so the KV cache is used to its end as in a long conversation.
  * Then reports, from the kernel's own accounts of this process:
  *   - peak RSS (VmHWM), and the RSS now split into anonymous memory (KV
- *     cache, activations, logits, the engine's own copies) and file pages
- *     (the mapped model, shared with every process that maps the same file
- *     through the page cache; clean, so the kernel can drop them under
- *     pressure instead of swapping);
+ *     cache, activations, logits, the engine's own copies, among them the
+ *     weights copied at load: daemon/engine/weights-copy.h) and file pages
+ *     (what is read from the mapped model in place: the per-layer-embedding
+ *     rows, or every weight with SOTTO_WEIGHTS=map; shared with every
+ *     process that maps the same file through the page cache, clean, so the
+ *     kernel can drop them under pressure instead of swapping);
  *   - the model file mapping's RSS (/proc/self/smaps), and how much of the
  *     per-layer-embedding table (per_layer_token_embd, most of Gemma 3n's
  *     parameters) is mapped into this process (/proc/self/pagemap present
