@@ -31,6 +31,7 @@
  *   logits   = 30 tanh(((rmsnorm(x) * output_norm) Wout^T) / 30) */
 #include <inttypes.h>
 #include <math.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
@@ -679,6 +680,37 @@ static int gemma3n_run(engine_session *s, engine_session *const *ss, int32_t n_s
 #undef PRED
 }
 
+/* Left out of the load-time copy of the weights (arch_ops.file_tensor):
+ * the per-layer-embedding table (read in place, its pages released after
+ * each lookup: on a copy MADV_DONTNEED would zero it), and the blocks of
+ * the layers a MatFormer selection skips (never read: a copy of them would
+ * hold the parent model's memory).  The kept layers' feed-forward matrices
+ * are copied whole, however narrow the selection takes them. */
+static bool gemma3n_file_tensor(const gguf_file *g, gguf_str name, const char *matformer) {
+        _cleanup_(matformer_donep) gemma_matformer mf = {};
+        uint32_t n_layer;
+        unsigned layer;
+        int end = 0;
+
+        if (gguf_str_eq(name, "per_layer_token_embd.weight"))
+                return true;
+        if (!matformer || !*matformer || name.len > 64 ||
+            gguf_get_u32(g, "gemma3n.block_count", &n_layer) < 0 || n_layer < 1 || n_layer > GEMMA_MAX_LAYER)
+                return false;
+        char buf[65];
+        memcpy(buf, name.p, name.len);
+        buf[name.len] = 0;
+        if (sscanf(buf, "blk.%u.%n", &layer, &end) != 1 || end == 0 || layer >= n_layer)
+                return false;
+        /* a bad selection fails the load later, with its message */
+        if (gemma_matformer_parse(matformer, (int32_t)n_layer, &mf, NULL, 0) < 0)
+                return false;
+        for (int32_t i = 0; i < mf.n_layer; i++)
+                if (mf.layer[i] == (int32_t)layer)
+                        return false;
+        return true;
+}
+
 static int gemma3n_forward(engine_session *s, const int32_t *tokens, int32_t n, bool all_logits, float *logits) {
         return gemma3n_run(s, &s, 1, tokens, n, all_logits, logits);
 }
@@ -699,5 +731,5 @@ const arch_ops arch_gemma3n = {
         .session_done = gemma3n_session_done,
         .forward = gemma3n_forward,
         .forward_batch = gemma3n_forward_batch,
-        .file_tensors = (const char *const[]){ "per_layer_token_embd.weight", NULL },
+        .file_tensor = gemma3n_file_tensor,
 };

@@ -12,6 +12,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "gguf.h"
+
 typedef struct engine_model engine_model;
 typedef struct engine_session engine_session;
 
@@ -49,11 +51,13 @@ typedef struct arch_ops {
          * advanced here.  NULL: the sessions are evaluated one by one. */
         int (*forward_batch)(engine_session *const *ss, const int32_t *tokens, int32_t n, float *logits);
 
-        /* NULL, or a NULL-terminated list of tensors the architecture reads
-         * from the file mapping in place and releases from it itself (Gemma
-         * 3n's per-layer-embedding table): the loader's copy of the weights
-         * leaves their bytes out (model.c, weights copy). */
-        const char *const *file_tensors;
+        /* NULL, or whether tensor `name` stays out of the loader's copy of
+         * the weights (weights-copy.h): a tensor the architecture reads from
+         * the file mapping in place and releases from it itself (Gemma 3n's
+         * per-layer-embedding table), or one it never reads with this
+         * MatFormer selection (engine_model_params.matformer, may be NULL).
+         * The same file and selection must give the same answers. */
+        bool (*file_tensor)(const gguf_file *g, gguf_str name, const char *matformer);
 } arch_ops;
 
 extern const arch_ops arch_llama;

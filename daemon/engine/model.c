@@ -155,7 +155,7 @@ int model_bind_vector(const engine_model *m, const float **v, int64_t n, char *e
 }
 
 const void *model_tensor_data(const engine_model *m, const gguf_tensor *t) {
-        return weights_copy_tensor_data(&m->copy, t, m->arch ? m->arch->file_tensors : NULL);
+        return weights_copy_tensor_data(&m->copy, t);
 }
 
 /* ---- model ---- */
@@ -257,17 +257,16 @@ static int model_load(gguf_file *g, const engine_model_params *p, weights_copy *
 
 /* Every architecture's weights are copied at load into fresh memory, read
  * at about twice the speed of the file mapping's page-cache pages on this
- * kind of machine (weights-copy.h says where the copy lives and why; an
- * architecture's file_tensors stay in the file).  SOTTO_WEIGHTS=map keeps
- * the mapping.  So does a MatFormer selection: the nested model reads a
- * subset of the file (fewer layers, narrower feed-forward rows), and a copy
- * of the whole image would hold the parent model's memory. */
-static bool want_weights_copy(const gguf_file *g, const engine_model_params *p, const arch_ops **ret) {
+ * kind of machine (weights-copy.h says where the copy lives and why; what
+ * an architecture's file_tensor names stays in the file: Gemma 3n's
+ * per-layer table, and the layers a MatFormer selection leaves out).
+ * SOTTO_WEIGHTS=map keeps the mapping. */
+static bool want_weights_copy(const gguf_file *g, const arch_ops **ret) {
         const char *e = getenv("SOTTO_WEIGHTS");
         gguf_str s;
 
         *ret = NULL;
-        if ((e && strcmp(e, "map") == 0) || (p && p->matformer && *p->matformer))
+        if (e && strcmp(e, "map") == 0)
                 return false;
         if (gguf_get_str(g, "general.architecture", &s) < 0)
                 return false;
@@ -284,10 +283,10 @@ int engine_model_load_fd(int fd, const engine_model_params *p, engine_model **re
         r = gguf_open_fd(fd, &g, err, errlen);
         if (r < 0)
                 return r;
-        if (want_weights_copy(g, p, &arch)) {
+        if (want_weights_copy(g, &arch)) {
                 gguf_file *c = NULL;
 
-                r = weights_copy_make(fd, g, arch->file_tensors, &copy);
+                r = weights_copy_make(fd, g, arch->file_tensor, p ? p->matformer : NULL, &copy);
                 if (r < 0) {
                         gguf_close(g);
                         return set_error(err, errlen, r, "cannot copy the model into the shared weights: %s",

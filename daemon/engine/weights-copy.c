@@ -18,27 +18,20 @@ typedef struct hole {
         gguf_str name;
 } hole;
 
-bool weights_name_listed(const char *const *list, gguf_str name) {
-        for (; list && *list; list++)
-                if (gguf_str_eq(name, *list))
-                        return true;
-        return false;
-}
-
 static int hole_cmp(const void *a, const void *b) {
         const hole *x = a, *y = b;
         return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/* The left-out tensors present in g, by file offset (GGUF tensors never
- * overlap: gguf.h). */
-static size_t find_holes(const gguf_file *g, const char *const *left_out, hole *h, size_t max) {
+/* The left-out tensors of g, by file offset (GGUF tensors never overlap:
+ * gguf.h); h has room for every tensor. */
+static size_t find_holes(const gguf_file *g, weights_left_out_fn left_out, const char *matformer, hole *h) {
         size_t size, n = 0;
         const uint8_t *base = gguf_file_data(g, &size);
 
-        for (int64_t i = 0; i < gguf_n_tensors(g) && n < max; i++) {
+        for (int64_t i = 0; left_out && i < gguf_n_tensors(g); i++) {
                 const gguf_tensor *t = gguf_tensor_at(g, i);
-                if (t->nbytes > 0 && weights_name_listed(left_out, t->name)) {
+                if (t->nbytes > 0 && left_out(g, t->name, matformer)) {
                         uint64_t start = (uint64_t)((const uint8_t *)t->data - base);
                         h[n++] = (hole){ .start = start, .end = start + t->nbytes, .name = t->name };
                 }
@@ -164,10 +157,11 @@ static int copy_private(int fd, size_t size, const hole *h, size_t n, weights_co
         return 0;
 }
 
-int weights_copy_make(int fd, const gguf_file *g, const char *const *left_out, weights_copy *ret) {
+int weights_copy_make(int fd, const gguf_file *g, weights_left_out_fn left_out, const char *matformer,
+                      weights_copy *ret) {
         _cleanup_free_ hole *h = NULL;
         weights_copy c = {};
-        size_t size, max = 0, n = 0;
+        size_t size, n = 0;
         int r;
 
         *ret = (weights_copy){};
@@ -175,13 +169,11 @@ int weights_copy_make(int fd, const gguf_file *g, const char *const *left_out, w
         /* Arena blocks are 64-byte aligned: enough for GGUF's usual 32. */
         if (gguf_alignment(g) > 64 || size == 0)
                 return 0;
-        for (const char *const *l = left_out; l && *l; l++)
-                max++;
-        if (max > 0) {
-                h = calloc(max, sizeof *h);
+        if (left_out && gguf_n_tensors(g) > 0) {
+                h = calloc((size_t)gguf_n_tensors(g), sizeof *h);
                 if (!h)
                         return 0;
-                n = find_holes(g, left_out, h, max);
+                n = find_holes(g, left_out, matformer, h);
         }
         if (n > 0) {
                 void *f = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);
@@ -189,6 +181,13 @@ int weights_copy_make(int fd, const gguf_file *g, const char *const *left_out, w
                         return 0;
                 c.file = f;
                 c.file_len = size;
+                c.holes = calloc(n, sizeof *c.holes);
+                if (!c.holes) {
+                        weights_copy_done(&c);
+                        return 0;
+                }
+                for (size_t i = 0; i < n; i++)
+                        c.holes[i] = (weights_hole){ .start = h[i].start, .end = h[i].end };
         }
         c.size = size;
         c.n_left_out = (uint32_t)n;
@@ -204,16 +203,28 @@ int weights_copy_make(int fd, const gguf_file *g, const char *const *left_out, w
         return 1;
 }
 
-const void *weights_copy_tensor_data(const weights_copy *c, const gguf_tensor *t, const char *const *left_out) {
-        if (!c->file || !c->image || !weights_name_listed(left_out, t->name))
-                return t->data;
+const void *weights_copy_tensor_data(const weights_copy *c, const gguf_tensor *t) {
         const uint8_t *p = t->data;
-        if (p < c->image || (size_t)(p - c->image) > c->size)
-                return t->data; /* not a tensor of the image */
-        return c->file + (p - c->image);
+
+        if (!c->image || c->n_left_out == 0 || p < c->image || (size_t)(p - c->image) >= c->size)
+                return t->data;
+        uint64_t off = (uint64_t)(p - c->image);
+        /* the last hole starting at or before off */
+        size_t lo = 0, hi = c->n_left_out;
+        while (hi - lo > 1) {
+                size_t mid = lo + (hi - lo) / 2;
+                if (c->holes[mid].start <= off)
+                        lo = mid;
+                else
+                        hi = mid;
+        }
+        if (c->holes[lo].start <= off && off < c->holes[lo].end)
+                return c->file + off;
+        return t->data;
 }
 
 void weights_copy_done(weights_copy *c) {
+        free(c->holes);
         if (c->map)
                 munmap(c->map, c->map_len);
         if (c->file)

@@ -15,7 +15,8 @@
  * into the copy.  Some tensors are better left in the file: Gemma 3n reads
  * one row of its per-layer-embedding table per token (most of E2B's bytes)
  * and drops the table's pages from the process again with MADV_DONTNEED,
- * which on a copy would zero it.  Their byte ranges are never written into
+ * which on a copy would zero it; a MatFormer selection never reads the
+ * layers it skips.  Their byte ranges are never written into
  * the image: an untouched stretch of anonymous memory or of a memfd costs
  * nothing, so the image holds only the other tensors' memory, and it needs
  * no table of its own to find a tensor (a compact block of the other
@@ -31,6 +32,10 @@
 
 #include "gguf.h"
 
+typedef struct weights_hole {
+        uint64_t start, end; /* file offsets of a left-out tensor's bytes */
+} weights_hole;
+
 typedef struct weights_copy {
         const uint8_t *image; /* the file's bytes at their offsets; NULL: no copy */
         size_t size;
@@ -39,22 +44,24 @@ typedef struct weights_copy {
         size_t map_len;
         const uint8_t *file;  /* the file mapped read-only, when tensors were left out */
         size_t file_len;
-        uint32_t n_left_out;  /* tensors left out of the image */
+        weights_hole *holes;  /* [n_left_out] by offset: the tensors left out */
+        uint32_t n_left_out;
 } weights_copy;
 
+/* Whether a tensor stays out of the copy (arch_ops.file_tensor). */
+typedef bool (*weights_left_out_fn)(const gguf_file *g, gguf_str name, const char *matformer);
+
 /* Copy the file behind fd (g: its GGUF, open on the file mapping) leaving
- * out the tensors named in left_out (NULL-terminated; NULL: none).  1: a
+ * out the tensors for which left_out (may be NULL: none) says so.  1: a
  * copy is in *ret; 0: none (no memory for it, or an alignment the arena
  * cannot keep): the mapping serves; <0: an arena block could not be filled
  * (it must not be sealed and shared so). */
-int weights_copy_make(int fd, const gguf_file *g, const char *const *left_out, weights_copy *ret);
+int weights_copy_make(int fd, const gguf_file *g, weights_left_out_fn left_out, const char *matformer,
+                      weights_copy *ret);
 
 /* Where the bytes of t (a tensor of the GGUF open on the image, or on the
  * mapping when there is no copy) are to be read: in the file mapping for a
  * tensor left out of the image, else t->data. */
-const void *weights_copy_tensor_data(const weights_copy *c, const gguf_tensor *t, const char *const *left_out);
+const void *weights_copy_tensor_data(const weights_copy *c, const gguf_tensor *t);
 
 void weights_copy_done(weights_copy *c);
-
-/* Whether name is in the NULL-terminated list (NULL: empty). */
-bool weights_name_listed(const char *const *list, gguf_str name);
