@@ -70,7 +70,8 @@ int manager_statistics(Manager *m, sd_bus_message *reply) {
                                 n++;
                         n;
                 }), "decode-steps", "t", d.decode_steps, "batched-steps", "t", d.batched_steps, "batched-tokens", "t",
-                d.batched_tokens, "max-batch", "u", d.max_batch, "weights-shared-bytes", "t", m->weights_size,
+                d.batched_tokens, "max-batch", "u", d.max_batch, "weights-shared-bytes", "t",
+                weights_shared_memory(m),
                 "weights-builds", "t", s->weights_builds, "weights-handed", "t", s->weights_handed);
 }
 

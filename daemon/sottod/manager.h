@@ -240,6 +240,7 @@ void worker_kill(Worker *w, const char *why);
 /* weights.c */
 void weights_key_of(Manager *m, WeightsKey *k);
 int weights_fd_for(Manager *m, const WeightsKey *k); /* the shared memfd for these files, or -1 */
+uint64_t weights_shared_memory(Manager *m);          /* bytes of memory it holds, 0: none */
 int worker_take_weights(Worker *w, const uint8_t *payload, size_t len);
 int worker_take_stats(Worker *w, const uint8_t *payload, size_t len);
 void worker_stats_retire(Worker *w);

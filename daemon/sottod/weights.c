@@ -48,6 +48,17 @@ int weights_fd_for(Manager *m, const WeightsKey *k) {
         return -1;
 }
 
+/* The memory the shared memfd holds: its allocated pages, not its size.
+ * A Gemma 3n image leaves its per-layer-embedding table as a hole that
+ * costs nothing (daemon/engine/weights-copy.h), over a GB at E2B. */
+uint64_t weights_shared_memory(Manager *m) {
+        struct stat st;
+
+        if (m->weights_fd < 0 || fstat(m->weights_fd, &st) < 0)
+                return 0;
+        return (uint64_t)st.st_blocks * 512u;
+}
+
 int worker_take_weights(Worker *w, const uint8_t *payload, size_t len) {
         Manager *m = w->manager;
         wire_weights x;
@@ -74,8 +85,9 @@ int worker_take_weights(Worker *w, const uint8_t *payload, size_t len) {
         m->weights_key = w->weights_key;
         m->weights_size = x.size;
         m->stats.weights_builds++;
-        log_info("worker %d built the shared derived weights: %u blocks, %.1f MiB; later workers map them",
-                 (int)w->pid, x.n_blocks, x.size / 1048576.0);
+        log_info("worker %d built the shared derived weights: %u blocks, %.1f MiB (%.1f MiB in memory); later "
+                 "workers map them", (int)w->pid, x.n_blocks, x.size / 1048576.0,
+                 weights_shared_memory(m) / 1048576.0);
         return 0;
 }
 

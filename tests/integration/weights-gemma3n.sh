@@ -44,6 +44,9 @@ note "memfd: $held KiB allocated; file $file_kib KiB, per-layer table $ple_kib K
 # +64 KiB header, a page at each edge of the table, 0.1 MiB rounding of the table's size
 [ "$held" -le $((want + 64 + 8 + 103)) ] || fail "the memfd holds $held KiB: the table was copied too (want about $want)"
 [ "$held" -ge $((want - 103)) ] || fail "the memfd holds $held KiB, less than the weights without the table ($want)"
+# GetStatistics reports that memory, not the memfd's size with the hole.
+stat_kib=$(( $(svc_stat weights-shared-bytes) >> 10 ))
+[ "$stat_kib" = "$held" ] || fail "weights-shared-bytes says $stat_kib KiB, the memfd holds $held KiB"
 
 ask() { S --json ask --max-tokens 12 --temperature 0 "$1" | jq -c '[.text, .statistics["generated-tokens"]]'; }
 engine() { SOTTO_WEIGHTS=map "$E" -t 1 chat "$M" 12 "$1" | jq -c '[.text, .["generated-tokens"]]'; }
