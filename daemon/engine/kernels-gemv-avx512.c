@@ -18,6 +18,7 @@
 #include "kernels-cpu.h"
 #include "kernels-impl.h"
 #include "kernels.h"
+#include "macro.h"
 
 #define VBMI __attribute__((target("avx512vbmi")))
 #define PREFETCH_AHEAD 2048
@@ -164,96 +165,156 @@ VBMI static void gemv_q8_0(int64_t n, const void *vw, size_t row_bytes, int64_t 
 
 /* --- K-quants: activations as Q8_K blocks ------------------------------- */
 
-/* Q4_K: the Q8_K values of every 128 elements reordered as the nibbles
- * of a Q4_K block come out of one 64-byte load, [sb0 sb2] [sb1 sb3]
- * [sb4 sb6] [sb5 sb7] (sb = 32 elements), the sums of each sub-block
- * (for the mins) and the scale. */
+/* Q4_K: four rows at a time, sharing the activation loads and the
+ * unpacking of the scales.  A block's 128 bytes of nibbles are two 64-byte
+ * loads; one 128-bit shuffle makes A = bytes 0..15 and B = bytes 16..31 of
+ * each 32-byte chunk c, so that in A and B alike the low nibbles of 128-bit
+ * lane c belong to sub-block 2c and the high nibbles to 2c+1.  vpdpbusd
+ * then sums, per int32 lane, products of one sub-block only: even
+ * sub-blocks into one accumulator (low nibbles of A and B), odd into
+ * another (high nibbles kept in place, 16 times their value, shifted back
+ * after the sums, exactly).  Each lane holds at most 8 * 15 * 127, so the
+ * two pack into int16 words (word i = sub-block i/4) and one vpmaddwd
+ * applies the scales; the sum per super-block stays exact in int32.
+ * The prepared activations: vector g, 128-bit lane c = elements
+ * 64c + 16g .. 64c + 16g + 15; the sums of each sub-block, repeated for
+ * the four rows (for the mins); the scale, as 16 lanes. */
 typedef struct gq4_k {
-        int8_t qs[QK_K];
-        int16_t bs32[8];
-        float d;
-        uint8_t pad[44];
+        int8_t qs[4][64];
+        int16_t bs[32];
+        float d[16];
 } gq4_k;
-_Static_assert(sizeof(gq4_k) == 320, "gq4_k");
+_Static_assert(sizeof(gq4_k) == 384, "gq4_k");
 
 static void prep_q4_k(const float *x, void *vact, int64_t n) {
         gq4_k *g = vact;
-        static const int order[8] = { 0, 2, 1, 3, 4, 6, 5, 7 };
 
         for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
                 block_q8_K b;
                 kernels_avx512.from_float[TYPE_Q8_K](x, &b, QK_K);
-                for (int j = 0; j < 8; j++) {
-                        memcpy(g[i].qs + 32 * j, b.qs + 32 * order[j], 32);
-                        g[i].bs32[j] = (int16_t)(b.bsums[2 * j] + b.bsums[2 * j + 1]);
-                }
-                g[i].d = b.d;
-                memset(g[i].pad, 0, sizeof g[i].pad);
+                for (int v = 0; v < 4; v++)
+                        for (int c = 0; c < 4; c++)
+                                memcpy(g[i].qs[v] + 16 * c, b.qs + 64 * c + 16 * v, 16);
+                for (int r = 0; r < 4; r++)
+                        for (int j = 0; j < 8; j++)
+                                g[i].bs[8 * r + j] = (int16_t)(b.bsums[2 * j] + b.bsums[2 * j + 1]);
+                for (int l = 0; l < 16; l++)
+                        g[i].d[l] = b.d;
         }
 }
 
-/* The 6-bit scales and mins of a Q4_K block (spec 3.3) from its 12 bytes
- * (q: 16 bytes loaded from there, the last 4 unused): scales in bytes
- * 0..7, mins in 8..15, as k_scale_min() unpacks them. */
-static inline __m128i k_scales_mins_vec(__m128i q) {
+/* The 6-bit scales and mins of four Q4_K blocks (spec 3.3), one per
+ * 128-bit lane (q: 16 bytes loaded from each block's scales, the last 4
+ * unused): scales in bytes 0..7 of the lane, mins in 8..15, as
+ * k_scale_min() unpacks them. */
+static inline __m512i k_scales_mins_x4(__m512i q) {
         /* low bits: sc0-3 = q0-3, sc4-7 = q8-11 (low nibble), m0-3 = q4-7,
          * m4-7 = q8-11 (high nibble); high bits of sc4-7 / m4-7: top two
          * bits of q0-3 / q4-7 */
-        const __m128i ia = _mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11);
-        const __m128i ib = _mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7);
-        const __m128i ml = _mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15);
-        __m128i a = _mm_shuffle_epi8(q, ia), b = _mm_shuffle_epi8(q, ib);
-        a = _mm_mask_blend_epi8(0xF000, a, _mm_srli_epi16(a, 4));
-        __m128i hi = _mm_and_si128(_mm_srli_epi16(b, 2), _mm_set1_epi8(0x30));
-        return _mm_or_si128(_mm_and_si128(a, ml), hi);
+        const __m512i ia = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
+        const __m512i ib = _mm512_broadcast_i32x4(_mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+        const __m512i ml = _mm512_broadcast_i32x4(_mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15));
+        __m512i a = _mm512_shuffle_epi8(q, ia), b = _mm512_shuffle_epi8(q, ib);
+        a = _mm512_mask_blend_epi8(0xF000F000F000F000ull, a, _mm512_srli_epi16(a, 4));
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(b, 2), _mm512_set1_epi8(0x30));
+        return _mm512_ternarylogic_epi32(a, ml, hi, 0xEA); /* (a & ml) | hi */
 }
 
-/* Q4_K: two 64-byte loads give the 256 nibbles as four vectors of two
- * sub-blocks each; u8 x s8 pairs (vpmaddubsw, exact: 15*127*2 fits) times
- * the sub-block scales as int16 (vpmaddwd), summed exactly in int32 per
- * super-block as the scalar kernel does. */
-VBMI static void gemv_q4_k(int64_t n, const void *vw, size_t row_bytes, int64_t n_rows, const void *vact, float *y) {
-        const gq4_k *a = vact;
-        const int64_t nb = n / QK_K;
-        const __m512i m4 = _mm512_set1_epi8(0x0F);
-        /* bytes 2i of word i: scale of the vector's first sub-block for
-         * words 0..15, of its second for 16..31; odd bytes masked to 0 */
-        const __m512i t = _mm512_inserti64x4(_mm512_set1_epi8(0), _mm256_set1_epi8(2), 1);
-        const __m512i si0 = t, si1 = _mm512_add_epi8(t, _mm512_set1_epi8(1)), si2 = _mm512_add_epi8(t, _mm512_set1_epi8(4)),
-                      si3 = _mm512_add_epi8(t, _mm512_set1_epi8(5));
-        const __mmask64 even = 0x5555555555555555ull;
+static inline uint32_t load_u32(const void *p) {
+        uint32_t u;
+        memcpy(&u, p, 4);
+        return u;
+}
 
-        for (int64_t r = 0; r < n_rows; r++) {
-                const block_q4_K *x = (const block_q4_K *)((const uint8_t *)vw + (size_t)r * row_bytes);
-                __m512 facc = _mm512_setzero_ps();
-                __m128 macc = _mm_setzero_ps();
-                for (int64_t i = 0; i < nb; i++) {
-                        _mm_prefetch((const char *)(x + i) + PREFETCH_AHEAD, _MM_HINT_T0);
-                        _mm_prefetch((const char *)(x + i) + PREFETCH_AHEAD + 64, _MM_HINT_T0);
-                        _mm_prefetch((const char *)(x + i) + PREFETCH_AHEAD + 128, _MM_HINT_T0);
-                        /* scales in bytes 0..7, mins in 8..15 */
-                        __m128i sm = k_scales_mins_vec(_mm_loadu_si128((const __m128i *)x[i].scales));
-                        __m512i scb = _mm512_castsi128_si512(sm);
-                        __m512i v0 = _mm512_loadu_si512(x[i].qs), v1 = _mm512_loadu_si512(x[i].qs + 64);
-                        const int8_t *q = a[i].qs;
-                        __m512i p0 = _mm512_maddubs_epi16(_mm512_and_si512(v0, m4), _mm512_loadu_si512(q));
-                        __m512i p1 = _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(v0, 4), m4), _mm512_loadu_si512(q + 64));
-                        __m512i p2 = _mm512_maddubs_epi16(_mm512_and_si512(v1, m4), _mm512_loadu_si512(q + 128));
-                        __m512i p3 = _mm512_maddubs_epi16(_mm512_and_si512(_mm512_srli_epi16(v1, 4), m4), _mm512_loadu_si512(q + 192));
-                        __m512i acc = _mm512_madd_epi16(p0, _mm512_maskz_permutexvar_epi8(even, si0, scb));
-                        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(p1, _mm512_maskz_permutexvar_epi8(even, si1, scb)));
-                        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(p2, _mm512_maskz_permutexvar_epi8(even, si2, scb)));
-                        acc = _mm512_add_epi32(acc, _mm512_madd_epi16(p3, _mm512_maskz_permutexvar_epi8(even, si3, scb)));
-                        float dd = _cvtsh_ss(x[i].d) * a[i].d;
-                        facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(dd), facc);
-                        /* mins: sum_j m_j * bs32_j, four int32 partial sums */
-                        __m128i m16 = _mm_cvtepu8_epi16(_mm_srli_si128(sm, 8));
-                        __m128i pm = _mm_madd_epi16(m16, _mm_loadu_si128((const __m128i *)a[i].bs32));
-                        macc = _mm_fmadd_ps(_mm_cvtepi32_ps(pm), _mm_set1_ps(_cvtsh_ss(x[i].dmin) * a[i].d), macc);
-                }
-                macc = _mm_add_ps(macc, _mm_movehl_ps(macc, macc));
-                macc = _mm_add_ss(macc, _mm_movehdup_ps(macc));
-                y[r] = _mm512_reduce_add_ps(facc) - _mm_cvtss_f32(macc);
+/* One row of a group of four: the even/odd sub-block sums of super-block
+ * b of row x against activations a, scaled (scale bytes of the row picked
+ * from sm by si), into facc with the row's d*D (dd). */
+#define Q4K_ROW(x, facc, si, di)                                                                                    \
+        do {                                                                                                        \
+                __m512i v0 = _mm512_loadu_si512((x)->qs), v1 = _mm512_loadu_si512((x)->qs + 64);                 \
+                __m512i A = _mm512_shuffle_i64x2(v0, v1, _MM_SHUFFLE(2, 0, 2, 0));                                \
+                __m512i B = _mm512_shuffle_i64x2(v0, v1, _MM_SHUFFLE(3, 1, 3, 1));                                \
+                __m512i e = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(A, m4), a0);             \
+                e = _mm512_dpbusd_epi32(e, _mm512_and_si512(B, m4), a1);                                          \
+                __m512i o = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_andnot_si512(m4, A), a2);          \
+                o = _mm512_srai_epi32(_mm512_dpbusd_epi32(o, _mm512_andnot_si512(m4, B), a3), 4);                 \
+                __m512i sc = _mm512_maskz_permutexvar_epi8(even, (si), sm);                                       \
+                __m512i s = _mm512_madd_epi16(_mm512_packs_epi32(e, o), sc);                                      \
+                facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps((di), dd), facc);            \
+        } while (0)
+
+VBMI static void gemv_q4_k_x4(int64_t nb, const block_q4_K *x0, const block_q4_K *x1, const block_q4_K *x2,
+                              const block_q4_K *x3, const gq4_k *a, float y[4]) {
+        const __m512i m4 = _mm512_set1_epi8(0x0F);
+        const __mmask64 even = 0x5555555555555555ull;
+        /* word i of row r: byte 16r + i/4 (its scale); for the mins,
+         * word 8r + j: byte 16r + 8 + j */
+        const __m512i t = _mm512_set_epi16(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3, 3, 2, 2, 2, 2,
+                                           1, 1, 1, 1, 0, 0, 0, 0);
+        const __m512i si0 = t, si1 = _mm512_add_epi16(t, _mm512_set1_epi16(16)),
+                      si2 = _mm512_add_epi16(t, _mm512_set1_epi16(32)), si3 = _mm512_add_epi16(t, _mm512_set1_epi16(48));
+        const __m512i mi = _mm512_set_epi16(63, 62, 61, 60, 59, 58, 57, 56, 47, 46, 45, 44, 43, 42, 41, 40, 31, 30, 29,
+                                            28, 27, 26, 25, 24, 15, 14, 13, 12, 11, 10, 9, 8);
+        /* dd = d0 dmin0 d1 dmin1 ... (times D) */
+        const __m512i di0 = _mm512_set1_epi32(0), di1 = _mm512_set1_epi32(2), di2 = _mm512_set1_epi32(4),
+                      di3 = _mm512_set1_epi32(6);
+        const __m512i dmi = _mm512_set_epi32(7, 7, 7, 7, 5, 5, 5, 5, 3, 3, 3, 3, 1, 1, 1, 1);
+        __m512 f0 = _mm512_setzero_ps(), f1 = f0, f2 = f0, f3 = f0, macc = f0;
+
+        for (int64_t i = 0; i < nb; i++) {
+                const block_q4_K *b0 = x0 + i, *b1 = x1 + i, *b2 = x2 + i, *b3 = x3 + i;
+                _mm_prefetch((const char *)b0 + PREFETCH_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)b0 + PREFETCH_AHEAD + 128, _MM_HINT_T0);
+                _mm_prefetch((const char *)b1 + PREFETCH_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)b1 + PREFETCH_AHEAD + 128, _MM_HINT_T0);
+                _mm_prefetch((const char *)b2 + PREFETCH_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)b2 + PREFETCH_AHEAD + 128, _MM_HINT_T0);
+                _mm_prefetch((const char *)b3 + PREFETCH_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)b3 + PREFETCH_AHEAD + 128, _MM_HINT_T0);
+                __m512i q = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)b0->scales));
+                q = _mm512_inserti32x4(q, _mm_loadu_si128((const __m128i *)b1->scales), 1);
+                q = _mm512_inserti32x4(q, _mm_loadu_si128((const __m128i *)b2->scales), 2);
+                q = _mm512_inserti32x4(q, _mm_loadu_si128((const __m128i *)b3->scales), 3);
+                const __m512i sm = k_scales_mins_x4(q);
+                __m128i h = _mm_setr_epi32((int)load_u32(&b0->d), (int)load_u32(&b1->d), (int)load_u32(&b2->d),
+                                           (int)load_u32(&b3->d));
+                const __m512 dd = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_load_ps(a[i].d)));
+                /* mins: sum_j m_j * bs_j, four int32 partial sums per row */
+                __m512i pm = _mm512_madd_epi16(_mm512_maskz_permutexvar_epi8(even, mi, sm), _mm512_load_si512(a[i].bs));
+                macc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pm), _mm512_permutexvar_ps(dmi, dd), macc);
+                const __m512i a0 = _mm512_load_si512(a[i].qs[0]), a1 = _mm512_load_si512(a[i].qs[1]),
+                              a2 = _mm512_load_si512(a[i].qs[2]), a3 = _mm512_load_si512(a[i].qs[3]);
+                Q4K_ROW(b0, f0, si0, di0);
+                Q4K_ROW(b1, f1, si1, di1);
+                Q4K_ROW(b2, f2, si2, di2);
+                Q4K_ROW(b3, f3, si3, di3);
+        }
+        /* the mins of row r: lanes 4r..4r+3 */
+        float mins[16];
+        _mm512_storeu_ps(mins, macc);
+        float mr[4];
+        for (int r = 0; r < 4; r++)
+                mr[r] = (mins[4 * r] + mins[4 * r + 1]) + (mins[4 * r + 2] + mins[4 * r + 3]);
+        y[0] = _mm512_reduce_add_ps(f0) - mr[0];
+        y[1] = _mm512_reduce_add_ps(f1) - mr[1];
+        y[2] = _mm512_reduce_add_ps(f2) - mr[2];
+        y[3] = _mm512_reduce_add_ps(f3) - mr[3];
+}
+#undef Q4K_ROW
+
+VBMI static void gemv_q4_k(int64_t n, const void *vw, size_t row_bytes, int64_t n_rows, const void *vact, float *y) {
+        const uint8_t *w = vw;
+        const int64_t nb = n / QK_K;
+
+        for (int64_t r = 0; r < n_rows; r += 4) {
+                /* a short last group repeats its last row */
+                const block_q4_K *x[4];
+                float out[4];
+                for (int k = 0; k < 4; k++)
+                        x[k] = (const block_q4_K *)(w + (size_t)MIN(r + k, n_rows - 1) * row_bytes);
+                gemv_q4_k_x4(nb, x[0], x[1], x[2], x[3], vact, out);
+                for (int k = 0; k < 4 && r + k < n_rows; k++)
+                        y[r + k] = out[k];
         }
 }
 

@@ -128,11 +128,13 @@ static void test_set(const kernel_set *k) {
 
 /* The decoding kernels against the scalar dot, row by row: the same
  * activation quantization, float sums in another order (1e-5 of the sum
- * of magnitudes, as for vec_dot). */
+ * of magnitudes, as for vec_dot).  Row counts 1..ROWS cover groups of
+ * rows the kernels take at once (4 for the K-quants) and short last
+ * groups; rows beyond n_rows must stay untouched. */
 static void test_gemv(const kernel_set *k) {
         static const uint32_t w_types[] = { TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K };
         static const int64_t sizes[] = { 256, 512, 2048, 8192 };
-        enum { NMAX = 8192, ROWS = 5 };
+        enum { NMAX = 8192, ROWS = 9 };
         static float x[NMAX], w[NMAX], a[NMAX], y[ROWS];
         static uint8_t wq[ROWS * NMAX * 2], q0[NMAX * 4 + 64];
         static uint8_t act[NMAX * 8] __attribute__((aligned(64)));
@@ -151,15 +153,21 @@ static void test_gemv(const kernel_set *k) {
                         size_t rb;
                         CHECK_OK(type_row_size(t, n, &rb));
                         CHECK((size_t)(n / 256) * g->act_bytes <= sizeof act);
-                        for (int rep = 0; rep < 6; rep++) {
+                        for (int rep = 0; rep < 9; rep++) {
+                                int n_rows = rep == 0 ? ROWS : 1 + (rep + (int)si) % ROWS;
                                 fill_row(x, n, rep % 3);
                                 for (int r = 0; r < ROWS; r++)
                                         random_blocks(t, wq + r * rb, n);
+                                for (int r = 0; r < ROWS; r++)
+                                        y[r] = -12345.f;
                                 g->prep(x, act, n);
-                                g->rows(n, wq, rb, ROWS, act, y);
+                                g->rows(n, wq, rb, n_rows, act, y);
+                                for (int r = n_rows; r < ROWS; r++)
+                                        CHECK_MSG(y[r] == -12345.f, "%s gemv %s wrote row %d of %d", k->name, tr->name, r,
+                                                  n_rows);
                                 k->from_float[tr->vec_dot_type](x, q0, n);
                                 kernels_scalar.to_float[tr->vec_dot_type](q0, a, n);
-                                for (int r = 0; r < ROWS; r++) {
+                                for (int r = 0; r < n_rows; r++) {
                                         float s0;
                                         kernels_scalar.vec_dot[t](n, &s0, wq + r * rb, q0);
                                         kernels_scalar.to_float[t](wq + r * rb, w, n);
