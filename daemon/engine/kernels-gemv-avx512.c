@@ -318,56 +318,125 @@ VBMI static void gemv_q4_k(int64_t n, const void *vw, size_t row_bytes, int64_t 
         }
 }
 
-static void prep_q8_k(const float *x, void *vact, int64_t n) {
-        kernels_avx512.from_float[TYPE_Q8_K](x, vact, n);
+/* Q6_K: four rows at a time as for Q4_K.  One 128-bit shuffle of the two
+ * 64-byte halves of ql gives L0 = [ql 0..31 | ql 64..95] and
+ * L1 = [ql 32..63 | ql 96..127], which line up byte for byte with the 64
+ * bytes of qh: the four 6-bit vectors are the low and high nibbles of L0
+ * and L1 with bit pairs 0-1, 2-3, 4-5, 6-7 of qh on top, the same pair in
+ * every byte of a vector, so plain shifts and one vpternlog place them.
+ * vpdpbusd starts each int32 lane from -32 times the sum of its four
+ * activations (prepared), so a lane holds the exact sum of (q - 32) * a
+ * over four elements of one 16-element sub-block, at most 4 * 32 * 127:
+ * two vectors pack into int16 words and vpdpwssd applies the int8 scales.
+ * The prepared activations: vector k, byte p = element
+ * 128 (p / 32) + 32 k + p % 32; the start values of each vector; the
+ * scale, as 16 lanes. */
+typedef struct gq6_k {
+        int8_t qs[4][64];
+        int32_t off[4][16];
+        float d[16];
+} gq6_k;
+_Static_assert(sizeof(gq6_k) == 576, "gq6_k");
+
+static void prep_q6_k(const float *x, void *vact, int64_t n) {
+        gq6_k *g = vact;
+
+        for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
+                block_q8_K b;
+                kernels_avx512.from_float[TYPE_Q8_K](x, &b, QK_K);
+                for (int k = 0; k < 4; k++) {
+                        for (int p = 0; p < 64; p++)
+                                g[i].qs[k][p] = b.qs[128 * (p / 32) + 32 * k + p % 32];
+                        for (int l = 0; l < 16; l++) {
+                                const int8_t *q = g[i].qs[k] + 4 * l;
+                                g[i].off[k][l] = -32 * (q[0] + q[1] + q[2] + q[3]);
+                        }
+                }
+                for (int l = 0; l < 16; l++)
+                        g[i].d[l] = b.d;
+        }
 }
 
-/* Q6_K: per half (128 weights) one 64-byte load of low nibbles and the 32
- * high-bit bytes broadcast to both 256-bit halves; the 2-bit pieces are
- * shifted into bits 4-5 (per 256-bit half by another count) and merged
- * with vpternlog.  Values 0..63 come out in element order, so the Q8_K
- * values need no reordering; the -32 returns through the bsums. */
-VBMI static void gemv_q6_k(int64_t n, const void *vw, size_t row_bytes, int64_t n_rows, const void *vact, float *y) {
-        const block_q8_K *a = vact;
-        const int64_t nb = n / QK_K;
-        const __m512i m30 = _mm512_set1_epi8(0x30), m4 = _mm512_set1_epi8(0x0F);
-        const __m512i cnt_lo = _mm512_inserti64x4(_mm512_set1_epi16(4), _mm256_set1_epi16(2), 1);
-        const __m512i cnt_hi = _mm512_inserti64x4(_mm512_set1_epi16(0), _mm256_set1_epi16(2), 1);
-        /* word i of the vector for elements 64v..64v+63: scale 4v + i/8 */
-        const __m512i t = _mm512_set_epi16(3, 3, 3, 3, 3, 3, 3, 3, 2, 2, 2, 2, 2, 2, 2, 2,
-                                           1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0);
-        const __m512i s0 = t, s1 = _mm512_add_epi16(t, _mm512_set1_epi16(4)), s2 = _mm512_add_epi16(t, _mm512_set1_epi16(8)),
-                      s3 = _mm512_add_epi16(t, _mm512_set1_epi16(12));
+#define Q6K_ROW(x, facc, di)                                                                                        \
+        do {                                                                                                        \
+                __m512i v0 = _mm512_loadu_si512((x)->ql), v1 = _mm512_loadu_si512((x)->ql + 64);                 \
+                __m512i h = _mm512_loadu_si512((x)->qh);                                                          \
+                __m512i L0 = _mm512_shuffle_i64x2(v0, v1, _MM_SHUFFLE(1, 0, 1, 0));                               \
+                __m512i L1 = _mm512_shuffle_i64x2(v0, v1, _MM_SHUFFLE(3, 2, 3, 2));                               \
+                /* bits 0-1 and 4-5 / 2-3 and 6-7 of qh; a 16-bit shift    \
+                 * moves the wanted pair to bits 4-5 and leaves 6-7 zero,   \
+                 * what crosses bytes lands in bits 0-3, which the select   \
+                 * (0x0F: nibble, else qh) drops */                                                                 \
+                __m512i h03 = _mm512_and_si512(h, m33), h47 = _mm512_and_si512(h, mcc);                           \
+                __m512i w0 = _mm512_ternarylogic_epi32(m4, L0, _mm512_slli_epi16(h03, 4), 0xCA);                  \
+                __m512i w1 = _mm512_ternarylogic_epi32(m4, L1, _mm512_slli_epi16(h47, 2), 0xCA);                  \
+                __m512i w2 = _mm512_ternarylogic_epi32(m4, _mm512_srli_epi16(L0, 4), h03, 0xCA);                  \
+                __m512i w3 = _mm512_ternarylogic_epi32(m4, _mm512_srli_epi16(L1, 4), _mm512_srli_epi16(h47, 2), 0xCA); \
+                __m512i p0 = _mm512_dpbusd_epi32(o0, w0, a0), p1 = _mm512_dpbusd_epi32(o1, w1, a1);               \
+                __m512i p2 = _mm512_dpbusd_epi32(o2, w2, a2), p3 = _mm512_dpbusd_epi32(o3, w3, a3);               \
+                __m512i sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x)->scales))); \
+                __m512i s = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_packs_epi32(p0, p1),                \
+                                                _mm512_permutexvar_epi16(sw0, sc));                                 \
+                s = _mm512_dpwssd_epi32(s, _mm512_packs_epi32(p2, p3), _mm512_permutexvar_epi16(sw1, sc));        \
+                facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps((di), dd), facc);            \
+        } while (0)
 
-        for (int64_t r = 0; r < n_rows; r++) {
-                const block_q6_K *x = (const block_q6_K *)((const uint8_t *)vw + (size_t)r * row_bytes);
-                __m512 facc = _mm512_setzero_ps();
-                for (int64_t i = 0; i < nb; i++) {
-                        const char *pf = (const char *)(x + i) + PREFETCH_AHEAD;
-                        _mm_prefetch(pf, _MM_HINT_T0);
-                        _mm_prefetch(pf + 64, _MM_HINT_T0);
-                        _mm_prefetch(pf + 128, _MM_HINT_T0);
-                        _mm_prefetch(pf + 192, _MM_HINT_T0);
-                        __m128i sc8 = _mm_loadu_si128((const __m128i *)x[i].scales);
-                        __m512i sc16 = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(sc8));
-                        const int8_t *q = a[i].qs;
-                        __m512i acc = _mm512_setzero_si512();
-                        for (int h = 0; h < 2; h++) {
-                                __m512i v = _mm512_loadu_si512(x[i].ql + 64 * h);
-                                __m512i hb = _mm512_broadcast_i64x4(_mm256_loadu_si256((const __m256i *)(x[i].qh + 32 * h)));
-                                __m512i lo = _mm512_ternarylogic_epi32(v, _mm512_and_si512(_mm512_sllv_epi16(hb, cnt_lo), m30), m4, 0xE4);
-                                __m512i hi = _mm512_ternarylogic_epi32(_mm512_srli_epi16(v, 4),
-                                                                       _mm512_and_si512(_mm512_srlv_epi16(hb, cnt_hi), m30), m4, 0xE4);
-                                __m512i plo = _mm512_maddubs_epi16(lo, _mm512_loadu_si512(q + 128 * h));
-                                __m512i phi = _mm512_maddubs_epi16(hi, _mm512_loadu_si512(q + 128 * h + 64));
-                                acc = _mm512_add_epi32(acc, _mm512_madd_epi16(plo, _mm512_permutexvar_epi16(h ? s2 : s0, sc16)));
-                                acc = _mm512_add_epi32(acc, _mm512_madd_epi16(phi, _mm512_permutexvar_epi16(h ? s3 : s1, sc16)));
-                        }
-                        __m256i pm = _mm256_madd_epi16(_mm256_loadu_si256((const __m256i *)a[i].bsums), _mm512_castsi512_si256(sc16));
-                        acc = _mm512_sub_epi32(acc, _mm512_zextsi256_si512(_mm256_slli_epi32(pm, 5)));
-                        facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(_cvtsh_ss(x[i].d) * a[i].d), facc);
-                }
-                y[r] = _mm512_reduce_add_ps(facc);
+VBMI static void gemv_q6_k_x4(int64_t nb, const block_q6_K *x0, const block_q6_K *x1, const block_q6_K *x2,
+                              const block_q6_K *x3, const gq6_k *a, float y[4]) {
+        const __m512i m4 = _mm512_set1_epi8(0x0F), m33 = _mm512_set1_epi8(0x33), mcc = _mm512_set1_epi8((char)0xCC);
+        /* word i of packs(P(2m), P(2m+1)) belongs to sub-block
+         * 8 (i / 16) + 4 m + 2 ((i % 8) / 4) + (i / 8) % 2 */
+        const __m512i sw0 = _mm512_set_epi16(11, 11, 11, 11, 9, 9, 9, 9, 10, 10, 10, 10, 8, 8, 8, 8,
+                                             3, 3, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 0, 0, 0, 0);
+        const __m512i sw1 = _mm512_add_epi16(sw0, _mm512_set1_epi16(4));
+        const __m512i di0 = _mm512_set1_epi32(0), di1 = _mm512_set1_epi32(1), di2 = _mm512_set1_epi32(2),
+                      di3 = _mm512_set1_epi32(3);
+        __m512 f0 = _mm512_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
+
+        for (int64_t i = 0; i < nb; i++) {
+                const block_q6_K *b0 = x0 + i, *b1 = x1 + i, *b2 = x2 + i, *b3 = x3 + i;
+                _mm_prefetch((const char *)b0 + PREFETCH_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)b0 + PREFETCH_AHEAD + 128, _MM_HINT_T0);
+                _mm_prefetch((const char *)b0 + PREFETCH_AHEAD + 192, _MM_HINT_T0);
+                _mm_prefetch((const char *)b1 + PREFETCH_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)b1 + PREFETCH_AHEAD + 128, _MM_HINT_T0);
+                _mm_prefetch((const char *)b1 + PREFETCH_AHEAD + 192, _MM_HINT_T0);
+                _mm_prefetch((const char *)b2 + PREFETCH_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)b2 + PREFETCH_AHEAD + 128, _MM_HINT_T0);
+                _mm_prefetch((const char *)b2 + PREFETCH_AHEAD + 192, _MM_HINT_T0);
+                _mm_prefetch((const char *)b3 + PREFETCH_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)b3 + PREFETCH_AHEAD + 128, _MM_HINT_T0);
+                _mm_prefetch((const char *)b3 + PREFETCH_AHEAD + 192, _MM_HINT_T0);
+                __m128i hd = _mm_setr_epi16((short)b0->d, (short)b1->d, (short)b2->d, (short)b3->d, 0, 0, 0, 0);
+                const __m512 dd = _mm512_castps128_ps512(_mm_mul_ps(_mm_cvtph_ps(hd), _mm_load_ps(a[i].d)));
+                const __m512i a0 = _mm512_load_si512(a[i].qs[0]), a1 = _mm512_load_si512(a[i].qs[1]),
+                              a2 = _mm512_load_si512(a[i].qs[2]), a3 = _mm512_load_si512(a[i].qs[3]);
+                const __m512i o0 = _mm512_load_si512(a[i].off[0]), o1 = _mm512_load_si512(a[i].off[1]),
+                              o2 = _mm512_load_si512(a[i].off[2]), o3 = _mm512_load_si512(a[i].off[3]);
+                Q6K_ROW(b0, f0, di0);
+                Q6K_ROW(b1, f1, di1);
+                Q6K_ROW(b2, f2, di2);
+                Q6K_ROW(b3, f3, di3);
+        }
+        y[0] = _mm512_reduce_add_ps(f0);
+        y[1] = _mm512_reduce_add_ps(f1);
+        y[2] = _mm512_reduce_add_ps(f2);
+        y[3] = _mm512_reduce_add_ps(f3);
+}
+#undef Q6K_ROW
+
+VBMI static void gemv_q6_k(int64_t n, const void *vw, size_t row_bytes, int64_t n_rows, const void *vact, float *y) {
+        const uint8_t *w = vw;
+        const int64_t nb = n / QK_K;
+
+        for (int64_t r = 0; r < n_rows; r += 4) {
+                const block_q6_K *x[4];
+                float out[4];
+                for (int k = 0; k < 4; k++)
+                        x[k] = (const block_q6_K *)(w + (size_t)MIN(r + k, n_rows - 1) * row_bytes);
+                gemv_q6_k_x4(nb, x[0], x[1], x[2], x[3], vact, out);
+                for (int k = 0; k < 4 && r + k < n_rows; k++)
+                        y[r + k] = out[k];
         }
 }
 
@@ -375,5 +444,5 @@ const gemv_kernel gemv_avx512[TYPE_COUNT] = {
         [TYPE_Q4_0] = { .prep = prep_q4_0, .rows = gemv_q4_0, .act_bytes = 2 * sizeof(gq4_0) },
         [TYPE_Q8_0] = { .prep = prep_q8_0, .rows = gemv_q8_0, .act_bytes = 4 * sizeof(gq8_0) },
         [TYPE_Q4_K] = { .prep = prep_q4_k, .rows = gemv_q4_k, .act_bytes = sizeof(gq4_k) },
-        [TYPE_Q6_K] = { .prep = prep_q8_k, .rows = gemv_q6_k, .act_bytes = sizeof(block_q8_K) },
+        [TYPE_Q6_K] = { .prep = prep_q6_k, .rows = gemv_q6_k, .act_bytes = sizeof(gq6_k) },
 };
