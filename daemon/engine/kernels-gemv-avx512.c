@@ -244,7 +244,7 @@ static inline uint32_t load_u32(const void *p) {
         } while (0)
 
 VBMI static void gemv_q4_k_x4(int64_t nb, const block_q4_K *x0, const block_q4_K *x1, const block_q4_K *x2,
-                              const block_q4_K *x3, const gq4_k *a, float y[4]) {
+                              const block_q4_K *x3, size_t ahead, const gq4_k *a, float y[4]) {
         const __m512i m4 = _mm512_set1_epi8(0x0F);
         const __mmask64 even = 0x5555555555555555ull;
         /* word i of row r: byte 16r + i/4 (its scale); for the mins,
@@ -263,14 +263,18 @@ VBMI static void gemv_q4_k_x4(int64_t nb, const block_q4_K *x0, const block_q4_K
 
         for (int64_t i = 0; i < nb; i++) {
                 const block_q4_K *b0 = x0 + i, *b1 = x1 + i, *b2 = x2 + i, *b3 = x3 + i;
-                _mm_prefetch((const char *)b0 + PREFETCH_AHEAD, _MM_HINT_T0);
-                _mm_prefetch((const char *)b0 + PREFETCH_AHEAD + 128, _MM_HINT_T0);
-                _mm_prefetch((const char *)b1 + PREFETCH_AHEAD, _MM_HINT_T0);
-                _mm_prefetch((const char *)b1 + PREFETCH_AHEAD + 128, _MM_HINT_T0);
-                _mm_prefetch((const char *)b2 + PREFETCH_AHEAD, _MM_HINT_T0);
-                _mm_prefetch((const char *)b2 + PREFETCH_AHEAD + 128, _MM_HINT_T0);
-                _mm_prefetch((const char *)b3 + PREFETCH_AHEAD, _MM_HINT_T0);
-                _mm_prefetch((const char *)b3 + PREFETCH_AHEAD + 128, _MM_HINT_T0);
+                _mm_prefetch((const char *)b0 + ahead, _MM_HINT_T0);
+                _mm_prefetch((const char *)b0 + ahead + 64, _MM_HINT_T0);
+                _mm_prefetch((const char *)b0 + ahead + 128, _MM_HINT_T0);
+                _mm_prefetch((const char *)b1 + ahead, _MM_HINT_T0);
+                _mm_prefetch((const char *)b1 + ahead + 64, _MM_HINT_T0);
+                _mm_prefetch((const char *)b1 + ahead + 128, _MM_HINT_T0);
+                _mm_prefetch((const char *)b2 + ahead, _MM_HINT_T0);
+                _mm_prefetch((const char *)b2 + ahead + 64, _MM_HINT_T0);
+                _mm_prefetch((const char *)b2 + ahead + 128, _MM_HINT_T0);
+                _mm_prefetch((const char *)b3 + ahead, _MM_HINT_T0);
+                _mm_prefetch((const char *)b3 + ahead + 64, _MM_HINT_T0);
+                _mm_prefetch((const char *)b3 + ahead + 128, _MM_HINT_T0);
                 __m512i q = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)b0->scales));
                 q = _mm512_inserti32x4(q, _mm_loadu_si128((const __m128i *)b1->scales), 1);
                 q = _mm512_inserti32x4(q, _mm_loadu_si128((const __m128i *)b2->scales), 2);
@@ -312,7 +316,7 @@ VBMI static void gemv_q4_k(int64_t n, const void *vw, size_t row_bytes, int64_t 
                 float out[4];
                 for (int k = 0; k < 4; k++)
                         x[k] = (const block_q4_K *)(w + (size_t)MIN(r + k, n_rows - 1) * row_bytes);
-                gemv_q4_k_x4(nb, x[0], x[1], x[2], x[3], vact, out);
+                gemv_q4_k_x4(nb, x[0], x[1], x[2], x[3], 4 * row_bytes, vact, out);
                 for (int k = 0; k < 4 && r + k < n_rows; k++)
                         y[r + k] = out[k];
         }
@@ -382,7 +386,7 @@ static void prep_q6_k(const float *x, void *vact, int64_t n) {
         } while (0)
 
 VBMI static void gemv_q6_k_x4(int64_t nb, const block_q6_K *x0, const block_q6_K *x1, const block_q6_K *x2,
-                              const block_q6_K *x3, const gq6_k *a, float y[4]) {
+                              const block_q6_K *x3, size_t ahead, const gq6_k *a, float y[4]) {
         const __m512i m4 = _mm512_set1_epi8(0x0F), m33 = _mm512_set1_epi8(0x33), mcc = _mm512_set1_epi8((char)0xCC);
         /* word i of packs(P(2m), P(2m+1)) belongs to sub-block
          * 8 (i / 16) + 4 m + 2 ((i % 8) / 4) + (i / 8) % 2 */
@@ -395,18 +399,22 @@ VBMI static void gemv_q6_k_x4(int64_t nb, const block_q6_K *x0, const block_q6_K
 
         for (int64_t i = 0; i < nb; i++) {
                 const block_q6_K *b0 = x0 + i, *b1 = x1 + i, *b2 = x2 + i, *b3 = x3 + i;
-                _mm_prefetch((const char *)b0 + PREFETCH_AHEAD, _MM_HINT_T0);
-                _mm_prefetch((const char *)b0 + PREFETCH_AHEAD + 128, _MM_HINT_T0);
-                _mm_prefetch((const char *)b0 + PREFETCH_AHEAD + 192, _MM_HINT_T0);
-                _mm_prefetch((const char *)b1 + PREFETCH_AHEAD, _MM_HINT_T0);
-                _mm_prefetch((const char *)b1 + PREFETCH_AHEAD + 128, _MM_HINT_T0);
-                _mm_prefetch((const char *)b1 + PREFETCH_AHEAD + 192, _MM_HINT_T0);
-                _mm_prefetch((const char *)b2 + PREFETCH_AHEAD, _MM_HINT_T0);
-                _mm_prefetch((const char *)b2 + PREFETCH_AHEAD + 128, _MM_HINT_T0);
-                _mm_prefetch((const char *)b2 + PREFETCH_AHEAD + 192, _MM_HINT_T0);
-                _mm_prefetch((const char *)b3 + PREFETCH_AHEAD, _MM_HINT_T0);
-                _mm_prefetch((const char *)b3 + PREFETCH_AHEAD + 128, _MM_HINT_T0);
-                _mm_prefetch((const char *)b3 + PREFETCH_AHEAD + 192, _MM_HINT_T0);
+                _mm_prefetch((const char *)b0 + ahead, _MM_HINT_T0);
+                _mm_prefetch((const char *)b0 + ahead + 64, _MM_HINT_T0);
+                _mm_prefetch((const char *)b0 + ahead + 128, _MM_HINT_T0);
+                _mm_prefetch((const char *)b0 + ahead + 192, _MM_HINT_T0);
+                _mm_prefetch((const char *)b1 + ahead, _MM_HINT_T0);
+                _mm_prefetch((const char *)b1 + ahead + 64, _MM_HINT_T0);
+                _mm_prefetch((const char *)b1 + ahead + 128, _MM_HINT_T0);
+                _mm_prefetch((const char *)b1 + ahead + 192, _MM_HINT_T0);
+                _mm_prefetch((const char *)b2 + ahead, _MM_HINT_T0);
+                _mm_prefetch((const char *)b2 + ahead + 64, _MM_HINT_T0);
+                _mm_prefetch((const char *)b2 + ahead + 128, _MM_HINT_T0);
+                _mm_prefetch((const char *)b2 + ahead + 192, _MM_HINT_T0);
+                _mm_prefetch((const char *)b3 + ahead, _MM_HINT_T0);
+                _mm_prefetch((const char *)b3 + ahead + 64, _MM_HINT_T0);
+                _mm_prefetch((const char *)b3 + ahead + 128, _MM_HINT_T0);
+                _mm_prefetch((const char *)b3 + ahead + 192, _MM_HINT_T0);
                 __m128i hd = _mm_setr_epi16((short)b0->d, (short)b1->d, (short)b2->d, (short)b3->d, 0, 0, 0, 0);
                 const __m512 dd = _mm512_castps128_ps512(_mm_mul_ps(_mm_cvtph_ps(hd), _mm_load_ps(a[i].d)));
                 const __m512i a0 = _mm512_load_si512(a[i].qs[0]), a1 = _mm512_load_si512(a[i].qs[1]),
@@ -434,7 +442,7 @@ VBMI static void gemv_q6_k(int64_t n, const void *vw, size_t row_bytes, int64_t 
                 float out[4];
                 for (int k = 0; k < 4; k++)
                         x[k] = (const block_q6_K *)(w + (size_t)MIN(r + k, n_rows - 1) * row_bytes);
-                gemv_q6_k_x4(nb, x[0], x[1], x[2], x[3], vact, out);
+                gemv_q6_k_x4(nb, x[0], x[1], x[2], x[3], 4 * row_bytes, vact, out);
                 for (int k = 0; k < 4 && r + k < n_rows; k++)
                         y[r + k] = out[k];
         }
