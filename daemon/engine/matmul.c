@@ -222,7 +222,7 @@ static int matmul_vec(matmul_ctx *c, const weight *w, const float *x, int64_t n_
                         return r;
                 j.act = c->act;
         }
-        threadpool_run(c->tp, vec_worker, &j);
+        threadpool_run_dynamic(c->tp, vec_worker, &j);
         return 0;
 }
 
@@ -298,7 +298,7 @@ int matmul_multi(matmul_ctx *c, const weight *const *ws, int n_w, const float *x
                                     .n_tokens = n_tokens, .y = ys[i] };
                 row_sched_init(&m.v[i].sched, ws[i]->n_out, c->n_threads, ROW_ALIGN);
         }
-        threadpool_run(c->tp, multi_worker, &m);
+        threadpool_run_dynamic(c->tp, multi_worker, &m);
         return 0;
 }
 

@@ -313,7 +313,7 @@ void ops_attention(threadpool *tp, const attn_params *ap, const float *q, size_t
          * than waking the pool costs. */
         bool small = n == 1 && (int64_t)(pos0 + 1) * ap->n_head_kv * ap->head_dim < 16384;
         if (tp && threadpool_size(tp) > 1 && j.n_items > 1 && !small)
-                threadpool_run(tp, attn_worker, &j);
+                threadpool_run_dynamic(tp, attn_worker, &j);
         else
                 attn_worker(&j, 0, 1);
 }

@@ -5,6 +5,13 @@
  * woken only when someone announced it sleeps (store, then load, on both
  * sides, all sequentially consistent, so no wake-up is lost).
  *
+ * Dynamic jobs (threadpool_run_dynamic) are closed by the caller once its
+ * own call returns, which means the work is done: a worker joins a job by
+ * counting itself into `entry` while it is open, and the caller waits only
+ * for those that joined.  On a busy machine a worker is often off its CPU
+ * when a job starts; the caller then does the whole product alone instead
+ * of waiting a time slice for a thread that would find nothing left.
+ *
  * No sched_yield() while spinning: on an oversubscribed machine a thread
  * that yields keeps losing its turn to the other processes (CFS), and a
  * decode step pays a scheduling round per dispatch; sleeping on the futex
@@ -44,9 +51,26 @@ struct threadpool {
 
         _Alignas(64) _Atomic uint32_t gen; /* futex: a new job */
         _Atomic int sleepers;              /* workers asleep on gen */
+        /* generation << 32 | ENTRY_CLOSED | workers that joined */
+        _Atomic uint64_t entry;
         _Alignas(64) _Atomic uint32_t done; /* futex: workers finished */
         _Atomic int caller_sleeps;
 };
+
+#define ENTRY_CLOSED (UINT64_C(1) << 31)
+#define ENTRY_COUNT (ENTRY_CLOSED - 1)
+
+/* Join generation g's job; false when it is closed (or already gone). */
+static bool join(threadpool *tp, uint32_t g) {
+        uint64_t e = atomic_load(&tp->entry);
+
+        for (;;) {
+                if ((uint32_t)(e >> 32) != g || (e & ENTRY_CLOSED))
+                        return false;
+                if (atomic_compare_exchange_weak(&tp->entry, &e, e + 1))
+                        return true;
+        }
+}
 
 static void futex_wait(_Atomic uint32_t *addr, uint32_t val) {
         syscall(SYS_futex, addr, FUTEX_WAIT_PRIVATE, val, NULL, NULL, 0);
@@ -97,22 +121,28 @@ static void *worker_main(void *p) {
                 seen = g;
                 if (tp->stop)
                         return NULL;
+                if (!join(tp, g))
+                        continue;
                 tp->fn(tp->ctx, w->ith, tp->n);
-                if (atomic_fetch_add(&tp->done, 1) + 1 == (uint32_t)(tp->n - 1) &&
-                    atomic_load(&tp->caller_sleeps))
+                atomic_fetch_add(&tp->done, 1);
+                if (atomic_load(&tp->caller_sleeps))
                         futex_wake(&tp->done, 1);
         }
 }
 
 static void start_generation(threadpool *tp) {
+        uint32_t g = atomic_load(&tp->gen) + 1;
+
         atomic_store(&tp->done, 0);
-        atomic_fetch_add(&tp->gen, 1);
+        atomic_store(&tp->entry, (uint64_t)g << 32);
+        atomic_store(&tp->gen, g);
         if (atomic_load(&tp->sleepers) > 0)
                 futex_wake(&tp->gen, INT_MAX);
 }
 
-static void wait_workers(threadpool *tp) {
-        uint32_t want = (uint32_t)(tp->n - 1), d;
+/* Wait until want workers counted themselves done. */
+static void wait_workers(threadpool *tp, uint32_t want) {
+        uint32_t d;
 
         for (;;) {
                 d = atomic_load_explicit(&tp->done, memory_order_acquire);
@@ -175,7 +205,7 @@ int threadpool_size(const threadpool *tp) {
         return tp->n;
 }
 
-void threadpool_run(threadpool *tp, threadpool_fn fn, void *ctx) {
+static void run(threadpool *tp, threadpool_fn fn, void *ctx, bool dynamic) {
         if (tp->n == 1) {
                 fn(ctx, 0, 1);
                 return;
@@ -184,5 +214,16 @@ void threadpool_run(threadpool *tp, threadpool_fn fn, void *ctx) {
         tp->ctx = ctx;
         start_generation(tp);
         fn(ctx, 0, tp->n);
-        wait_workers(tp);
+        if (dynamic)
+                wait_workers(tp, (uint32_t)(atomic_fetch_or(&tp->entry, ENTRY_CLOSED) & ENTRY_COUNT));
+        else
+                wait_workers(tp, (uint32_t)(tp->n - 1));
+}
+
+void threadpool_run(threadpool *tp, threadpool_fn fn, void *ctx) {
+        run(tp, fn, ctx, false);
+}
+
+void threadpool_run_dynamic(threadpool *tp, threadpool_fn fn, void *ctx) {
+        run(tp, fn, ctx, true);
 }

@@ -12,3 +12,9 @@ void threadpool_free(threadpool *tp);
 int threadpool_size(const threadpool *tp);
 /* Run fn(ctx, i, n) on every thread and return when all are done. */
 void threadpool_run(threadpool *tp, threadpool_fn fn, void *ctx);
+/* For jobs that take their work from a shared counter, so that fn on the
+ * calling thread alone finishes all of it: fn runs on the caller and on
+ * the workers that join before the caller is done; a worker that has not
+ * joined by then (descheduled: the machine is busy) is not waited for and
+ * never sees this job.  Returns when the work is done. */
+void threadpool_run_dynamic(threadpool *tp, threadpool_fn fn, void *ctx);

@@ -3,6 +3,7 @@
  * returns only when all are done; works after sleeping (past the spin). */
 #include <errno.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <unistd.h>
 
 #include "threadpool.h"
@@ -22,6 +23,55 @@ static void fn(void *p, int ith, int nth) {
         if (j->slow && ith == nth - 1)
                 usleep(2000); /* the caller must wait for it */
         atomic_fetch_add(&j->sum, ith + 1);
+}
+
+/* A dynamic job: items from a shared counter, each done exactly once. */
+typedef struct dyn_job {
+        _Atomic int next;
+        int n_items;
+        _Atomic unsigned char *hits;
+        int slow; /* a worker that starts late: the caller does the items */
+} dyn_job;
+
+static void dyn_fn(void *p, int ith, int nth) {
+        dyn_job *j = p;
+
+        if (j->slow && ith > 0)
+                usleep(3000);
+        for (int i; (i = atomic_fetch_add(&j->next, 1)) < j->n_items;)
+                atomic_fetch_add(&j->hits[i], 1);
+}
+
+/* Dynamic and plain jobs interleaved; each dynamic job lives on the heap
+ * and is freed as soon as the run returns, so a worker that touched it
+ * late would be a use-after-free under ASan. */
+static void test_dynamic(int n) {
+        threadpool *tp;
+
+        CHECK_OK(threadpool_new(n, &tp));
+        for (int round = 0; round < 3000; round++) {
+                dyn_job *j = calloc(1, sizeof *j);
+                CHECK(j);
+                j->n_items = 1 + round % 97;
+                j->hits = calloc((size_t)j->n_items, 1);
+                CHECK(j->hits);
+                j->slow = round % 300 == 7;
+                threadpool_run_dynamic(tp, dyn_fn, j);
+                for (int i = 0; i < j->n_items; i++)
+                        CHECK_EQ_INT(atomic_load(&j->hits[i]), 1);
+                free((void *)j->hits);
+                free(j);
+                if (round % 3 == 0) {
+                        job s = { .slow = 0 };
+                        threadpool_run(tp, fn, &s);
+                        CHECK_EQ_INT(atomic_load(&s.sum), n * (n + 1) / 2);
+                        for (int i = 0; i < n; i++)
+                                CHECK_EQ_INT(atomic_load(&s.calls[i]), 1);
+                }
+                if (round % 1000 == 999)
+                        usleep(5000);
+        }
+        threadpool_free(tp);
 }
 
 int main(void) {
@@ -45,6 +95,8 @@ int main(void) {
                 }
                 threadpool_free(tp);
         }
+        for (int n = 1; n <= 4; n++)
+                test_dynamic(n);
         threadpool_free(NULL);
         printf("threadpool ok\n");
         return 0;
