@@ -14,8 +14,7 @@ E="$BUILD/sotto-engine"
 command -v jq >/dev/null || skip "jq is not installed"
 
 M="$SVC_DIR/gemma3n-tiny.gguf"
-"$BUILD/sotto-mkmodel" --preset gemma3n-tiny --type Q8_0 --seed 2 "$M" >/dev/null || fail "sotto-mkmodel: exit $?"
-chmod 644 "$M"
+svc_tiny_gemma3n 2
 
 svc_bus session
 svc_start_sottod --model "$M" --worker "$BUILD/sotto-worker" --threads 1 --context 1024

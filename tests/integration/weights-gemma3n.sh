@@ -17,8 +17,7 @@ E="$BUILD/sotto-engine"
 command -v jq >/dev/null || skip "jq is not installed"
 
 M="$SVC_DIR/gemma3n-tiny.gguf"
-"$BUILD/sotto-mkmodel" --preset gemma3n-tiny --type Q8_0 --seed 4 "$M" >/dev/null || fail "sotto-mkmodel: exit $?"
-chmod 644 "$M"
+svc_tiny_gemma3n 4
 # the file's and the table's sizes in MiB (0.1 MiB steps)
 SOTTO_WEIGHTS=map "$BUILD/sotto-bench-mem" -t 1 -c 64 -b 32 -n 1 --json "$M" > "$SVC_DIR/mem.json" ||
 	fail "sotto-bench-mem: exit $?"

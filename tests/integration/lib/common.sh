@@ -172,6 +172,14 @@ svc_tiny_whisper() {
 	chmod 644 "$SVC_DIR/tiny.bin"
 }
 
+# A small random-weight gemma3n model (Q8_0, seed $1), readable by the
+# sotto user: $SVC_DIR/gemma3n-tiny.gguf.
+svc_tiny_gemma3n() {
+	"$BUILD/sotto-mkmodel" --preset gemma3n-tiny --type Q8_0 --seed "$1" "$SVC_DIR/gemma3n-tiny.gguf" >/dev/null ||
+		fail "sotto-mkmodel: exit $?"
+	chmod 644 "$SVC_DIR/gemma3n-tiny.gguf"
+}
+
 svc_model_args() {
 	if [ -x "$BUILD/sotto-worker" ] && [ -f "$SHARED/models/stories260K.gguf" ]; then
 		# One thread: on a small shared CI machine the engine's thread
