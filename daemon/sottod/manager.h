@@ -192,7 +192,6 @@ struct Manager {
         int whisper_fd;                 /* the speech model, -1: none (bus-dictation.c) */
         int weights_fd;                 /* sealed derived weights of weights_key's files, -1: none (weights.c) */
         WeightsKey weights_key;
-        uint64_t weights_size;
         struct Dictation *dictations;   /* dictations and transcriptions */
         uint32_t n_dictations;
         Statistics stats;

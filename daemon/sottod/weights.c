@@ -44,7 +44,6 @@ int weights_fd_for(Manager *m, const WeightsKey *k) {
         log_info("dropping the shared derived weights of the previous model files");
         close(m->weights_fd);
         m->weights_fd = -1;
-        m->weights_size = 0;
         return -1;
 }
 
@@ -83,7 +82,6 @@ int worker_take_weights(Worker *w, const uint8_t *payload, size_t len) {
                 close(m->weights_fd);
         m->weights_fd = TAKE_FD(fd);
         m->weights_key = w->weights_key;
-        m->weights_size = x.size;
         m->stats.weights_builds++;
         log_info("worker %d built the shared derived weights: %u blocks, %.1f MiB (%.1f MiB in memory); later "
                  "workers map them", (int)w->pid, x.n_blocks, x.size / 1048576.0,
