@@ -27,6 +27,41 @@ bool gemv_avx512_supported(void) {
         return cpu_features_get()->avx512vbmi;
 }
 
+/* The four-row kernels take one row from each quarter of a call's rows
+ * (j, q + j, 2q + j, 3q + j), not four neighbours: each of the four then
+ * reads one long sequential stream, and a prefetch a fixed distance ahead
+ * in the same stream runs into the next row of that quarter.  With
+ * neighbouring rows the only distance that did not land in a row already
+ * being read was the next group, four rows ahead: too far for 2048-wide
+ * rows, too near for 8192-wide ones.  Measured from memory at two threads
+ * (Q4_K, 2048 wide): 74 % of the read bandwidth with neighbours, 95 % with
+ * quarters (REFERENCE.md, run 11). */
+typedef void (*rows_x4_fn)(int64_t n, const uint8_t *const w[4], const void *act, float y[4]);
+
+static void gemv_quarters(rows_x4_fn rows_x4, int64_t n, const uint8_t *w, size_t row_bytes, int64_t n_rows,
+                          const void *act, float *y) {
+        const int64_t q = n_rows / 4;
+        float out[4];
+
+        for (int64_t j = 0; j < q; j++) {
+                const uint8_t *x[4];
+                for (int k = 0; k < 4; k++)
+                        x[k] = w + (size_t)(k * q + j) * row_bytes;
+                rows_x4(n, x, act, out);
+                for (int k = 0; k < 4; k++)
+                        y[k * q + j] = out[k];
+        }
+        if (4 * q == n_rows)
+                return;
+        /* the last one to three rows: a group that repeats its last row */
+        const uint8_t *x[4];
+        for (int k = 0; k < 4; k++)
+                x[k] = w + (size_t)MIN(4 * q + k, n_rows - 1) * row_bytes;
+        rows_x4(n, x, act, out);
+        for (int64_t r = 4 * q; r < n_rows; r++)
+                y[r] = out[r - 4 * q];
+}
+
 /* --- Q4_0 ----------------------------------------------------------------
  * Groups of four blocks (128 weights, 72 bytes).  The 64 bytes of nibbles
  * give two vectors: low nibbles = elements 0..15 of blocks 0..3, high
@@ -62,7 +97,19 @@ static void prep_q4_0(const float *x, void *vact, int64_t n) {
         }
 }
 
-VBMI static void gemv_q4_0(int64_t n, const void *vw, size_t row_bytes, int64_t n_rows, const void *vact, float *y) {
+/* One row of four: shared activations alo, ahi, off, da. */
+#define Q40_ROW(w, acc)                                                                                   \
+        do {                                                                                              \
+                __m512i r0 = _mm512_loadu_si512(w), r1 = _mm512_loadu_si512((w) + 8);                  \
+                __m512i q = _mm512_permutex2var_epi8(r0, qi, r1);                                         \
+                __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4); \
+                __m512i p = _mm512_dpbusd_epi32(off, lo, alo);                                            \
+                p = _mm512_dpbusd_epi32(p, hi, ahi);                                                      \
+                __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(si, r0)));     \
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, da), acc);                 \
+        } while (0)
+
+VBMI static void gemv_q4_0_x4(int64_t n, const uint8_t *const w[4], const void *vact, float y[4]) {
         static const uint8_t qidx[64] __attribute__((aligned(64))) = {
                 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
                 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35,
@@ -75,28 +122,35 @@ VBMI static void gemv_q4_0(int64_t n, const void *vw, size_t row_bytes, int64_t 
         };
         const __m512i qi = _mm512_load_si512(qidx), si = _mm512_load_si512(sidx), m4 = _mm512_set1_epi8(0x0F);
         const gq4_0 *g = vact;
-        const int64_t ng = n / 128;
+        const uint8_t *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+        __m512 f0 = _mm512_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
 
-        for (int64_t r = 0; r < n_rows; r++) {
-                const uint8_t *w = (const uint8_t *)vw + (size_t)r * row_bytes;
-                __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-                for (int64_t i = 0; i < ng; i++, w += 72) {
-                        _mm_prefetch((const char *)w + PREFETCH_AHEAD, _MM_HINT_T0);
-                        _mm_prefetch((const char *)w + PREFETCH_AHEAD + 64, _MM_HINT_T0);
-                        __m512i r0 = _mm512_loadu_si512(w), r1 = _mm512_loadu_si512(w + 8);
-                        __m512i q = _mm512_permutex2var_epi8(r0, qi, r1);
-                        __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4);
-                        __m512i p = _mm512_dpbusd_epi32(_mm512_load_si512(g[i].off), lo, _mm512_load_si512(g[i].lo));
-                        p = _mm512_dpbusd_epi32(p, hi, _mm512_load_si512(g[i].hi));
-                        __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(si, r0)));
-                        __m512 d = _mm512_mul_ps(dw, _mm512_load_ps(g[i].da));
-                        if (i & 1)
-                                acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc1);
-                        else
-                                acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc0);
-                }
-                y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+        for (int64_t i = 0; i < n / 128; i++, w0 += 72, w1 += 72, w2 += 72, w3 += 72) {
+                _mm_prefetch((const char *)w0 + PREFETCH_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)w0 + PREFETCH_AHEAD + 64, _MM_HINT_T0);
+                _mm_prefetch((const char *)w1 + PREFETCH_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)w1 + PREFETCH_AHEAD + 64, _MM_HINT_T0);
+                _mm_prefetch((const char *)w2 + PREFETCH_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)w2 + PREFETCH_AHEAD + 64, _MM_HINT_T0);
+                _mm_prefetch((const char *)w3 + PREFETCH_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)w3 + PREFETCH_AHEAD + 64, _MM_HINT_T0);
+                const __m512i off = _mm512_load_si512(g[i].off), alo = _mm512_load_si512(g[i].lo),
+                              ahi = _mm512_load_si512(g[i].hi);
+                const __m512 da = _mm512_load_ps(g[i].da);
+                Q40_ROW(w0, f0);
+                Q40_ROW(w1, f1);
+                Q40_ROW(w2, f2);
+                Q40_ROW(w3, f3);
         }
+        y[0] = _mm512_reduce_add_ps(f0);
+        y[1] = _mm512_reduce_add_ps(f1);
+        y[2] = _mm512_reduce_add_ps(f2);
+        y[3] = _mm512_reduce_add_ps(f3);
+}
+#undef Q40_ROW
+
+VBMI static void gemv_q4_0(int64_t n, const void *vw, size_t row_bytes, int64_t n_rows, const void *vact, float *y) {
+        gemv_quarters(gemv_q4_0_x4, n, vw, row_bytes, n_rows, vact, y);
 }
 
 /* --- Q8_0 ----------------------------------------------------------------
@@ -243,8 +297,11 @@ static inline uint32_t load_u32(const void *p) {
                 facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps((di), dd), facc);            \
         } while (0)
 
-VBMI static void gemv_q4_k_x4(int64_t nb, const block_q4_K *x0, const block_q4_K *x1, const block_q4_K *x2,
-                              const block_q4_K *x3, size_t ahead, const gq4_k *a, float y[4]) {
+VBMI static void gemv_q4_k_x4(int64_t n, const uint8_t *const w[4], const void *vact, float y[4]) {
+        const int64_t nb = n / QK_K;
+        const size_t ahead = PREFETCH_AHEAD;
+        const block_q4_K *x0 = (const block_q4_K *)w[0], *x1 = (const block_q4_K *)w[1], *x2 = (const block_q4_K *)w[2], *x3 = (const block_q4_K *)w[3];
+        const gq4_k *a = vact;
         const __m512i m4 = _mm512_set1_epi8(0x0F);
         const __mmask64 even = 0x5555555555555555ull;
         /* word i of row r: byte 16r + i/4 (its scale); for the mins,
@@ -307,19 +364,7 @@ VBMI static void gemv_q4_k_x4(int64_t nb, const block_q4_K *x0, const block_q4_K
 #undef Q4K_ROW
 
 VBMI static void gemv_q4_k(int64_t n, const void *vw, size_t row_bytes, int64_t n_rows, const void *vact, float *y) {
-        const uint8_t *w = vw;
-        const int64_t nb = n / QK_K;
-
-        for (int64_t r = 0; r < n_rows; r += 4) {
-                /* a short last group repeats its last row */
-                const block_q4_K *x[4];
-                float out[4];
-                for (int k = 0; k < 4; k++)
-                        x[k] = (const block_q4_K *)(w + (size_t)MIN(r + k, n_rows - 1) * row_bytes);
-                gemv_q4_k_x4(nb, x[0], x[1], x[2], x[3], 4 * row_bytes, vact, out);
-                for (int k = 0; k < 4 && r + k < n_rows; k++)
-                        y[r + k] = out[k];
-        }
+        gemv_quarters(gemv_q4_k_x4, n, vw, row_bytes, n_rows, vact, y);
 }
 
 /* Q6_K: four rows at a time as for Q4_K.  One 128-bit shuffle of the two
@@ -385,8 +430,11 @@ static void prep_q6_k(const float *x, void *vact, int64_t n) {
                 facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps((di), dd), facc);            \
         } while (0)
 
-VBMI static void gemv_q6_k_x4(int64_t nb, const block_q6_K *x0, const block_q6_K *x1, const block_q6_K *x2,
-                              const block_q6_K *x3, size_t ahead, const gq6_k *a, float y[4]) {
+VBMI static void gemv_q6_k_x4(int64_t n, const uint8_t *const w[4], const void *vact, float y[4]) {
+        const int64_t nb = n / QK_K;
+        const size_t ahead = PREFETCH_AHEAD;
+        const block_q6_K *x0 = (const block_q6_K *)w[0], *x1 = (const block_q6_K *)w[1], *x2 = (const block_q6_K *)w[2], *x3 = (const block_q6_K *)w[3];
+        const gq6_k *a = vact;
         const __m512i m4 = _mm512_set1_epi8(0x0F), m33 = _mm512_set1_epi8(0x33), mcc = _mm512_set1_epi8((char)0xCC);
         /* word i of packs(P(2m), P(2m+1)) belongs to sub-block
          * 8 (i / 16) + 4 m + 2 ((i % 8) / 4) + (i / 8) % 2 */
@@ -434,18 +482,7 @@ VBMI static void gemv_q6_k_x4(int64_t nb, const block_q6_K *x0, const block_q6_K
 #undef Q6K_ROW
 
 VBMI static void gemv_q6_k(int64_t n, const void *vw, size_t row_bytes, int64_t n_rows, const void *vact, float *y) {
-        const uint8_t *w = vw;
-        const int64_t nb = n / QK_K;
-
-        for (int64_t r = 0; r < n_rows; r += 4) {
-                const block_q6_K *x[4];
-                float out[4];
-                for (int k = 0; k < 4; k++)
-                        x[k] = (const block_q6_K *)(w + (size_t)MIN(r + k, n_rows - 1) * row_bytes);
-                gemv_q6_k_x4(nb, x[0], x[1], x[2], x[3], 4 * row_bytes, vact, out);
-                for (int k = 0; k < 4 && r + k < n_rows; k++)
-                        y[r + k] = out[k];
-        }
+        gemv_quarters(gemv_q6_k_x4, n, vw, row_bytes, n_rows, vact, y);
 }
 
 const gemv_kernel gemv_avx512[TYPE_COUNT] = {

@@ -128,13 +128,15 @@ static void test_set(const kernel_set *k) {
 
 /* The decoding kernels against the scalar dot, row by row: the same
  * activation quantization, float sums in another order (1e-5 of the sum
- * of magnitudes, as for vec_dot).  Row counts 1..ROWS cover groups of
- * rows the kernels take at once (4 for the K-quants) and short last
- * groups; rows beyond n_rows must stay untouched. */
+ * of magnitudes, as for vec_dot).  The row counts cover groups of rows
+ * the kernels take at once (four, one from each quarter of the rows),
+ * with and without a short last group; rows beyond n_rows must stay
+ * untouched. */
 static void test_gemv(const kernel_set *k) {
         static const uint32_t w_types[] = { TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K };
         static const int64_t sizes[] = { 256, 512, 2048, 8192 };
-        enum { NMAX = 8192, ROWS = 9 };
+        static const int row_counts[] = { 23, 1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 22 };
+        enum { NMAX = 8192, ROWS = 23 };
         static float x[NMAX], w[NMAX], a[NMAX], y[ROWS];
         static uint8_t wq[ROWS * NMAX * 2], q0[NMAX * 4 + 64];
         static uint8_t act[NMAX * 8] __attribute__((aligned(64)));
@@ -153,8 +155,8 @@ static void test_gemv(const kernel_set *k) {
                         size_t rb;
                         CHECK_OK(type_row_size(t, n, &rb));
                         CHECK((size_t)(n / 256) * g->act_bytes <= sizeof act);
-                        for (int rep = 0; rep < 9; rep++) {
-                                int n_rows = rep == 0 ? ROWS : 1 + (rep + (int)si) % ROWS;
+                        for (int rep = 0; rep < (int)ELEMENTSOF(row_counts); rep++) {
+                                int n_rows = row_counts[(rep + (int)si) % ELEMENTSOF(row_counts)];
                                 fill_row(x, n, rep % 3);
                                 for (int r = 0; r < ROWS; r++)
                                         random_blocks(t, wq + r * rb, n);
