@@ -182,7 +182,17 @@ static void prep_q8_0(const float *x, void *vact, int64_t n) {
         }
 }
 
-VBMI static void gemv_q8_0(int64_t n, const void *vw, size_t row_bytes, int64_t n_rows, const void *vact, float *y) {
+/* One row of four: shared activations a8, off, da. */
+#define Q80_ROW(w, acc)                                                                                   \
+        do {                                                                                              \
+                __m512i r0 = _mm512_loadu_si512(w), r1 = _mm512_loadu_si512((w) + 4);                   \
+                __m512i q = _mm512_xor_si512(_mm512_permutex2var_epi8(r0, qi, r1), bias);                 \
+                __m512i p = _mm512_dpbusd_epi32(off, q, a8);                                              \
+                __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(si, r0)));     \
+                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, da), acc);                 \
+        } while (0)
+
+VBMI static void gemv_q8_0_x4(int64_t n, const uint8_t *const w[4], const void *vact, float y[4]) {
         static const uint8_t qidx[64] __attribute__((aligned(64))) = {
                 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17,
                 18, 19, 20, 21, 22, 23, 24, 25, 26, 27, 28, 29, 30, 31, 32, 33,
@@ -195,26 +205,34 @@ VBMI static void gemv_q8_0(int64_t n, const void *vw, size_t row_bytes, int64_t 
         };
         const __m512i qi = _mm512_load_si512(qidx), si = _mm512_load_si512(sidx), bias = _mm512_set1_epi8((char)0x80);
         const gq8_0 *g = vact;
-        const int64_t ng = n / 64;
+        const uint8_t *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
+        __m512 f0 = _mm512_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
 
-        for (int64_t r = 0; r < n_rows; r++) {
-                const uint8_t *w = (const uint8_t *)vw + (size_t)r * row_bytes;
-                __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-                for (int64_t i = 0; i < ng; i++, w += 68) {
-                        _mm_prefetch((const char *)w + PREFETCH_AHEAD, _MM_HINT_T0);
-                        _mm_prefetch((const char *)w + PREFETCH_AHEAD + 64, _MM_HINT_T0);
-                        __m512i r0 = _mm512_loadu_si512(w), r1 = _mm512_loadu_si512(w + 4);
-                        __m512i q = _mm512_xor_si512(_mm512_permutex2var_epi8(r0, qi, r1), bias);
-                        __m512i p = _mm512_dpbusd_epi32(_mm512_load_si512(g[i].off), q, _mm512_load_si512(g[i].a));
-                        __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(si, r0)));
-                        __m512 d = _mm512_mul_ps(dw, _mm512_load_ps(g[i].da));
-                        if (i & 1)
-                                acc1 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc1);
-                        else
-                                acc0 = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), d, acc0);
-                }
-                y[r] = _mm512_reduce_add_ps(_mm512_add_ps(acc0, acc1));
+        for (int64_t i = 0; i < n / 64; i++, w0 += 68, w1 += 68, w2 += 68, w3 += 68) {
+                _mm_prefetch((const char *)w0 + PREFETCH_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)w0 + PREFETCH_AHEAD + 64, _MM_HINT_T0);
+                _mm_prefetch((const char *)w1 + PREFETCH_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)w1 + PREFETCH_AHEAD + 64, _MM_HINT_T0);
+                _mm_prefetch((const char *)w2 + PREFETCH_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)w2 + PREFETCH_AHEAD + 64, _MM_HINT_T0);
+                _mm_prefetch((const char *)w3 + PREFETCH_AHEAD, _MM_HINT_T0);
+                _mm_prefetch((const char *)w3 + PREFETCH_AHEAD + 64, _MM_HINT_T0);
+                const __m512i off = _mm512_load_si512(g[i].off), a8 = _mm512_load_si512(g[i].a);
+                const __m512 da = _mm512_load_ps(g[i].da);
+                Q80_ROW(w0, f0);
+                Q80_ROW(w1, f1);
+                Q80_ROW(w2, f2);
+                Q80_ROW(w3, f3);
         }
+        y[0] = _mm512_reduce_add_ps(f0);
+        y[1] = _mm512_reduce_add_ps(f1);
+        y[2] = _mm512_reduce_add_ps(f2);
+        y[3] = _mm512_reduce_add_ps(f3);
+}
+#undef Q80_ROW
+
+VBMI static void gemv_q8_0(int64_t n, const void *vw, size_t row_bytes, int64_t n_rows, const void *vact, float *y) {
+        gemv_quarters(gemv_q8_0_x4, n, vw, row_bytes, n_rows, vact, y);
 }
 
 /* --- K-quants: activations as Q8_K blocks ------------------------------- */
