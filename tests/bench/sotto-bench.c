@@ -43,6 +43,10 @@ typedef struct result {
         double pp_all[MAX_REPS], tg_all[MAX_REPS];
         uint64_t bytes_per_token;
         double peak_rss_mib;
+        /* per tg rep: the bandwidth read just before and just after it
+         * (mean), and the rep's fraction of the bound at that bandwidth */
+        double bw_all[MAX_REPS], bw_plain_all[MAX_REPS], bw_streams_all[MAX_REPS], frac_all[MAX_REPS];
+        size_t bw_buf_bytes;
         char name[128], arch[32];
         char paths[256]; /* "Q4_K:int8 Q6_K:sgemm" */
         bool finite;
@@ -81,6 +85,15 @@ static double peak_rss_mib(void) {
         return getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss / 1024.0 : 0;
 }
 
+/* The bandwidth probe's buffer counts in VmHWM while it exists: after
+ * freeing it, reset the mark (clear_refs 5, Linux 4.0) so that later
+ * peaks are the model's own; the caller keeps the peak from before. */
+static void reset_peak_rss(void) {
+        _cleanup_fclose_ FILE *f = fopen("/proc/self/clear_refs", "we");
+        if (f)
+                fputs("5", f);
+}
+
 /* The weight types of the model's matrices (from the file), so that the
  * matmul path can be reported per type. */
 static int matrix_types(const char *path, bool used[TYPE_COUNT]) {
@@ -114,6 +127,7 @@ static bool all_finite(const float *v, int n) {
 }
 
 static int bench_model(const opts *o, result *res) {
+        _cleanup_(bw_probe_freep) bw_probe *probe = NULL;
         char err[512];
         engine_model_params mp;
         engine_model_default_params(&mp);
@@ -177,11 +191,24 @@ static int bench_model(const opts *o, result *res) {
         }
 
         /* tg: warm-up, then reps of n_gen single-token evaluations from an
-         * empty cache */
+         * empty cache, each between two reads of the bandwidth probe: the
+         * machine's bandwidth drifts with other load within seconds, so
+         * each rep is set against the bandwidth of its own moment */
+        double peak_before_probe = peak_rss_mib();
+        if (o->n_gen > 0) {
+                r = bw_probe_new(o->n_threads, &probe);
+                if (r < 0) {
+                        fprintf(stderr, "bandwidth probe: %s\n", strerror(-r));
+                        goto out;
+                }
+                res->bw_buf_bytes = bw_probe_bytes(probe);
+        }
         for (int i = -1; o->n_gen > 0 && i < o->reps; i++) {
                 int n = i < 0 ? 1 : o->n_gen;
+                double p0, s0, p1, s1;
                 fill_tokens(tok, n, bos, n_vocab, &rng);
                 engine_session_rewind(s, 0);
+                double b0 = i >= 0 ? bw_probe_once(probe, &p0, &s0) : 0;
                 double t0 = now();
                 for (int k = 0; k < n && r >= 0; k++)
                         r = engine_session_eval(s, &tok[k], 1, false, logits);
@@ -191,8 +218,19 @@ static int bench_model(const opts *o, result *res) {
                         goto out;
                 }
                 res->finite &= all_finite(logits, n_vocab);
-                if (i >= 0)
-                        res->tg_all[i] = n / (t1 - t0);
+                if (i < 0)
+                        continue;
+                double b1 = bw_probe_once(probe, &p1, &s1);
+                res->tg_all[i] = n / (t1 - t0);
+                res->bw_all[i] = (b0 + b1) / 2;
+                res->bw_plain_all[i] = (p0 + p1) / 2;
+                res->bw_streams_all[i] = (s0 + s1) / 2;
+                res->frac_all[i] = res->tg_all[i] * res->bytes_per_token / (res->bw_all[i] * 1e9);
+        }
+        if (probe) {
+                bw_probe_free(probe);
+                probe = NULL;
+                reset_peak_rss();
         }
         /* --batch: B sessions advanced together by engine_session_eval_batch
          * (continuous batching), n_gen steps from empty caches; aggregate
@@ -230,7 +268,7 @@ static int bench_model(const opts *o, result *res) {
         }
         res->pp_tps = o->n_prompt > 0 ? median(res->pp_all, o->reps) : 0;
         res->tg_tps = o->n_gen > 0 ? median(res->tg_all, o->reps) : 0;
-        res->peak_rss_mib = peak_rss_mib(); /* before the bandwidth buffer adds to it */
+        res->peak_rss_mib = MAX(peak_before_probe, peak_rss_mib());
         r = 0;
 out:
         engine_session_free(s);
@@ -323,15 +361,25 @@ static int run(int argc, char **argv) {
                 return 1;
 
         bw_result bw;
-        int r = bw_measure(o.n_threads, 5, &bw);
-        if (r < 0) {
-                fprintf(stderr, "bandwidth measurement failed: %s\n", strerror(-r));
-                return 1;
+        double bound_tps = 0, fraction = 0;
+        if (o.model && o.n_gen > 0) {
+                /* the medians of the reps' own figures */
+                bw = (bw_result) {
+                        .gbs = median(res.bw_all, o.reps),
+                        .plain_gbs = median(res.bw_plain_all, o.reps),
+                        .streams_gbs = median(res.bw_streams_all, o.reps),
+                        .buf_bytes = res.bw_buf_bytes,
+                        .runs = o.reps,
+                };
+                bound_tps = res.bytes_per_token ? bw.gbs * 1e9 / res.bytes_per_token : 0;
+                fraction = median(res.frac_all, o.reps);
+        } else {
+                int r = bw_measure(o.n_threads, 5, &bw);
+                if (r < 0) {
+                        fprintf(stderr, "bandwidth measurement failed: %s\n", strerror(-r));
+                        return 1;
+                }
         }
-        /* weights read per second at the measured bandwidth, against what
-         * generation achieved */
-        double bound_tps = res.bytes_per_token ? bw.gbs * 1e9 / res.bytes_per_token : 0;
-        double fraction = bound_tps > 0 ? res.tg_tps / bound_tps : 0;
 
         if (o.json) {
                 printf("{\"model\":");
@@ -345,7 +393,9 @@ static int run(int argc, char **argv) {
                         printf(",\"n_prompt\":%d,\"n_gen\":%d,\"reps\":%d", o.n_prompt, o.n_gen, o.reps);
                         printf(",\"pp_tps\":%.3f,\"tg_tps\":%.3f", res.pp_tps, res.tg_tps);
                 }
-                printf(",\"bandwidth_gbs\":%.3f,\"bandwidth_buffer_mib\":%zu", bw.gbs, bw.buf_bytes >> 20);
+                printf(",\"bandwidth_gbs\":%.3f,\"bandwidth_plain_gbs\":%.3f,\"bandwidth_streams_gbs\":%.3f"
+                       ",\"bandwidth_buffer_mib\":%zu",
+                       bw.gbs, bw.plain_gbs, bw.streams_gbs, bw.buf_bytes >> 20);
                 if (o.model) {
                         printf(",\"bytes_per_token\":%" PRIu64 ",\"tg_bound_tps\":%.3f,\"tg_bound_fraction\":%.4f",
                                res.bytes_per_token, bound_tps, fraction);
@@ -368,12 +418,21 @@ static int run(int argc, char **argv) {
                 print_reps(res.tg_all, o.reps);
                 printf(")\n");
         }
-        printf("bandwidth        %.2f GB/s (median of %d reads of %zu MiB, %d threads; min %.2f max %.2f; LLC %zu MiB)\n",
-               bw.gbs, bw.runs, bw.buf_bytes >> 20, o.n_threads, bw.min_gbs, bw.max_gbs, bw.llc_bytes >> 20);
+        if (o.model && o.n_gen > 0)
+                printf("bandwidth        %.2f GB/s (median over the %d tg reps of reads of %zu MiB just before and after "
+                       "each, %d threads)\n",
+                       bw.gbs, bw.runs, bw.buf_bytes >> 20, o.n_threads);
+        else
+                printf("bandwidth        %.2f GB/s (median of %d reads of %zu MiB, %d threads; min %.2f max %.2f; LLC "
+                       "%zu MiB)\n",
+                       bw.gbs, bw.runs, bw.buf_bytes >> 20, o.n_threads, bw.min_gbs, bw.max_gbs, bw.llc_bytes >> 20);
+        printf("                 the faster of one plain stream per thread (%.2f) and four prefetched (%.2f)\n",
+               bw.plain_gbs, bw.streams_gbs);
         if (o.model) {
                 printf("bytes/token      %.1f MiB of weights\n", res.bytes_per_token / 1048576.0);
-                printf("tg bound         %.2f tok/s at that bandwidth: tg reaches %.1f%% of it\n", bound_tps,
-                       100 * fraction);
+                printf("tg bound         %.2f tok/s at that bandwidth: tg reaches %.1f%% of it (median of the "
+                       "reps' fractions)\n",
+                       bound_tps, 100 * fraction);
                 printf("peak RSS         %.1f MiB\n", res.peak_rss_mib);
                 printf("pp matmul path   %s\n", res.paths);
                 for (int bi = 0; o.batch && bi < 3; bi++)
