@@ -348,7 +348,7 @@ static int gemma3_run(engine_session *s, engine_session *const *ss, int32_t n_ss
         if (r < 0)
                 return r;
         if (w->softcap > 0.0f)
-                gemma_ops_softcap(logits, (int64_t)n * hp->n_vocab, w->softcap);
+                gemma_ops_softcap(tp, logits, (int64_t)n * hp->n_vocab, w->softcap);
         return 0;
 }
 

@@ -674,7 +674,7 @@ static int gemma3n_run(engine_session *s, engine_session *const *ss, int32_t n_s
         if (r < 0)
                 return r;
         if (w->softcap > 0.0f)
-                gemma_ops_softcap(logits, (int64_t)rows * hp->n_vocab, w->softcap);
+                gemma_ops_softcap(tp, logits, (int64_t)rows * hp->n_vocab, w->softcap);
         return 0;
 #undef S
 #undef PRED

@@ -48,11 +48,19 @@ typedef struct gelu_job {
         int64_t n;
 } gelu_job;
 
+/* Thread ith's share [*lo, *hi) of n floats, split on 16-float boundaries
+ * so that threads never share a cache line. */
+static void float_share(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {
+        int64_t blocks = (n + 15) / 16, per = (blocks + nth - 1) / nth;
+        *lo = MIN(n, per * ith * 16);
+        *hi = MIN(n, per * (ith + 1) * 16);
+}
+
 static void gelu_worker(void *ctx, int ith, int nth) {
         gelu_job *j = ctx;
-        /* split on 16-float boundaries so threads never share a cache line */
-        int64_t blocks = (j->n + 15) / 16, per = (blocks + nth - 1) / nth;
-        int64_t lo = MIN(j->n, per * ith * 16), hi = MIN(j->n, per * (ith + 1) * 16);
+        int64_t lo, hi;
+
+        float_share(j->n, ith, nth, &lo, &hi);
 
         if (j->u)
                 for (int64_t i = lo; i < hi; i++)
@@ -83,10 +91,32 @@ void gemma_ops_geglu(threadpool *tp, float *g, const float *u, int64_t n) {
 /* ======================================================================
  * Small element-wise steps, each rounded as its own ggml op. */
 
-void gemma_ops_softcap(float *x, int64_t n, float cap) {
-        float inv = 1.0f / cap;
-        for (int64_t i = 0; i < n; i++)
-                x[i] = tanhf(x[i] * inv) * cap;
+typedef struct softcap_job {
+        float *x;
+        int64_t n;
+        float cap;
+} softcap_job;
+
+static void softcap_worker(void *ctx, int ith, int nth) {
+        softcap_job *j = ctx;
+        float inv = 1.0f / j->cap;
+        int64_t lo, hi;
+
+        float_share(j->n, ith, nth, &lo, &hi);
+        for (int64_t i = lo; i < hi; i++)
+                j->x[i] = tanhf(j->x[i] * inv) * j->cap;
+}
+
+/* On all threads: over a 262144-token vocabulary the tanhf calls were a
+ * few per cent of a generated token's time, on one thread while the
+ * others waited. */
+void gemma_ops_softcap(threadpool *tp, float *x, int64_t n, float cap) {
+        softcap_job j = { .x = x, .n = n, .cap = cap };
+
+        if (tp && n >= 8192 && threadpool_size(tp) > 1)
+                threadpool_run(tp, softcap_worker, &j);
+        else
+                softcap_worker(&j, 0, 1);
 }
 
 void gemma_ops_scale(float *x, int64_t n, float s) {

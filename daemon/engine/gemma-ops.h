@@ -28,7 +28,7 @@ void gemma_ops_gelu(threadpool *tp, float *x, int64_t n);
 void gemma_ops_geglu(threadpool *tp, float *g, const float *u, int64_t n);
 
 /* x = cap * tanh(x / cap) (as three rounded steps: scale, tanh, scale) */
-void gemma_ops_softcap(float *x, int64_t n, float cap);
+void gemma_ops_softcap(threadpool *tp, float *x, int64_t n, float cap);
 /* x *= s */
 void gemma_ops_scale(float *x, int64_t n, float s);
 
