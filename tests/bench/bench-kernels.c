@@ -3,8 +3,9 @@
  *
  *   bench-kernels [-t SECONDS] [-m MiB] [-s SET] [TYPE...]
  *
- * 1. Memory: read bandwidth (a streaming sum, plain and as four prefetched
- *    streams per thread) and memcpy, 1 and 2 threads.
+ * 1. Memory: read bandwidth (sotto-bench's probe, sotto-bench-bw.h: plain
+ *    and as four prefetched streams per thread) and memcpy, 1 and 2
+ *    threads.
  * 2. Vec-mat, per type: a stack of weight matrices of Llama-3.2-1B shapes
  *    (2048x2048, 2048x8192, 8192x2048) totalling -m MiB (default 1024, far
  *    beyond the caches), one token through all of them, as in decoding;
@@ -13,7 +14,6 @@
  *    (sgemm, int8), GFLOP/s, at the given thread count (2 by default). */
 #include <errno.h>
 #include <getopt.h>
-#include <immintrin.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,8 +21,8 @@
 #include <time.h>
 
 #include "kernels.h"
-#include "macro.h"
 #include "matmul.h"
+#include "sotto-bench-bw.h"
 #include "tensor-type.h"
 #include "threadpool.h"
 
@@ -67,63 +67,25 @@ static uint32_t rnd(void) {
 typedef struct mem_job {
         uint8_t *src, *dst;
         size_t size;
-        int copy, streams;
-        double sink[64];
 } mem_job;
 
-/* The read as the decoding kernels do it: four streams (the quarters of
- * the thread's slice), each prefetched 2 KiB ahead. */
-__attribute__((target("avx2"))) static __m256i read_streams(const uint8_t *p, size_t size) {
-        const size_t q = size / 4 / 64 * 64;
-        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-        for (size_t i = 0; i < q; i += 64) {
-                for (int k = 0; k < 4; k++)
-                        _mm_prefetch((const char *)p + k * q + i + 2048, _MM_HINT_T0);
-                a0 = _mm256_xor_si256(a0, _mm256_load_si256((const __m256i *)(p + i)));
-                a0 = _mm256_xor_si256(a0, _mm256_load_si256((const __m256i *)(p + i + 32)));
-                a1 = _mm256_xor_si256(a1, _mm256_load_si256((const __m256i *)(p + q + i)));
-                a1 = _mm256_xor_si256(a1, _mm256_load_si256((const __m256i *)(p + q + i + 32)));
-                a2 = _mm256_xor_si256(a2, _mm256_load_si256((const __m256i *)(p + 2 * q + i)));
-                a2 = _mm256_xor_si256(a2, _mm256_load_si256((const __m256i *)(p + 2 * q + i + 32)));
-                a3 = _mm256_xor_si256(a3, _mm256_load_si256((const __m256i *)(p + 3 * q + i)));
-                a3 = _mm256_xor_si256(a3, _mm256_load_si256((const __m256i *)(p + 3 * q + i + 32)));
-        }
-        return _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
-}
-
-__attribute__((target("avx2"))) static void mem_worker(void *p, int ith, int nth) {
+static void copy_worker(void *p, int ith, int nth) {
         mem_job *j = p;
         size_t chunk = j->size / nth / 64 * 64, off = chunk * ith;
-        if (j->copy) {
-                memcpy(j->dst + off, j->src + off, chunk);
-                return;
-        }
-        if (j->streams) {
-                j->sink[ith * 4] = (double)_mm256_extract_epi64(read_streams(j->src + off, chunk), 0);
-                return;
-        }
-        __m256i a0 = _mm256_setzero_si256(), a1 = a0, a2 = a0, a3 = a0;
-        for (size_t i = off; i < off + chunk; i += 128) {
-                a0 = _mm256_xor_si256(a0, _mm256_load_si256((const __m256i *)(j->src + i)));
-                a1 = _mm256_xor_si256(a1, _mm256_load_si256((const __m256i *)(j->src + i + 32)));
-                a2 = _mm256_xor_si256(a2, _mm256_load_si256((const __m256i *)(j->src + i + 64)));
-                a3 = _mm256_xor_si256(a3, _mm256_load_si256((const __m256i *)(j->src + i + 96)));
-        }
-        a0 = _mm256_xor_si256(_mm256_xor_si256(a0, a1), _mm256_xor_si256(a2, a3));
-        j->sink[ith * 4] = (double)_mm256_extract_epi64(a0, 0);
+        memcpy(j->dst + off, j->src + off, chunk);
 }
 
-static double mem_bandwidth(threadpool *tp, uint8_t *src, uint8_t *dst, size_t size, int copy, int streams, int reps) {
-        mem_job j = { .src = src, .dst = dst, .size = size, .copy = copy, .streams = streams };
+/* memcpy, read + write GB/s: a copy reads and writes each byte. */
+static double copy_bandwidth(threadpool *tp, uint8_t *src, uint8_t *dst, size_t size, int reps) {
+        mem_job j = { .src = src, .dst = dst, .size = size };
         double t[32];
-        threadpool_run(tp, mem_worker, &j); /* warm: fault in the pages */
+        threadpool_run(tp, copy_worker, &j); /* warm: fault in the pages */
         for (int r = 0; r < reps; r++) {
                 double t0 = now();
-                threadpool_run(tp, mem_worker, &j);
+                threadpool_run(tp, copy_worker, &j);
                 t[r] = now() - t0;
         }
-        /* A copy reads and writes each byte. */
-        return (copy ? 2.0 : 1.0) * size / median(t, reps) / 1e9;
+        return 2.0 * size / median(t, reps) / 1e9;
 }
 
 /* --- weights ------------------------------------------------------------ */
@@ -339,13 +301,15 @@ int main(int argc, char **argv) {
                 threadpool *tp;
                 if (threadpool_new(n, &tp) < 0)
                         return 1;
-                double plain = mem_bandwidth(tp, src, dst, msize, 0, 0, 7);
-                double streams = mem_bandwidth(tp, src, dst, msize, 0, 1, 7);
-                double copy_bw = mem_bandwidth(tp, src, dst, msize / 2, 1, 0, 7);
-                /* the fractions below are of the faster read, as in sotto-bench */
-                read_bw[n] = MAX(plain, streams);
+                /* sotto-bench's probe: the fractions below are of the
+                 * faster of its two reads */
+                bw_result bw;
+                if (bw_measure(n, 7, &bw) < 0)
+                        return 1;
+                double copy_bw = copy_bandwidth(tp, src, dst, msize / 2, 7);
+                read_bw[n] = bw.gbs;
                 printf("mem   %d thr: read %6.2f GB/s  four prefetched streams %6.2f GB/s   memcpy %6.2f GB/s (read+write)\n",
-                       n, plain, streams, copy_bw);
+                       n, bw.plain_gbs, bw.streams_gbs, copy_bw);
                 threadpool_free(tp);
         }
         free(src);

@@ -4,7 +4,7 @@
 $(eval $(call add_program,sotto-bench,tests/bench/sotto-bench.c tests/bench/sotto-bench-bw.c))
 
 # Kernel micro-benchmark: build/bench-kernels (run by hand or from make bench).
-$(eval $(call add_program,bench-kernels,tests/bench/bench-kernels.c,))
+$(eval $(call add_program,bench-kernels,tests/bench/bench-kernels.c tests/bench/sotto-bench-bw.c,))
 
 # sotto-bench-mem: resident memory at a full context (Gemma 3n: the
 # per-layer-embedding table must stay in the mapped file).
