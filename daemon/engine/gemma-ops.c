@@ -7,6 +7,7 @@
 #include "gemma-ops.h"
 #include "kernels.h"
 #include "macro.h"
+#include "model-ops.h"
 #include "tensor-type.h"
 
 /* ======================================================================
@@ -56,18 +57,34 @@ static void float_share(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {
         *hi = MIN(n, per * (ith + 1) * 16);
 }
 
+/* gelu_lookup over a span, 256 values at a time: the conversions to and
+ * from F16 on the kernel set's vector code (one value at a time they were
+ * most of GELU's time), the table lookup in between. */
+static void gelu_span(float *g, const float *u, int64_t n) {
+        const kernel_set *k = kernels_best();
+        uint16_t h[256];
+        float v[256];
+
+        for (int64_t i0 = 0; i0 < n; i0 += 256) {
+                int64_t m = MIN(256, n - i0);
+                float *x = g + i0;
+                k->from_float[TYPE_F16](x, h, m);
+                for (int64_t i = 0; i < m; i++)
+                        h[i] = gelu_table[h[i]];
+                k->to_float[TYPE_F16](h, v, m);
+                for (int64_t i = 0; i < m; i++) {
+                        float r = x[i] <= -10.0f ? 0.0f : x[i] >= 10.0f ? x[i] : v[i];
+                        x[i] = u ? r * u[i0 + i] : r;
+                }
+        }
+}
+
 static void gelu_worker(void *ctx, int ith, int nth) {
         gelu_job *j = ctx;
         int64_t lo, hi;
 
         float_share(j->n, ith, nth, &lo, &hi);
-
-        if (j->u)
-                for (int64_t i = lo; i < hi; i++)
-                        j->g[i] = gelu_lookup(j->g[i]) * j->u[i];
-        else
-                for (int64_t i = lo; i < hi; i++)
-                        j->g[i] = gelu_lookup(j->g[i]);
+        gelu_span(j->g + lo, j->u ? j->u + lo : NULL, hi - lo);
 }
 
 static void gelu_run(threadpool *tp, gelu_job *j) {
@@ -104,12 +121,15 @@ static void softcap_worker(void *ctx, int ith, int nth) {
 
         float_share(j->n, ith, nth, &lo, &hi);
         for (int64_t i = lo; i < hi; i++)
-                j->x[i] = tanhf(j->x[i] * inv) * j->cap;
+                j->x[i] *= inv;
+        kernels_best()->tanh_f32(j->x + lo, j->x + lo, hi - lo);
+        for (int64_t i = lo; i < hi; i++)
+                j->x[i] *= j->cap;
 }
 
-/* On all threads: over a 262144-token vocabulary the tanhf calls were a
- * few per cent of a generated token's time, on one thread while the
- * others waited. */
+/* On all threads, with the kernel set's tanh: over a 262144-token
+ * vocabulary libm's tanhf was a few per cent of a generated token's time,
+ * on one thread while the others waited. */
 void gemma_ops_softcap(threadpool *tp, float *x, int64_t n, float cap) {
         softcap_job j = { .x = x, .n = n, .cap = cap };
 
@@ -125,10 +145,7 @@ void gemma_ops_scale(float *x, int64_t n, float s) {
 }
 
 float gemma_magnitude(const float *x, int64_t n) {
-        double sum = 0.0;
-        for (int64_t i = 0; i < n; i++)
-                sum += (double)(x[i] * x[i]);
-        return sqrtf((float)sum);
+        return sqrtf((float)ops_sum_squares(x, n));
 }
 
 void gemma_gaussian_topk(float *x, int64_t n, float std_mul) {
@@ -230,6 +247,11 @@ int gemma_matmul(matmul_ctx *mm, const weight *w, const float *x, int64_t n_toke
                 return matmul_strided(mm, w, dt, x, n_tokens, y, tmp);
         if (dt == TYPE_F32)
                 return matmul(mm, w, x, n_tokens, y);
+        /* one token on quantized weights: the dot kernels convert x to the
+         * dot type themselves, and the round trip would give them the
+         * same blocks (idempotent) */
+        if (t->is_quantized && n_tokens == 1)
+                return matmul(mm, w, x, n_tokens, y);
         if (!k->from_float[dt] || !k->to_float[dt])
                 return -EOPNOTSUPP;
         r = type_row_size(dt, w->n_in, &row);
@@ -294,7 +316,7 @@ int gemma_matmul_multi(matmul_ctx *mm, const weight *const *ws, int n_w, const f
                                 return r;
                 return 0;
         }
-        if (dt != TYPE_F32) {
+        if (dt != TYPE_F32 && !(t0->is_quantized && n_tokens == 1)) {
                 /* round the activations once, as gemma_matmul does per call */
                 int64_t n_in = ws[0]->n_in;
                 uint8_t small[1 << 15];

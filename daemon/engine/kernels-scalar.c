@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* The scalar reference kernels: every other set is tested against these. */
+#include <math.h>
+
 #include "kernels.h"
 #include "kernels-impl.h"
 
@@ -7,9 +9,15 @@ static bool scalar_supported(void) {
         return true;
 }
 
+void tanh_f32_scalar(float *y, const float *x, int64_t n) {
+        for (int64_t i = 0; i < n; i++)
+                y[i] = tanhf(x[i]);
+}
+
 const kernel_set kernels_scalar = {
         .name = "scalar",
         .supported = scalar_supported,
+        .tanh_f32 = tanh_f32_scalar,
         .vec_dot = {
                 [TYPE_F32] = f32_vec_dot,
                 [TYPE_F16] = f16_vec_dot,

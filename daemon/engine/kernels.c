@@ -20,6 +20,8 @@ static void complete_all(void) {
                 *k = *all_sets[s];
                 if (k->gemv && k->gemv_supported && !k->gemv_supported())
                         k->gemv = NULL;
+                if (!k->tanh_f32)
+                        k->tanh_f32 = kernels_scalar.tanh_f32;
                 for (int t = 0; t < TYPE_COUNT; t++) {
                         if (!k->vec_dot[t])
                                 k->vec_dot[t] = kernels_scalar.vec_dot[t];

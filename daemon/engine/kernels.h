@@ -35,6 +35,9 @@ typedef struct kernel_set {
          * beyond supported(); without it the completed set has no gemv. */
         const gemv_kernel *gemv;
         bool (*gemv_supported)(void);
+        /* y[i] = tanh(x[i]) for n values (y may be x); within 4 ulp of
+         * tanhf. */
+        void (*tanh_f32)(float *y, const float *x, int64_t n);
 } kernel_set;
 
 extern const kernel_set kernels_scalar;

@@ -20,6 +20,10 @@
 /* ---- normalization ----
  * rmsnorm(x) = x / sqrt(mean(x^2) + eps) * w, row by row (w may be NULL). */
 void ops_rmsnorm(threadpool *tp, float *out, const float *x, const float *w, int64_t n_rows, int64_t n, float eps);
+/* sum of x[i]^2, each square rounded to float and summed in double (as
+ * ggml, in another order) */
+double ops_sum_squares(const float *x, int64_t n);
+
 /* x += y, then out = rmsnorm(x) * w: the residual add fused with the next
  * norm (out may be NULL: only the add). */
 void ops_add_rmsnorm(threadpool *tp, float *x, const float *y, float *out, const float *w, int64_t n_rows,
