@@ -502,6 +502,7 @@ const kernel_set kernels_avx512 = {
         .gemv = gemv_avx512,
         .gemv_supported = gemv_avx512_supported,
         .tanh_f32 = tanh_f32_avx512,
+        .exp_f32 = exp_f32_avx512,
         .vec_dot = {
                 [TYPE_F32] = f32_dot_avx512,
                 [TYPE_F16] = f16_dot_avx512,

@@ -90,9 +90,12 @@ void q5_k_vec_dot(int64_t n, float *s, const void *w, const void *a);
 void q6_k_to_float(const void *x, float *y, int64_t n);
 void q6_k_vec_dot(int64_t n, float *s, const void *w, const void *a);
 
-/* y = tanh(x): tanhf (kernels-scalar.c), AVX-512 (kernels-math-avx512.c) */
+/* y = tanh(x), y = exp(x): libm (kernels-scalar.c), AVX-512
+ * (kernels-math-avx512.c) */
 void tanh_f32_scalar(float *y, const float *x, int64_t n);
 void tanh_f32_avx512(float *y, const float *x, int64_t n);
+void exp_f32_scalar(float *y, const float *x, int64_t n);
+void exp_f32_avx512(float *y, const float *x, int64_t n);
 
 /* kernels-gemv-avx512.c (needs VBMI besides the avx512 set's features) */
 bool gemv_avx512_supported(void);

@@ -14,10 +14,16 @@ void tanh_f32_scalar(float *y, const float *x, int64_t n) {
                 y[i] = tanhf(x[i]);
 }
 
+void exp_f32_scalar(float *y, const float *x, int64_t n) {
+        for (int64_t i = 0; i < n; i++)
+                y[i] = expf(x[i]);
+}
+
 const kernel_set kernels_scalar = {
         .name = "scalar",
         .supported = scalar_supported,
         .tanh_f32 = tanh_f32_scalar,
+        .exp_f32 = exp_f32_scalar,
         .vec_dot = {
                 [TYPE_F32] = f32_vec_dot,
                 [TYPE_F16] = f16_vec_dot,

@@ -22,6 +22,8 @@ static void complete_all(void) {
                         k->gemv = NULL;
                 if (!k->tanh_f32)
                         k->tanh_f32 = kernels_scalar.tanh_f32;
+                if (!k->exp_f32)
+                        k->exp_f32 = kernels_scalar.exp_f32;
                 for (int t = 0; t < TYPE_COUNT; t++) {
                         if (!k->vec_dot[t])
                                 k->vec_dot[t] = kernels_scalar.vec_dot[t];

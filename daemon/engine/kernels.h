@@ -38,6 +38,8 @@ typedef struct kernel_set {
         /* y[i] = tanh(x[i]) for n values (y may be x); within 4 ulp of
          * tanhf. */
         void (*tanh_f32)(float *y, const float *x, int64_t n);
+        /* y[i] = exp(x[i]) likewise; within 1 ulp of expf. */
+        void (*exp_f32)(float *y, const float *x, int64_t n);
 } kernel_set;
 
 extern const kernel_set kernels_scalar;

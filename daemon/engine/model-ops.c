@@ -4,6 +4,7 @@
 #include <stdatomic.h>
 #include <string.h>
 
+#include "kernels.h"
 #include "macro.h"
 #include "model-ops.h"
 
@@ -182,9 +183,17 @@ static void swiglu_worker(void *ctx, int ith, int nth) {
         split(blocks, ith, nth, &lo, &hi);
         lo *= 16;
         hi = MIN(j->n, hi * 16);
-        for (int64_t i = lo; i < hi; i++) {
-                float g = j->g[i];
-                j->g[i] = g / (1.0f + expf(-g)) * j->u[i];
+        /* exp on the kernel set's vector code, 256 values at a time */
+        const kernel_set *k = kernels_best();
+        float e[256];
+        for (int64_t i0 = lo; i0 < hi; i0 += 256) {
+                int64_t m = MIN(256, hi - i0);
+                float *g = j->g + i0;
+                for (int64_t i = 0; i < m; i++)
+                        e[i] = -g[i];
+                k->exp_f32(e, e, m);
+                for (int64_t i = 0; i < m; i++)
+                        g[i] = g[i] / (1.0f + e[i]) * j->u[i0 + i];
         }
 }
 

@@ -200,42 +200,52 @@ static int64_t ulp_distance(float a, float b) {
         return ia > ib ? (int64_t)ia - ib : (int64_t)ib - ia;
 }
 
-/* tanh against libm's tanhf: within 4 ulp everywhere (a sweep of all
- * magnitudes, both signs, and the values around which the AVX-512 version
- * changes its reduction step), exact on 0, -0, +-inf and NaN; odd counts
- * cover the masked tail; y may be x. */
-static void test_tanh(const kernel_set *k) {
+/* An element-wise function against libm: within max_ulp everywhere (a
+ * sweep of magnitudes 2^-20 .. 2^(top-1), both signs, values around the
+ * k ln2 / 2 where the AVX-512 versions change their reduction step, and
+ * the special values), a NaN kept; odd counts cover the masked tail; y
+ * may be x. */
+typedef void (*map_fn)(float *y, const float *x, int64_t n);
+static void test_map(const char *set, const char *what, map_fn f, float (*ref)(float), int top, int64_t max_ulp,
+                     const float *special, size_t n_special) {
         enum { N = 4099 };
         static float x[N], y[N];
-        static const float special[] = { 0.0f, -0.0f, INFINITY, -INFINITY, 1e-30f, -1e-40f, 9.0f, 10.0f, 10.5f, 88.0f };
         int64_t worst = 0;
         float worst_x = 0;
 
         for (int pass = 0; pass < 64; pass++) {
                 for (int i = 0; i < N; i++) {
-                        /* magnitudes 2^-20 .. 2^4, both signs */
-                        float m = ldexpf(1.0f + (float)i / N, -20 + (int)((pass * N + i) % 25));
+                        float m = ldexpf(1.0f + (float)i / N, -20 + (int)((pass * N + i) % (20 + top)));
                         x[i] = (i & 1) ? -m : m;
                 }
                 for (int i = 0; i < N && pass == 0; i++)
-                        x[i] = (float)(i - N / 2) * (0.5f * 0.69314718f) / 64.0f; /* around k ln2 / 2 */
-                memcpy(x, special, sizeof special);
+                        x[i] = (float)(i - N / 2) * (0.5f * 0.69314718f) / 64.0f;
+                memcpy(x, special, n_special * sizeof *special);
                 memcpy(y, x, sizeof x);
                 int64_t n = N - pass % 16;
-                k->tanh_f32(y, y, n);
+                f(y, y, n);
                 for (int64_t i = 0; i < n; i++) {
-                        int64_t d = ulp_distance(y[i], tanhf(x[i]));
+                        int64_t d = ulp_distance(y[i], ref(x[i]));
                         if (d > worst) {
                                 worst = d;
                                 worst_x = x[i];
                         }
                 }
         }
-        CHECK_MSG(worst <= 4, "%s tanh: %lld ulp at %.9g", k->name, (long long)worst, worst_x);
+        CHECK_MSG(worst <= max_ulp, "%s %s: %lld ulp at %.9g", set, what, (long long)worst, worst_x);
         float nan_in = NAN, nan_out = 0;
-        k->tanh_f32(&nan_out, &nan_in, 1);
+        f(&nan_out, &nan_in, 1);
         CHECK(isnan(nan_out));
-        printf("%s: tanh within %lld ulp of tanhf\n", k->name, (long long)worst);
+        printf("%s: %s within %lld ulp of libm\n", set, what, (long long)worst);
+}
+
+static void test_math(const kernel_set *k) {
+        static const float tanh_special[] = { 0.0f, -0.0f, INFINITY, -INFINITY, 1e-30f, -1e-40f,
+                                              9.0f, 10.0f, 10.5f, 88.0f };
+        static const float exp_special[] = { 0.0f, -0.0f, INFINITY, -INFINITY, 88.7f, 88.8f,
+                                             -87.5f, -103.9f, -104.0f, -150.0f, 1e-30f };
+        test_map(k->name, "tanh", k->tanh_f32, tanhf, 4, 4, tanh_special, ELEMENTSOF(tanh_special));
+        test_map(k->name, "exp", k->exp_f32, expf, 7, 1, exp_special, ELEMENTSOF(exp_special));
 }
 
 int main(void) {
@@ -256,7 +266,7 @@ int main(void) {
                 }
                 test_set(k);
                 test_gemv(k);
-                test_tanh(k);
+                test_math(k);
                 printf("%s: ok\n", names[i]);
                 tested++;
         }
