@@ -206,7 +206,8 @@ static int matmul_vec(matmul_ctx *c, const weight *w, const float *x, int64_t n_
         vec_job j = { .w = w, .dot = c->k->vec_dot[w->type], .n_tokens = n_tokens, .y = y };
         int r;
 
-        row_sched_init(&j.sched, w->n_out, c->n_threads, ROW_ALIGN);
+        /* several tokens re-read each chunk's rows: keep the chunks small enough to stay in cache */
+        (n_tokens == 1 ? row_sched_init_long : row_sched_init)(&j.sched, w->n_out, c->n_threads, ROW_ALIGN);
         if (g && g->rows && w->n_in % 256 == 0) {
                 r = matmul_prep_act(c, g, x, w->n_in, n_tokens, &j.act_row);
                 if (r < 0)
@@ -296,7 +297,8 @@ int matmul_multi(matmul_ctx *c, const weight *const *ws, int n_w, const float *x
                         g[i]->prep(x + t * ws[i]->n_in, a + (size_t)t * row[i], ws[i]->n_in);
                 m.v[i] = (vec_job){ .w = ws[i], .gemv = g[i]->rows, .act = a, .act_row = row[i],
                                     .n_tokens = n_tokens, .y = ys[i] };
-                row_sched_init(&m.v[i].sched, ws[i]->n_out, c->n_threads, ROW_ALIGN);
+                (n_tokens == 1 ? row_sched_init_long : row_sched_init)(&m.v[i].sched, ws[i]->n_out, c->n_threads,
+                                                                        ROW_ALIGN);
         }
         threadpool_run_dynamic(c->tp, multi_worker, &m);
         return 0;

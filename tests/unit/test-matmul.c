@@ -9,6 +9,7 @@
 #include "kernels.h"
 #include "macro.h"
 #include "matmul.h"
+#include "matmul-impl.h"
 #include "tensor-type.h"
 #include "test.h"
 
@@ -245,7 +246,42 @@ static void test_set(void) {
 
 /* Every kernel set the CPU has: matmul contexts take kernels_best(), which
  * follows SOTTO_KERNELS. */
+/* The row schedules hand out every row exactly once, in increasing order,
+ * in whole units but for the last chunk; the long one starts with one big
+ * chunk per thread covering at least half of the rows when there are
+ * enough, and a single taker gets everything. */
+static void test_row_sched(void) {
+        static const int64_t rows[] = { 1, 15, 16, 17, 100, 512, 2048, 2049, 8192, 262144 };
+        static uint8_t seen[262144];
+
+        for (size_t i = 0; i < ELEMENTSOF(rows); i++)
+                for (int nth = 1; nth <= 4; nth++)
+                        for (int kind = 0; kind < 2; kind++) {
+                                int64_t n = rows[i], r0, r1, next = 0, first = -1;
+                                row_sched s;
+                                (kind ? row_sched_init_long : row_sched_init)(&s, n, nth, 16);
+                                memset(seen, 0, (size_t)n);
+                                while (row_sched_next(&s, &r0, &r1)) {
+                                        CHECK(r0 == next && r1 > r0 && r1 <= n);
+                                        CHECK(r1 == n || (r1 - r0) % 16 == 0);
+                                        if (first < 0)
+                                                first = r1 - r0;
+                                        for (int64_t r = r0; r < r1; r++)
+                                                seen[r]++;
+                                        next = r1;
+                                }
+                                CHECK_MSG(next == n, "rows %lld, %d threads, kind %d: ended at %lld", (long long)n, nth,
+                                          kind, (long long)next);
+                                for (int64_t r = 0; r < n; r++)
+                                        CHECK(seen[r] == 1);
+                                if (kind && nth > 1 && n >= 2048)
+                                        CHECK(first * nth >= n / 2);
+                        }
+        printf("row schedules ok\n");
+}
+
 int main(void) {
+        test_row_sched();
         static const char *sets[] = { "scalar", "avx2", "avx512" };
         for (size_t i = 0; i < 3; i++) {
                 if (!kernels_get(sets[i]))
