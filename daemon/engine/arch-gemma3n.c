@@ -510,10 +510,17 @@ static int gemma3n_run(engine_session *s, engine_session *const *ss, int32_t n_s
         int32_t pos[ENGINE_BATCH_MAX];
         int r;
 
+        /* The scratch the element-wise loops below index, as locals: built
+         * with -fno-strict-aliasing, every float store could change st's
+         * pointers, so the loops reloaded them each time and were not
+         * vectorized. */
+        float *const s_all = st->s, *const pred_all = st->pred, *const y = st->y, *const al = st->al;
+        float *const lau = st->lau, *const g = st->g, *const pli = st->pli, *const plp = st->plp;
+
         gemma_batch_kv(ss, n_ss, kvs, pos);
 
-#define S(k) (st->s + (size_t)(k) * SB)
-#define PRED(k) (st->pred + (size_t)(k) * SB)
+#define S(k) (s_all + (size_t)(k) * SB)
+#define PRED(k) (pred_all + (size_t)(k) * SB)
 
         /* ---- embeddings: x0 = token_embd[t] * sqrt(E), per-layer rows ---- */
         for (int32_t t = 0; t < n; t++) {
@@ -537,7 +544,7 @@ static int gemma3n_run(engine_session *s, engine_session *const *ss, int32_t n_s
         gemma_ops_scale(st->plp, (int64_t)n * LP, 1.0f / sqrtf((float)E));
         ops_rmsnorm(tp, st->plp, st->plp, w->ple_proj_norm, (int64_t)n * w->n_layer_file, P, eps);
         for (int64_t i = 0; i < (int64_t)n * LP; i++)
-                st->pli[i] = (st->pli[i] + st->plp[i]) * (1.0f / sqrtf(2.0f));
+                pli[i] = (pli[i] + plp[i]) * (1.0f / sqrtf(2.0f));
 
         /* ---- AltUp streams: s[k] = U_k x0, magnitude-matched to x0 ---- */
         for (int32_t k = 1; k < K; k++) {
@@ -562,14 +569,18 @@ static int gemma3n_run(engine_session *s, engine_session *const *ss, int32_t n_s
                         return r;
                 for (int32_t i = 0; i < K; i++)
                         for (int32_t t = 0; t < n; t++) {
+                                /* per element ((0 + s_0 c_0) + s_1 c_1 ...) + s_i, streams in the inner loop */
                                 const float *c = st->coef + (size_t)t * K * K + (size_t)i * K;
-                                float *out = PRED(i) + t * E;
-                                for (int64_t e = 0; e < E; e++) {
-                                        float sum = 0.0f;
-                                        for (int32_t j = 0; j < K; j++)
-                                                sum += S(j)[t * E + e] * c[j];
-                                        out[e] = sum + S(i)[t * E + e];
+                                float *out = PRED(i) + t * E, c0 = c[0];
+                                for (int64_t e = 0; e < E; e++)
+                                        out[e] = 0.0f + S(0)[t * E + e] * c0;
+                                for (int32_t j = 1; j < K; j++) {
+                                        const float cj = c[j];
+                                        for (int64_t e = 0; e < E; e++)
+                                                out[e] += S(j)[t * E + e] * cj;
                                 }
+                                for (int64_t e = 0; e < E; e++)
+                                        out[e] += S(i)[t * E + e];
                         }
 
                 /* ---- LAuReL: lau = h + rmsnorm(Lr Ll h) * n_laurel ---- */
@@ -603,7 +614,7 @@ static int gemma3n_run(engine_session *s, engine_session *const *ss, int32_t n_s
                         return r;
                 ops_rmsnorm(tp, st->al, st->al, l->post_attn_norm, n, E, eps);
                 for (int64_t i = 0; i < (int64_t)n * E; i++)
-                        st->al[i] = ((st->al[i] + act[i]) + st->lau[i]) * (1.0f / sqrtf(2.0f));
+                        al[i] = ((al[i] + act[i]) + lau[i]) * (1.0f / sqrtf(2.0f));
 
                 /* ---- feed-forward, gaussian top-k on sparse layers ---- */
                 ops_rmsnorm(tp, st->h, st->al, l->ffn_norm, n, E, eps);
@@ -626,25 +637,26 @@ static int gemma3n_run(engine_session *s, engine_session *const *ss, int32_t n_s
                     (r = gemma_matmul(mm, &l->corr_coef, st->mod, n, st->coef, st->tmp)) < 0)
                         return r;
                 for (int64_t i = 0; i < (int64_t)n * E; i++)
-                        st->y[i] = st->al[i] - act[i]; /* innovation */
+                        y[i] = al[i] - act[i]; /* innovation */
                 for (int32_t i = 0; i < K; i++)
                         for (int32_t t = 0; t < n; t++) {
                                 float cc = st->coef[(size_t)t * K + i] + 1.0f;
                                 for (int64_t e = 0; e < E; e++)
-                                        S(i)[t * E + e] = st->y[t * E + e] * cc + PRED(i)[t * E + e];
+                                        S(i)[t * E + e] = y[t * E + e] * cc + PRED(i)[t * E + e];
                         }
 
                 /* ---- per-layer input: s_i += rmsnorm(Pp (gelu(Gp (s_a * s_corr)) * PLI[l])) ---- */
+                const float *corr_scale = l->corr_scale;
                 for (int32_t t = 0; t < n; t++)
                         for (int64_t e = 0; e < E; e++)
-                                st->y[t * E + e] = S(a)[t * E + e] * l->corr_scale[e];
+                                y[t * E + e] = S(a)[t * E + e] * corr_scale[e];
                 r = gemma_matmul(mm, &l->ple_gate, st->y, n, st->g, st->tmp);
                 if (r < 0)
                         return r;
                 gemma_ops_gelu(tp, st->g, (int64_t)n * P);
                 for (int32_t t = 0; t < n; t++)
                         for (int64_t i = 0; i < P; i++)
-                                st->g[t * P + i] *= st->pli[t * LP + (int64_t)l->orig * P + i];
+                                g[t * P + i] *= pli[t * LP + (int64_t)l->orig * P + i];
                 r = gemma_matmul(mm, &l->ple_proj, st->g, n, st->y, st->tmp);
                 if (r < 0)
                         return r;
@@ -667,7 +679,7 @@ static int gemma3n_run(engine_session *s, engine_session *const *ss, int32_t n_s
                 float x = S(0)[t0 * E + i];
                 for (int32_t k = 1; k < K; k++)
                         x += PRED(k)[i];
-                st->al[i] = x * (1.0f / (float)K);
+                al[i] = x * (1.0f / (float)K);
         }
         ops_rmsnorm(tp, st->h, st->al, w->output_norm, rows, E, eps);
         r = gemma_matmul(mm, &w->output, st->h, rows, logits, st->tmp);

@@ -68,15 +68,18 @@ static void norm_worker(void *ctx, int ith, int nth) {
         int64_t lo, hi;
 
         split(j->n_rows, ith, nth, &lo, &hi);
+        /* n as a local: the stores to x could otherwise change j->n, and the
+         * loop would neither keep it in a register nor be vectorized */
+        const int64_t n = j->n;
         for (int64_t r = lo; r < hi; r++) {
-                float *x = j->x + r * j->n;
+                float *x = j->x + r * n;
                 if (j->y) {
-                        const float *y = j->y + r * j->n;
-                        for (int64_t i = 0; i < j->n; i++)
+                        const float *y = j->y + r * n;
+                        for (int64_t i = 0; i < n; i++)
                                 x[i] += y[i];
                 }
                 if (j->out)
-                        rmsnorm_row(j->out + r * j->n, x, j->w, j->n, j->eps);
+                        rmsnorm_row(j->out + r * n, x, j->w, n, j->eps);
         }
 }
 
