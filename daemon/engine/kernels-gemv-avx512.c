@@ -472,8 +472,8 @@ VBMI static void gemv_q6_k(int64_t n, const void *vw, size_t row_bytes, int64_t 
 }
 
 const gemv_kernel gemv_avx512[TYPE_COUNT] = {
-        [TYPE_Q4_0] = { .prep = prep_q4_0, .rows = gemv_q4_0, .act_bytes = 2 * sizeof(gq4_0) },
-        [TYPE_Q8_0] = { .prep = prep_q8_0, .rows = gemv_q8_0, .act_bytes = 4 * sizeof(gq8_0) },
-        [TYPE_Q4_K] = { .prep = prep_q4_k, .rows = gemv_q4_k, .act_bytes = sizeof(gq4_k) },
-        [TYPE_Q6_K] = { .prep = prep_q6_k, .rows = gemv_q6_k, .act_bytes = sizeof(gq6_k) },
+        [TYPE_Q4_0] = { .prep = prep_q4_0, .rows = gemv_q4_0, .act_bytes = sizeof(gq4_0), .n_unit = 128 },
+        [TYPE_Q8_0] = { .prep = prep_q8_0, .rows = gemv_q8_0, .act_bytes = sizeof(gq8_0), .n_unit = 64 },
+        [TYPE_Q4_K] = { .prep = prep_q4_k, .rows = gemv_q4_k, .act_bytes = sizeof(gq4_k), .n_unit = QK_K },
+        [TYPE_Q6_K] = { .prep = prep_q6_k, .rows = gemv_q6_k, .act_bytes = sizeof(gq6_k), .n_unit = QK_K },
 };

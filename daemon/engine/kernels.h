@@ -8,8 +8,10 @@
 
 /* Decoding kernels (one token through many rows): prep converts the n
  * activations once per product into the kernel's own layout (act_bytes per
- * 256 elements), rows dots n_rows consecutive weight rows (row_bytes apart)
- * with them into y[0..n_rows).  n must be a multiple of 256.  Same
+ * n_unit elements), rows dots n_rows consecutive weight rows (row_bytes
+ * apart) with them into y[0..n_rows).  n must be a multiple of n_unit (the
+ * kernel's group of blocks: 64 for Q8_0, 128 for Q4_0, 256 for K-quants,
+ * so that Gemma 3n's 64-wide LAuReL rows take the kernel too).  Same
  * quantization of the activations as vec_dot's, so the results differ
  * from vec_dot's only in float summation order. */
 typedef void (*gemv_prep_fn)(const float *x, void *act, int64_t n);
@@ -18,7 +20,17 @@ typedef struct gemv_kernel {
         gemv_prep_fn prep;
         gemv_rows_fn rows;
         uint32_t act_bytes;
+        uint32_t n_unit;
 } gemv_kernel;
+
+/* Whether g (NULL: none) takes rows of n elements; the bytes of one
+ * prepared row of activations. */
+static inline bool gemv_takes(const gemv_kernel *g, int64_t n) {
+        return g && g->rows && g->n_unit && n > 0 && n % g->n_unit == 0;
+}
+static inline size_t gemv_act_row(const gemv_kernel *g, int64_t n) {
+        return (size_t)(n / g->n_unit) * g->act_bytes;
+}
 
 typedef struct kernel_set {
         const char *name;          /* "scalar", "avx2", "avx512" */

@@ -183,7 +183,7 @@ int matmul_quantize_act(matmul_ctx *c, uint32_t act_type, const float *x, int64_
 /* Activations in the layout of the type's gemv kernel, into c->act. */
 static int matmul_prep_act(matmul_ctx *c, const gemv_kernel *g, const float *x, int64_t n_in, int64_t n_tokens,
                            size_t *ret_row) {
-        size_t row = (size_t)(n_in / 256) * g->act_bytes, total;
+        size_t row = gemv_act_row(g, n_in), total;
 
         if (MUL_OVERFLOW(row, (size_t)n_tokens, &total))
                 return -EOVERFLOW;
@@ -208,7 +208,7 @@ static int matmul_vec(matmul_ctx *c, const weight *w, const float *x, int64_t n_
 
         /* several tokens re-read each chunk's rows: keep the chunks small enough to stay in cache */
         (n_tokens == 1 ? row_sched_init_long : row_sched_init)(&j.sched, w->n_out, c->n_threads, ROW_ALIGN);
-        if (g && g->rows && w->n_in % 256 == 0) {
+        if (gemv_takes(g, w->n_in)) {
                 r = matmul_prep_act(c, g, x, w->n_in, n_tokens, &j.act_row);
                 if (r < 0)
                         return r;
@@ -251,11 +251,11 @@ int matmul_multi(matmul_ctx *c, const weight *const *ws, int n_w, const float *x
         /* Fused only where every weight has a gemv kernel on the same
          * activations; otherwise the plain calls (same results). */
         for (int i = 0; fused && i < n_w; i++) {
-                if (check_weight(ws[i]) < 0 || ws[i]->n_in != ws[0]->n_in || ws[i]->n_in % 256 != 0)
+                if (check_weight(ws[i]) < 0 || ws[i]->n_in != ws[0]->n_in)
                         fused = false;
                 else {
                         g[i] = &c->k->gemv[ws[i]->type];
-                        fused = g[i]->rows != NULL;
+                        fused = gemv_takes(g[i], ws[i]->n_in);
                 }
         }
         if (!fused) {
@@ -271,7 +271,7 @@ int matmul_multi(matmul_ctx *c, const weight *const *ws, int n_w, const float *x
                 for (int k = 0; k < i && same < 0; k++)
                         if (g[k]->prep == g[i]->prep)
                                 same = k;
-                row[i] = (size_t)(ws[i]->n_in / 256) * g[i]->act_bytes;
+                row[i] = gemv_act_row(g[i], ws[i]->n_in);
                 if (same >= 0)
                         off[i] = off[same];
                 else {

@@ -60,7 +60,7 @@ static bool fusable(const kernel_set *k, const weight *const *ws, int n_w) {
                     !k->vec_dot[w->type])
                         return false;
                 /* where matmul would use a gemv kernel, matmul_multi fuses */
-                if (k->gemv && k->gemv[w->type].rows && w->n_in % 256 == 0)
+                if (k->gemv && gemv_takes(&k->gemv[w->type], w->n_in))
                         return false;
         }
         return true;

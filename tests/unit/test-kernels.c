@@ -134,13 +134,13 @@ static void test_set(const kernel_set *k) {
  * untouched. */
 static void test_gemv(const kernel_set *k) {
         static const uint32_t w_types[] = { TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K };
-        static const int64_t sizes[] = { 256, 512, 2048, 8192 };
+        static const int64_t sizes[] = { 64, 128, 192, 256, 512, 2048, 8192 };
         static const int row_counts[] = { 23, 1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 22 };
         enum { NMAX = 8192, ROWS = 23 };
         static float x[NMAX], w[NMAX], a[NMAX], y[ROWS];
         static uint8_t wq[ROWS * NMAX * 2], q0[NMAX * 4 + 64];
         static uint8_t act[NMAX * 8] __attribute__((aligned(64)));
-        int n_tested = 0;
+        int n_tested = 0, n_sizes = 0;
 
         if (!k->gemv)
                 return;
@@ -153,8 +153,13 @@ static void test_gemv(const kernel_set *k) {
                 for (size_t si = 0; si < ELEMENTSOF(sizes); si++) {
                         int64_t n = sizes[si];
                         size_t rb;
+                        /* every kernel takes 256; the smaller sizes where its unit divides them */
+                        CHECK(gemv_takes(g, 256));
+                        if (!gemv_takes(g, n))
+                                continue;
                         CHECK_OK(type_row_size(t, n, &rb));
-                        CHECK((size_t)(n / 256) * g->act_bytes <= sizeof act);
+                        CHECK(gemv_act_row(g, n) <= sizeof act);
+                        n_sizes++;
                         for (int rep = 0; rep < (int)ELEMENTSOF(row_counts); rep++) {
                                 int n_rows = row_counts[(rep + (int)si) % ELEMENTSOF(row_counts)];
                                 fill_row(x, n, rep % 3);
@@ -184,7 +189,7 @@ static void test_gemv(const kernel_set *k) {
                 }
                 n_tested++;
         }
-        printf("%s: gemv ok for %d types\n", k->name, n_tested);
+        printf("%s: gemv ok for %d types, %d type-width pairs\n", k->name, n_tested, n_sizes);
 }
 
 /* Distance in units in the last place between two floats of one sign

@@ -176,10 +176,10 @@ static void test_set(void) {
                 CHECK(aq);
                 k->from_float[act](x, aq, n_in);
                 CHECK_OK(matmul(ctx[2], &w, x, 1, y));
-                const gemv_kernel *g = k->gemv && k->gemv[type].rows && n_in % 256 == 0 ? &k->gemv[type] : NULL;
+                const gemv_kernel *g = k->gemv && gemv_takes(&k->gemv[type], n_in) ? &k->gemv[type] : NULL;
                 void *gact = NULL;
                 if (g) {
-                        CHECK(posix_memalign(&gact, 64, (size_t)(n_in / 256) * g->act_bytes) == 0);
+                        CHECK(posix_memalign(&gact, 64, gemv_act_row(g, n_in)) == 0);
                         g->prep(x, gact, n_in);
                 }
                 for (int64_t o = 0; o < n_out; o++) {
