@@ -49,14 +49,6 @@ typedef struct gelu_job {
         int64_t n;
 } gelu_job;
 
-/* Thread ith's share [*lo, *hi) of n floats, split on 16-float boundaries
- * so that threads never share a cache line. */
-static void float_share(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {
-        int64_t blocks = (n + 15) / 16, per = (blocks + nth - 1) / nth;
-        *lo = MIN(n, per * ith * 16);
-        *hi = MIN(n, per * (ith + 1) * 16);
-}
-
 /* gelu_lookup over a span, 256 values at a time: the conversions to and
  * from F16 on the kernel set's vector code (one value at a time they were
  * most of GELU's time), the table lookup in between. */
@@ -83,7 +75,7 @@ static void gelu_worker(void *ctx, int ith, int nth) {
         gelu_job *j = ctx;
         int64_t lo, hi;
 
-        float_share(j->n, ith, nth, &lo, &hi);
+        ops_float_share(j->n, ith, nth, &lo, &hi);
         gelu_span(j->g + lo, j->u ? j->u + lo : NULL, hi - lo);
 }
 
@@ -119,7 +111,7 @@ static void softcap_worker(void *ctx, int ith, int nth) {
         float inv = 1.0f / j->cap;
         int64_t lo, hi;
 
-        float_share(j->n, ith, nth, &lo, &hi);
+        ops_float_share(j->n, ith, nth, &lo, &hi);
         for (int64_t i = lo; i < hi; i++)
                 j->x[i] *= inv;
         kernels_best()->tanh_f32(j->x + lo, j->x + lo, hi - lo);
@@ -230,6 +222,14 @@ static int matmul_strided(matmul_ctx *mm, const weight *w, uint32_t dt, const fl
         return 0;
 }
 
+/* Whether the activations must be rounded to the dot type before the
+ * product: not for F32 weights, and not for one token on quantized
+ * weights, whose dot kernels convert x themselves (the round trip would
+ * give them the same blocks: idempotent). */
+static bool rounds_first(const type_traits *t, int64_t n_tokens) {
+        return t->vec_dot_type != TYPE_F32 && !(t->is_quantized && n_tokens == 1);
+}
+
 int gemma_matmul(matmul_ctx *mm, const weight *w, const float *x, int64_t n_tokens, float *y, float *tmp) {
         const type_traits *t = type_traits_get(w->type);
         const kernel_set *k = kernels_best();
@@ -245,12 +245,7 @@ int gemma_matmul(matmul_ctx *mm, const weight *w, const float *x, int64_t n_toke
                 return -EINVAL;
         if (row < w->row_bytes)
                 return matmul_strided(mm, w, dt, x, n_tokens, y, tmp);
-        if (dt == TYPE_F32)
-                return matmul(mm, w, x, n_tokens, y);
-        /* one token on quantized weights: the dot kernels convert x to the
-         * dot type themselves, and the round trip would give them the
-         * same blocks (idempotent) */
-        if (t->is_quantized && n_tokens == 1)
+        if (!rounds_first(t, n_tokens))
                 return matmul(mm, w, x, n_tokens, y);
         if (!k->from_float[dt] || !k->to_float[dt])
                 return -EOPNOTSUPP;
@@ -316,7 +311,7 @@ int gemma_matmul_multi(matmul_ctx *mm, const weight *const *ws, int n_w, const f
                                 return r;
                 return 0;
         }
-        if (dt != TYPE_F32 && !(t0->is_quantized && n_tokens == 1)) {
+        if (rounds_first(t0, n_tokens)) {
                 /* round the activations once, as gemma_matmul does per call */
                 int64_t n_in = ws[0]->n_in;
                 uint8_t small[1 << 15];

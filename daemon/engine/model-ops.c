@@ -23,6 +23,12 @@ static void split(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {
         *hi = MIN(n, *lo + per);
 }
 
+void ops_float_share(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {
+        split((n + 15) / 16, ith, nth, lo, hi);
+        *lo = MIN(n, *lo * 16);
+        *hi = MIN(n, *hi * 16);
+}
+
 /* ======================================================================
  * RMSNorm: y = x * 1/sqrt(sum(x^2)/n + eps), then y *= w.  As ggml: the sum
  * in double, the two multiplications rounded separately. */
@@ -181,11 +187,7 @@ static void swiglu_worker(void *ctx, int ith, int nth) {
         act_job *j = ctx;
         int64_t lo, hi;
 
-        /* split on 16-float boundaries so threads never share a cache line */
-        int64_t blocks = (j->n + 15) / 16;
-        split(blocks, ith, nth, &lo, &hi);
-        lo *= 16;
-        hi = MIN(j->n, hi * 16);
+        ops_float_share(j->n, ith, nth, &lo, &hi);
         /* exp on the kernel set's vector code, 256 values at a time */
         const kernel_set *k = kernels_best();
         float e[256];
