@@ -200,14 +200,26 @@ static int matmul_prep_act(matmul_ctx *c, const gemv_kernel *g, const float *x, 
         return 0;
 }
 
+/* Several tokens re-read each chunk's rows: keep the chunks small enough
+ * to stay in cache.  One token: long streams, then shrinking chunks down
+ * to TAIL_MIN_BYTES, about what a chunk's start costs in unprefetched
+ * reads several times over. */
+#define TAIL_MIN_BYTES (64 * 1024)
+static void vec_sched_init(row_sched *s, const weight *w, int64_t n_tokens, int nth) {
+        if (n_tokens > 1) {
+                row_sched_init(s, w->n_out, nth, ROW_ALIGN);
+                return;
+        }
+        row_sched_init_long(s, w->n_out, nth, ROW_ALIGN, TAIL_MIN_BYTES / MAX((size_t)1, w->row_bytes));
+}
+
 static int matmul_vec(matmul_ctx *c, const weight *w, const float *x, int64_t n_tokens, float *y) {
         const type_traits *t = type_traits_get(w->type);
         const gemv_kernel *g = c->k->gemv ? &c->k->gemv[w->type] : NULL;
         vec_job j = { .w = w, .dot = c->k->vec_dot[w->type], .n_tokens = n_tokens, .y = y };
         int r;
 
-        /* several tokens re-read each chunk's rows: keep the chunks small enough to stay in cache */
-        (n_tokens == 1 ? row_sched_init_long : row_sched_init)(&j.sched, w->n_out, c->n_threads, ROW_ALIGN);
+        vec_sched_init(&j.sched, w, n_tokens, c->n_threads);
         if (gemv_takes(g, w->n_in)) {
                 r = matmul_prep_act(c, g, x, w->n_in, n_tokens, &j.act_row);
                 if (r < 0)
@@ -297,8 +309,7 @@ int matmul_multi(matmul_ctx *c, const weight *const *ws, int n_w, const float *x
                         g[i]->prep(x + t * ws[i]->n_in, a + (size_t)t * row[i], ws[i]->n_in);
                 m.v[i] = (vec_job){ .w = ws[i], .gemv = g[i]->rows, .act = a, .act_row = row[i],
                                     .n_tokens = n_tokens, .y = ys[i] };
-                (n_tokens == 1 ? row_sched_init_long : row_sched_init)(&m.v[i].sched, ws[i]->n_out, c->n_threads,
-                                                                        ROW_ALIGN);
+                vec_sched_init(&m.v[i].sched, ws[i], n_tokens, c->n_threads);
         }
         threadpool_run_dynamic(c->tp, multi_worker, &m);
         return 0;

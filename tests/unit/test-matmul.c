@@ -249,7 +249,9 @@ static void test_set(void) {
 /* The row schedules hand out every row exactly once, in increasing order,
  * in whole units but for the last chunk; the long one starts with one big
  * chunk per thread covering at least half of the rows when there are
- * enough, and a single taker gets everything. */
+ * enough, an odd number of units long, and then hands out chunks that
+ * never grow and are at least min_rows (40, so 48) long but for the last;
+ * a single taker gets everything. */
 static void test_row_sched(void) {
         static const int64_t rows[] = { 1, 15, 16, 17, 100, 512, 2048, 2049, 8192, 262144 };
         static uint8_t seen[262144];
@@ -257,15 +259,23 @@ static void test_row_sched(void) {
         for (size_t i = 0; i < ELEMENTSOF(rows); i++)
                 for (int nth = 1; nth <= 4; nth++)
                         for (int kind = 0; kind < 2; kind++) {
-                                int64_t n = rows[i], r0, r1, next = 0, first = -1;
+                                int64_t n = rows[i], r0, r1, next = 0, first = -1, prev = -1, k = 0;
                                 row_sched s;
-                                (kind ? row_sched_init_long : row_sched_init)(&s, n, nth, 16);
+                                if (kind)
+                                        row_sched_init_long(&s, n, nth, 16, 40);
+                                else
+                                        row_sched_init(&s, n, nth, 16);
                                 memset(seen, 0, (size_t)n);
                                 while (row_sched_next(&s, &r0, &r1)) {
                                         CHECK(r0 == next && r1 > r0 && r1 <= n);
                                         CHECK(r1 == n || (r1 - r0) % 16 == 0);
                                         if (first < 0)
                                                 first = r1 - r0;
+                                        if (kind && s.n_big && k++ >= s.n_big) {
+                                                CHECK(r1 == n || r1 - r0 >= 48);
+                                                CHECK(prev < 0 || r1 - r0 <= prev);
+                                                prev = r1 - r0;
+                                        }
                                         for (int64_t r = r0; r < r1; r++)
                                                 seen[r]++;
                                         next = r1;
@@ -275,7 +285,7 @@ static void test_row_sched(void) {
                                 for (int64_t r = 0; r < n; r++)
                                         CHECK(seen[r] == 1);
                                 if (kind && nth > 1 && n >= 2048)
-                                        CHECK(first * nth >= n / 2);
+                                        CHECK(first * nth >= n / 2 && (first / 16) % 2 == 1);
                         }
         printf("row schedules ok\n");
 }
