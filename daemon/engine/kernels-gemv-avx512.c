@@ -40,8 +40,14 @@ typedef void (*rows_x4_fn)(int64_t n, const uint8_t *const w[4], const void *act
 
 static void gemv_quarters(rows_x4_fn rows_x4, int64_t n, const uint8_t *w, size_t row_bytes, int64_t n_rows,
                           const void *act, float *y) {
-        const int64_t q = n_rows / 4;
+        int64_t q = n_rows / 4;
         float out[4];
+
+        /* Four streams a multiple of 4 KiB apart go through the same L1
+         * sets in step: 3/8 of a 2048-row Q4_K matrix, quarters of 192
+         * rows, 216 KiB apart, cost the whole E2B decode step ~3 %. */
+        if (q > 1 && (q * row_bytes) % 4096 == 0)
+                q--;
 
         for (int64_t j = 0; j < q; j++) {
                 const uint8_t *x[4];
@@ -51,15 +57,15 @@ static void gemv_quarters(rows_x4_fn rows_x4, int64_t n, const uint8_t *w, size_
                 for (int k = 0; k < 4; k++)
                         y[k * q + j] = out[k];
         }
-        if (4 * q == n_rows)
-                return;
-        /* the last one to three rows: a group that repeats its last row */
-        const uint8_t *x[4];
-        for (int k = 0; k < 4; k++)
-                x[k] = w + (size_t)MIN(4 * q + k, n_rows - 1) * row_bytes;
-        rows_x4(n, x, act, out);
-        for (int64_t r = 4 * q; r < n_rows; r++)
-                y[r] = out[r - 4 * q];
+        /* the last one to seven rows: groups that repeat the last row */
+        for (int64_t r0 = 4 * q; r0 < n_rows; r0 += 4) {
+                const uint8_t *x[4];
+                for (int k = 0; k < 4; k++)
+                        x[k] = w + (size_t)MIN(r0 + k, n_rows - 1) * row_bytes;
+                rows_x4(n, x, act, out);
+                for (int64_t r = r0; r < MIN(r0 + 4, n_rows); r++)
+                        y[r] = out[r - r0];
+        }
 }
 
 /* Each of four row streams, `lines` cache lines from PREFETCH_AHEAD on.  A

@@ -78,12 +78,6 @@ static inline void row_sched_init_long(row_sched *s, int64_t n_rows, int nth, in
         row_sched_init(s, n_rows, nth, unit);
         if (nth < 2 || big < 16)
                 return;
-        /* An odd number of units apart, the threads' streams do not start
-         * a large power of two bytes apart: 3/8 of a 2048-row matrix is
-         * 48 units, and the threads then read about 2.7 % slower (E2B,
-         * whole decode step), it seems from hitting the same DRAM banks
-         * in step. */
-        big -= !(big & 1);
         s->n_big = nth;
         s->big = big * unit;
         atomic_init(&s->next, s->n_big * s->big);

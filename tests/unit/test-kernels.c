@@ -130,13 +130,14 @@ static void test_set(const kernel_set *k) {
  * activation quantization, float sums in another order (1e-5 of the sum
  * of magnitudes, as for vec_dot).  The row counts cover groups of rows
  * the kernels take at once (four, one from each quarter of the rows),
- * with and without a short last group; rows beyond n_rows must stay
- * untouched. */
+ * with and without a short last group, and quarters a multiple of 4 KiB
+ * long, which the kernels shorten by a row (32 and 35 rows of 4608
+ * bytes); rows beyond n_rows must stay untouched. */
 static void test_gemv(const kernel_set *k) {
         static const uint32_t w_types[] = { TYPE_Q8_0, TYPE_Q4_0, TYPE_Q4_K, TYPE_Q5_K, TYPE_Q6_K };
         static const int64_t sizes[] = { 64, 128, 192, 256, 512, 2048, 8192 };
-        static const int row_counts[] = { 23, 1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 22 };
-        enum { NMAX = 8192, ROWS = 23 };
+        static const int row_counts[] = { 23, 1, 2, 3, 4, 5, 7, 8, 9, 13, 16, 22, 32, 35 };
+        enum { NMAX = 8192, ROWS = 35 };
         static float x[NMAX], w[NMAX], a[NMAX], y[ROWS];
         static uint8_t wq[ROWS * NMAX * 2], q0[NMAX * 4 + 64];
         static uint8_t act[NMAX * 8] __attribute__((aligned(64)));
