@@ -40,14 +40,8 @@ typedef void (*rows_x4_fn)(int64_t n, const uint8_t *const w[4], const void *act
 
 static void gemv_quarters(rows_x4_fn rows_x4, int64_t n, const uint8_t *w, size_t row_bytes, int64_t n_rows,
                           const void *act, float *y) {
-        int64_t q = n_rows / 4;
+        const int64_t q = gemv_quarter(n_rows, row_bytes);
         float out[4];
-
-        /* Four streams a multiple of 4 KiB apart go through the same L1
-         * sets in step: 3/8 of a 2048-row Q4_K matrix, quarters of 192
-         * rows, 216 KiB apart, cost the whole E2B decode step ~3 %. */
-        if (q > 1 && (q * row_bytes) % 4096 == 0)
-                q--;
 
         for (int64_t j = 0; j < q; j++) {
                 const uint8_t *x[4];

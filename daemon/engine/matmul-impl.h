@@ -13,6 +13,8 @@ typedef struct matmul_buf {
         size_t size;
 } matmul_buf;
 
+#define MATMUL_SUCC_SLOTS 2048
+
 struct matmul_ctx {
         threadpool *tp;
         int n_threads;
@@ -23,6 +25,16 @@ struct matmul_ctx {
         matmul_buf int8_act; /* activations of the int8 path */
         matmul_path last_path[TYPE_COUNT];
         matmul_path forced; /* _MATMUL_PATH_MAX: choose */
+
+        /* One-token products come in the same order every token: the one
+         * after each (by its first weight), learned from the last token,
+         * so that the workers can read the start of its rows while the
+         * caller runs the serial steps in between (matmul_plan). */
+        struct matmul_succ {
+                const weight *w, *next;
+        } succ[MATMUL_SUCC_SLOTS];
+        const weight *prev;
+        threadpool_prefetch *plan; /* [n_threads] */
 };
 
 int matmul_buf_reserve(matmul_buf *b, size_t n);
@@ -41,7 +53,7 @@ int matmul_int8(matmul_ctx *c, const weight *w, const float *x, int64_t n_tokens
  * may be big ones, and the rest shrinking ones (row_sched_init_long). */
 typedef struct row_sched {
         _Alignas(64) _Atomic int64_t next; /* the first row not handed out yet */
-        _Atomic int64_t next_big;          /* big chunks handed out */
+        _Atomic uint32_t big_taken;        /* bit c: big chunk c handed out */
         int64_t chunk, n_rows, unit;
         int64_t n_big, big;
         int64_t shrink; /* 0: chunks of `chunk` rows; else a 1/shrink of what is left, at least `chunk` */
@@ -52,7 +64,7 @@ static inline void row_sched_init(row_sched *s, int64_t n_rows, int nth, int64_t
         int64_t units = (n_rows + unit - 1) / unit;
         int64_t per = MAX(1, units / ((int64_t)nth * 8));
         atomic_init(&s->next, 0);
-        atomic_init(&s->next_big, 0);
+        atomic_init(&s->big_taken, 0);
         s->chunk = per * unit;
         s->n_rows = n_rows;
         s->unit = unit;
@@ -76,7 +88,7 @@ static inline void row_sched_init_long(row_sched *s, int64_t n_rows, int nth, in
         int64_t big = (units - units / 4) / nth;
 
         row_sched_init(s, n_rows, nth, unit);
-        if (nth < 2 || big < 16)
+        if (nth < 2 || nth > 32 || big < 16)
                 return;
         s->n_big = nth;
         s->big = big * unit;
@@ -85,15 +97,20 @@ static inline void row_sched_init_long(row_sched *s, int64_t n_rows, int nth, in
         s->shrink = 2 * (int64_t)nth;
 }
 
-static inline bool row_sched_next(row_sched *s, int64_t *r0, int64_t *r1) {
-        if (s->n_big > 0) {
-                int64_t c = atomic_fetch_add_explicit(&s->next_big, 1, memory_order_relaxed);
-                if (c < s->n_big) {
-                        *r0 = c * s->big;
-                        *r1 = *r0 + s->big;
-                        return true;
+/* Thread ith takes big chunk ith first (so a worker knows beforehand
+ * which rows it will read, see matmul_plan), then any left. */
+static inline bool row_sched_next(row_sched *s, int ith, int64_t *r0, int64_t *r1) {
+        uint32_t all = (UINT32_C(1) << s->n_big) - 1;
+        if (s->n_big > 0 && (atomic_load_explicit(&s->big_taken, memory_order_relaxed) & all) != all)
+                for (int64_t k = 0; k < s->n_big; k++) {
+                        int64_t c = (ith + k) % s->n_big;
+                        uint32_t bit = UINT32_C(1) << c;
+                        if (!(atomic_fetch_or_explicit(&s->big_taken, bit, memory_order_relaxed) & bit)) {
+                                *r0 = c * s->big;
+                                *r1 = *r0 + s->big;
+                                return true;
+                        }
                 }
-        }
         int64_t pos = atomic_load_explicit(&s->next, memory_order_relaxed);
         for (;;) {
                 if (pos >= s->n_rows)

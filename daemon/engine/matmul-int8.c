@@ -96,7 +96,7 @@ static void rows_worker(void *p, int ith, int nth) {
         int8_job *j = p;
         int64_t r0, r1;
 
-        while (row_sched_next(&j->sched, &r0, &r1))
+        while (row_sched_next(&j->sched, ith, &r0, &r1))
                 int8_avx512_rows(j->w, j->group, &j->act, j->n_tokens, j->y, r0, r1, j->c->scratch[ith].p);
 }
 

@@ -47,6 +47,7 @@ struct threadpool {
         /* Written by the caller before a job, read by the workers. */
         threadpool_fn fn;
         void *ctx;
+        const threadpool_prefetch *plan;
         bool stop;
 
         _Alignas(64) _Atomic uint32_t gen; /* futex: a new job */
@@ -104,6 +105,17 @@ static bool spin_while_equal(_Atomic uint32_t *addr, uint32_t val) {
         }
 }
 
+/* Into L2, four streams side by side, until done or a new job starts. */
+static void prefetch(threadpool *tp, uint32_t g, const threadpool_prefetch *p) {
+        for (size_t off = 0; off < p->bytes; off += 16 * 64) {
+                if (atomic_load_explicit(&tp->gen, memory_order_relaxed) != g)
+                        return;
+                for (size_t l = off; l < MIN(p->bytes, off + 16 * 64); l += 64)
+                        for (int k = 0; k < 4; k++)
+                                _mm_prefetch((const char *)p->stream[k] + l, _MM_HINT_T1);
+        }
+}
+
 static void *worker_main(void *p) {
         struct worker *w = p;
         threadpool *tp = w->tp;
@@ -124,9 +136,14 @@ static void *worker_main(void *p) {
                 if (!join(tp, g))
                         continue;
                 tp->fn(tp->ctx, w->ith, tp->n);
+                threadpool_prefetch plan = { .bytes = 0 };
+                if (tp->plan)
+                        plan = tp->plan[w->ith];
                 atomic_fetch_add(&tp->done, 1);
                 if (atomic_load(&tp->caller_sleeps))
                         futex_wake(&tp->done, 1);
+                if (plan.bytes)
+                        prefetch(tp, g, &plan);
         }
 }
 
@@ -205,13 +222,14 @@ int threadpool_size(const threadpool *tp) {
         return tp->n;
 }
 
-static void run(threadpool *tp, threadpool_fn fn, void *ctx, bool dynamic) {
+static void run(threadpool *tp, threadpool_fn fn, void *ctx, bool dynamic, const threadpool_prefetch *plan) {
         if (tp->n == 1) {
                 fn(ctx, 0, 1);
                 return;
         }
         tp->fn = fn;
         tp->ctx = ctx;
+        tp->plan = plan;
         start_generation(tp);
         fn(ctx, 0, tp->n);
         if (dynamic)
@@ -221,9 +239,13 @@ static void run(threadpool *tp, threadpool_fn fn, void *ctx, bool dynamic) {
 }
 
 void threadpool_run(threadpool *tp, threadpool_fn fn, void *ctx) {
-        run(tp, fn, ctx, false);
+        run(tp, fn, ctx, false, NULL);
 }
 
 void threadpool_run_dynamic(threadpool *tp, threadpool_fn fn, void *ctx) {
-        run(tp, fn, ctx, true);
+        run(tp, fn, ctx, true, NULL);
+}
+
+void threadpool_run_dynamic_prefetch(threadpool *tp, threadpool_fn fn, void *ctx, const threadpool_prefetch *plan) {
+        run(tp, fn, ctx, true, plan);
 }

@@ -3,6 +3,9 @@
  * wait for all of them: the shape of every parallel loop in the engine. */
 #pragma once
 
+#include <stddef.h>
+#include <stdint.h>
+
 typedef struct threadpool threadpool;
 /* ith in [0, nth); the calling thread is thread 0. */
 typedef void (*threadpool_fn)(void *ctx, int ith, int nth);
@@ -18,3 +21,16 @@ void threadpool_run(threadpool *tp, threadpool_fn fn, void *ctx);
  * joined by then (descheduled: the machine is busy) is not waited for and
  * never sees this job.  Returns when the work is done. */
 void threadpool_run_dynamic(threadpool *tp, threadpool_fn fn, void *ctx);
+
+/* What a worker reads into its L2 after its share of a dynamic job, while
+ * the caller runs the serial steps before the next one: up to `bytes` of
+ * each of four streams.  It stops as soon as the next job starts. */
+typedef struct threadpool_prefetch {
+        const uint8_t *stream[4];
+        size_t bytes;
+} threadpool_prefetch;
+
+/* threadpool_run_dynamic, then worker ith (1 <= ith < n) prefetches
+ * plan[ith] (bytes 0: nothing). */
+void threadpool_run_dynamic_prefetch(threadpool *tp, threadpool_fn fn, void *ctx, const threadpool_prefetch *plan);
+

@@ -266,7 +266,7 @@ static void test_row_sched(void) {
                                 else
                                         row_sched_init(&s, n, nth, 16);
                                 memset(seen, 0, (size_t)n);
-                                while (row_sched_next(&s, &r0, &r1)) {
+                                while (row_sched_next(&s, 0, &r0, &r1)) {
                                         CHECK(r0 == next && r1 > r0 && r1 <= n);
                                         CHECK(r1 == n || (r1 - r0) % 16 == 0);
                                         if (first < 0)
@@ -286,6 +286,13 @@ static void test_row_sched(void) {
                                         CHECK(seen[r] == 1);
                                 if (kind && nth > 1 && n >= 2048)
                                         CHECK(first * nth >= n / 2);
+                                /* thread ith starts with big chunk ith */
+                                if (kind && s.n_big) {
+                                        row_sched_init_long(&s, n, nth, 16, 40);
+                                        CHECK(row_sched_next(&s, nth - 1, &r0, &r1));
+                                        CHECK(r0 == (nth - 1) * s.big && r1 == r0 + s.big);
+                                        CHECK(row_sched_next(&s, 0, &r0, &r1) && r0 == 0);
+                                }
                         }
         printf("row schedules ok\n");
 }

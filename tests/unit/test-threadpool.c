@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "threadpool.h"
@@ -44,10 +45,16 @@ static void dyn_fn(void *p, int ith, int nth) {
 
 /* Dynamic and plain jobs interleaved; each dynamic job lives on the heap
  * and is freed as soon as the run returns, so a worker that touched it
- * late would be a use-after-free under ASan. */
+ * late would be a use-after-free under ASan.  Every other one comes with
+ * a prefetch plan, also on the heap, whose streams lie in a mapping that
+ * cannot be read: a prefetch never faults, and the workers are still
+ * prefetching when the next job starts. */
 static void test_dynamic(int n) {
+        size_t guard_len = 8 << 20;
+        uint8_t *guard = mmap(NULL, guard_len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
         threadpool *tp;
 
+        CHECK(guard != MAP_FAILED);
         CHECK_OK(threadpool_new(n, &tp));
         for (int round = 0; round < 3000; round++) {
                 dyn_job *j = calloc(1, sizeof *j);
@@ -56,7 +63,18 @@ static void test_dynamic(int n) {
                 j->hits = calloc((size_t)j->n_items, 1);
                 CHECK(j->hits);
                 j->slow = round % 300 == 7;
-                threadpool_run_dynamic(tp, dyn_fn, j);
+                if (round % 2) {
+                        threadpool_prefetch *plan = calloc((size_t)n, sizeof *plan);
+                        CHECK(plan);
+                        for (int t = 1; t < n; t++) {
+                                for (int k = 0; k < 4; k++)
+                                        plan[t].stream[k] = guard + (size_t)k * (guard_len / 4);
+                                plan[t].bytes = guard_len / 4;
+                        }
+                        threadpool_run_dynamic_prefetch(tp, dyn_fn, j, plan);
+                        free(plan);
+                } else
+                        threadpool_run_dynamic(tp, dyn_fn, j);
                 for (int i = 0; i < j->n_items; i++)
                         CHECK_EQ_INT(atomic_load(&j->hits[i]), 1);
                 free((void *)j->hits);
@@ -72,6 +90,7 @@ static void test_dynamic(int n) {
                         usleep(5000);
         }
         threadpool_free(tp);
+        munmap(guard, guard_len);
 }
 
 int main(void) {
