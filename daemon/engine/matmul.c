@@ -215,10 +215,12 @@ static void vec_sched_init(row_sched *s, const weight *w, int64_t n_tokens, int 
         row_sched_init_long(s, w->n_out, nth, ROW_ALIGN, TAIL_MIN_BYTES / MAX((size_t)1, w->row_bytes));
 }
 
+/* w's slot, or a free one for it; NULL when the few places it may take
+ * are all taken (more products than any model has: no plan, no cost). */
 static struct matmul_succ *succ_slot(matmul_ctx *c, const weight *w) {
         size_t h = (size_t)(((uintptr_t)w >> 3) * UINT64_C(0x9E3779B97F4A7C15) >> 40) % MATMUL_SUCC_SLOTS;
 
-        for (size_t i = 0; i < MATMUL_SUCC_SLOTS; i++) {
+        for (size_t i = 0; i < 16; i++) {
                 struct matmul_succ *e = &c->succ[(h + i) % MATMUL_SUCC_SLOTS];
                 if (e->w == w || !e->w)
                         return e;
