@@ -248,7 +248,7 @@ static const threadpool_prefetch *matmul_plan(matmul_ctx *c, const weight *w) {
         if (c->n_threads < 2 || !(e = succ_slot(c, w)) || e->w != w || !(n = e->next) || !c->k->gemv ||
             !gemv_takes(&c->k->gemv[n->type], n->n_in))
                 return NULL;
-        row_sched_init_long(&s, n->n_out, c->n_threads, ROW_ALIGN, 0);
+        vec_sched_init(&s, n, 1, c->n_threads); /* as it will be scheduled */
         if (!s.n_big)
                 return NULL;
         int64_t q = gemv_quarter(s.big, n->row_bytes);

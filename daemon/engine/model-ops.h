@@ -20,10 +20,6 @@
 /* ---- normalization ----
  * rmsnorm(x) = x / sqrt(mean(x^2) + eps) * w, row by row (w may be NULL). */
 void ops_rmsnorm(threadpool *tp, float *out, const float *x, const float *w, int64_t n_rows, int64_t n, float eps);
-/* Thread ith's share [*lo, *hi) of n floats for an element-wise job,
- * split on 16-float boundaries so that threads never share a cache line. */
-void ops_float_share(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi);
-
 /* sum of x[i]^2, each square rounded to float and summed in double (as
  * ggml, in another order) */
 double ops_sum_squares(const float *x, int64_t n);
@@ -61,6 +57,10 @@ void ops_rope(threadpool *tp, const rope_params *rp, float *q, int32_t n_head, s
 /* ---- activations ----
  * gate = silu(gate) * up, n elements (SwiGLU). */
 void ops_swiglu(threadpool *tp, float *gate, const float *up, int64_t n);
+
+/* Thread ith's share [*lo, *hi) of n floats for an element-wise job,
+ * split on 16-float boundaries so that threads never share a cache line. */
+void ops_float_share(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi);
 
 /* ---- attention ----
  * For every query row t (position pos0 + t) and head h:

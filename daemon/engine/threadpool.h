@@ -33,4 +33,3 @@ typedef struct threadpool_prefetch {
 /* threadpool_run_dynamic, then worker ith (1 <= ith < n) prefetches
  * plan[ith] (bytes 0: nothing). */
 void threadpool_run_dynamic_prefetch(threadpool *tp, threadpool_fn fn, void *ctx, const threadpool_prefetch *plan);
-
