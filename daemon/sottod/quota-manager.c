@@ -14,6 +14,7 @@
 #include "daemon/sottod/quota-manager.h"
 
 #define APPS_MAX 65536u /* distinct (uid, app) records; beyond, new ones share "overflow" */
+#define SAVE_ACCURACY_USEC (10 * 1000)
 #define SAVE_INTERVAL_USEC 1000000ull
 
 /* ---- applications ---- */
@@ -130,7 +131,10 @@ void usage_mark_dirty(Manager *m) {
         if (qs->save_timer && sd_event_source_get_enabled(qs->save_timer, &enabled) >= 0 && enabled != SD_EVENT_OFF)
                 return;
         if (!qs->save_timer) {
-                if (sd_event_add_time(m->event, &qs->save_timer, CLOCK_MONOTONIC, due, 0, on_save_timer, m) < 0)
+                /* accuracy 0 would be sd-event's default, 250 ms late at worst:
+                 * more than the promise of at most a second lost */
+                if (sd_event_add_time(m->event, &qs->save_timer, CLOCK_MONOTONIC, due, SAVE_ACCURACY_USEC,
+                                      on_save_timer, m) < 0)
                         (void)usage_save_now(m);
                 return;
         }
