@@ -84,6 +84,7 @@ typedef struct gemma3n_state {
         float *mod, *coef, *g;
         float *tmp, *att_scratch;
         void *mem;
+        void *ple_raw; /* one row of the per-layer table as stored */
 } gemma3n_state;
 
 /* ---- loading ---- */
@@ -365,6 +366,7 @@ static void gemma3n_session_done(engine_session *s) {
         if (!st)
                 return;
         free(st->mem);
+        free(st->ple_raw);
         free(st);
         s->arch_state = NULL;
 }
@@ -425,6 +427,9 @@ static int gemma3n_session_init(engine_session *s, char *err, size_t errlen) {
         r = gemma_alloc_floats(&st->mem, ELEMENTSOF(sizes), sizes, ptrs);
         if (r < 0)
                 return set_error(err, errlen, r, "cannot allocate the scratch for %zu tokens", B);
+        st->ple_raw = malloc(w->ple_embd.row_bytes);
+        if (!st->ple_raw)
+                return set_error(err, errlen, -ENOMEM, "out of memory");
         return 0;
 }
 
@@ -473,11 +478,32 @@ static int altup_project(engine_session *s, const weight *wk, const float *x, co
 /* The per-layer-embedding table is most of E2B's parameters and must stay
  * in the file (file_tensors below: the loader's copy of the weights leaves
  * it out, and its weight points into the file mapping): each token needs
- * one row (L * 256 values), copied into the session by weight_get_row.  Reading a row faults in more than the row
- * (the kernel maps the neighbours that are in the page cache, whole large
- * folios), so a long context of varied tokens would map the whole table
- * into this process.  After the lookups the table's pages are unmapped
- * again: on a read-only shared file mapping MADV_DONTNEED only drops our
+ * one row (L * 256 values), read with pread.  Read through the mapping, a
+ * row faulted in more than itself (the kernel maps the neighbours that are
+ * in the page cache, whole large folios), so a long context of varied
+ * tokens would map the whole table into this process; dropping those
+ * pages after each token cost, with the faults, 0.2 ms of a 50 ms E2B
+ * token.  Without a descriptor (a model served from the mapping itself)
+ * the row is read through the mapping and the table's pages are unmapped
+ * after the lookups (ple_release). */
+static int ple_get_row(const engine_model *m, gemma3n_state *st, int64_t row, float *out, bool *mapped) {
+        const weight *w = &((const gemma3n_weights *)m->arch_data)->ple_embd;
+        int r;
+
+        if (row < 0 || row >= w->n_out)
+                return -EINVAL;
+        r = weights_copy_read(&m->copy, (const uint8_t *)w->data + (size_t)row * w->row_bytes, w->row_bytes,
+                              st->ple_raw);
+        if (r == -ENOENT) {
+                *mapped = true;
+                return weight_get_row(w, row, out);
+        }
+        if (r < 0)
+                return r;
+        return weight_row_to_float(w, st->ple_raw, out);
+}
+
+/* On a read-only shared file mapping MADV_DONTNEED only drops our
  * page-table entries, the page cache keeps the data for the next read (on
  * a copy it would zero the rows: hence the table is never copied). */
 static void ple_release(const weight *w) {
@@ -523,6 +549,7 @@ static int gemma3n_run(engine_session *s, engine_session *const *ss, int32_t n_s
 #define PRED(k) (pred_all + (size_t)(k) * SB)
 
         /* ---- embeddings: x0 = token_embd[t] * sqrt(E), per-layer rows ---- */
+        bool ple_mapped = false;
         for (int32_t t = 0; t < n; t++) {
                 int32_t tp_row = tokens[t] < PLE_TEXT_VOCAB && tokens[t] < w->ple_embd.n_out ? tokens[t] : 0;
 
@@ -530,12 +557,13 @@ static int gemma3n_run(engine_session *s, engine_session *const *ss, int32_t n_s
                 if (r < 0)
                         return r;
                 gemma_ops_scale(S(0) + t * E, E, sqrtf((float)E));
-                r = weight_get_row(&w->ple_embd, tp_row, st->pli + t * LP);
+                r = ple_get_row(m, st, tp_row, st->pli + t * LP, &ple_mapped);
                 if (r < 0)
                         return r;
                 gemma_ops_scale(st->pli + t * LP, LP, sqrtf((float)P));
         }
-        ple_release(&w->ple_embd);
+        if (ple_mapped)
+                ple_release(&w->ple_embd);
 
         /* PLI = (ple + rmsnorm(Mp x0 / sqrt(E)) * np) / sqrt(2), per P-slice */
         r = gemma_matmul(mm, &w->ple_model_proj, S(0), n, st->plp, st->tmp);

@@ -97,6 +97,19 @@ static inline void row_sched_init_long(row_sched *s, int64_t n_rows, int nth, in
         s->shrink = 2 * (int64_t)nth;
 }
 
+/* Small products: one equal share of whole units per thread, the rows
+ * left over in single units. */
+static inline void row_sched_init_even(row_sched *s, int64_t n_rows, int nth, int64_t unit) {
+        int64_t whole = n_rows / unit;
+        row_sched_init(s, n_rows, nth, unit);
+        if (nth < 2 || nth > 32 || whole < nth)
+                return;
+        s->n_big = nth;
+        s->big = whole / nth * unit;
+        atomic_init(&s->next, s->n_big * s->big);
+        s->chunk = unit;
+}
+
 /* Thread ith takes big chunk ith first (so a worker knows beforehand
  * which rows it will read, see matmul_plan), then any left. */
 static inline bool row_sched_next(row_sched *s, int ith, int64_t *r0, int64_t *r1) {

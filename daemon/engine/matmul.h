@@ -59,6 +59,8 @@ int matmul(matmul_ctx *c, const weight *w, const float *x, int64_t n_tokens, flo
 int matmul_multi(matmul_ctx *c, const weight *const *ws, int n_w, const float *x, int64_t n_tokens, float *const *ys);
 /* Row r of W as floats (embedding lookup). */
 int weight_get_row(const weight *w, int64_t r, float *out);
+/* The same for a row of w's layout held elsewhere (read from the file). */
+int weight_row_to_float(const weight *w, const void *row, float *out);
 /* The path the last matmul with more than one token took, for sotto-bench. */
 matmul_path matmul_last_path(const matmul_ctx *c, uint32_t type);
 const char *matmul_path_name(matmul_path p);

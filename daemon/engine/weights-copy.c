@@ -3,6 +3,7 @@
  * image, with the byte ranges of the tensors left in the file ("holes")
  * never written. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -181,6 +182,7 @@ int weights_copy_make(int fd, const gguf_file *g, weights_left_out_fn left_out, 
                         return 0;
                 c.file = f;
                 c.file_len = size;
+                c.file_fd = fcntl(fd, F_DUPFD_CLOEXEC, 3); /* -1: reads go through the mapping */
                 c.holes = calloc(n, sizeof *c.holes);
                 if (!c.holes) {
                         weights_copy_done(&c);
@@ -223,8 +225,32 @@ const void *weights_copy_tensor_data(const weights_copy *c, const gguf_tensor *t
         return t->data;
 }
 
+int weights_copy_read(const weights_copy *c, const void *p, size_t len, void *buf) {
+        const uint8_t *q = p;
+        uint8_t *out = buf;
+
+        if (!c->file || c->file_fd < 0 || q < c->file || (size_t)(q - c->file) > c->file_len ||
+            len > c->file_len - (size_t)(q - c->file))
+                return -ENOENT;
+        for (off_t off = q - c->file; len > 0;) {
+                ssize_t k = pread(c->file_fd, out, len, off);
+                if (k < 0 && errno == EINTR)
+                        continue;
+                if (k < 0)
+                        return -errno;
+                if (k == 0)
+                        return -EIO; /* the file was truncated under us */
+                out += k;
+                off += k;
+                len -= (size_t)k;
+        }
+        return 0;
+}
+
 void weights_copy_done(weights_copy *c) {
         free(c->holes);
+        if (c->file && c->file_fd >= 0)
+                close(c->file_fd);
         if (c->map)
                 munmap(c->map, c->map_len);
         if (c->file)

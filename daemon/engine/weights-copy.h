@@ -44,6 +44,7 @@ typedef struct weights_copy {
         size_t map_len;
         const uint8_t *file;  /* the file mapped read-only, when tensors were left out */
         size_t file_len;
+        int file_fd;          /* with file: the file, for weights_copy_read (-1: none) */
         weights_hole *holes;  /* [n_left_out] by offset: the tensors left out */
         uint32_t n_left_out;
 } weights_copy;
@@ -63,5 +64,11 @@ int weights_copy_make(int fd, const gguf_file *g, weights_left_out_fn left_out, 
  * mapping when there is no copy) are to be read: in the file mapping for a
  * tensor left out of the image, else t->data. */
 const void *weights_copy_tensor_data(const weights_copy *c, const gguf_tensor *t);
+
+/* Copy len bytes at p, a place in the file mapping, into buf with pread:
+ * unlike a read through the mapping, nothing gets mapped into the process
+ * (no page faults, no pages to release).  -ENOENT when there is no file
+ * descriptor or p is not in the mapping. */
+int weights_copy_read(const weights_copy *c, const void *p, size_t len, void *buf);
 
 void weights_copy_done(weights_copy *c);

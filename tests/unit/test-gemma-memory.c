@@ -4,8 +4,11 @@
  * here (sotto-mkmodel's preset); after prompts and single steps over many
  * different tokens, the pages of the table that this process has mapped
  * (/proc/self/pagemap present bits) must be the two partial boundary pages
- * at most, not the rows that were read nor their neighbours (without the
- * release in arch-gemma3n.c, 361 of the 408 pages stay mapped here). */
+ * at most, not the rows that were read nor their neighbours: with the
+ * weights copied the rows are read with pread, with SOTTO_WEIGHTS=map
+ * through the mapping and released (without the release in
+ * arch-gemma3n.c, 361 of the 408 pages stay mapped here).  Both give the
+ * same logits. */
 #include <fcntl.h>
 #include <limits.h>
 #include <unistd.h>
@@ -51,6 +54,46 @@ static int64_t pages_present(uintptr_t addr, uint64_t len) {
         return present;
 }
 
+/* Prompts and single steps over 448 different tokens; the pages of the
+ * table mapped afterwards must be the two boundary pages at most.  The
+ * last step's logits, for comparison between the two ways of reading. */
+static float *run_tokens(const char *path, uint64_t ple_off, uint64_t ple_bytes, const char *how, int32_t *ret_v) {
+        engine_model_params mp;
+        engine_model *m;
+        char err[256] = "";
+
+        engine_model_default_params(&mp);
+        mp.n_threads = 1;
+        CHECK_OK(engine_model_load_path(path, &mp, &m, err, sizeof err));
+        uintptr_t start = mapping_start(path);
+        CHECK_MSG(start != 0, "no mapping of %s in /proc/self/maps", path);
+
+        engine_session_params sp;
+        engine_session *s;
+        engine_session_default_params(&sp);
+        sp.n_ctx = 512;
+        CHECK_OK(engine_session_new(m, &sp, &s, err, sizeof err));
+        int32_t V = engine_model_n_vocab(m), tok[448];
+        float *logits = malloc(sizeof(float) * (size_t)V);
+        CHECK(logits);
+        for (int i = 0; i < 448; i++)
+                tok[i] = 363 + (i * 131) % (V - 363); /* every row of the pieces, spread over the table */
+        tok[0] = 2;
+        CHECK_OK(engine_session_eval(s, tok, 400, false, logits));
+        for (int i = 400; i < 448; i++)
+                CHECK_OK(engine_session_eval(s, &tok[i], 1, false, logits));
+
+        int64_t n = pages_present(start + ple_off, ple_bytes);
+        printf("per-layer-embedding table, %s: %lld of %llu pages mapped after 448 tokens\n", how, (long long)n,
+               (unsigned long long)((ple_bytes + 4095) / 4096));
+        CHECK_MSG(n <= 2, "%s: %lld pages of the per-layer-embedding table stay mapped", how, (long long)n);
+
+        engine_session_free(s);
+        engine_model_free(m);
+        *ret_v = V;
+        return logits;
+}
+
 int main(void) {
         char dir[] = "/tmp/test-gemma-memory-XXXXXX", path[PATH_MAX], err[256] = "";
         CHECK(mkdtemp(dir));
@@ -78,37 +121,20 @@ int main(void) {
         gguf_close(g);
         CHECK(ple_bytes > 64 * 4096);
 
-        engine_model_params mp;
-        engine_model *m;
-        engine_model_default_params(&mp);
-        mp.n_threads = 1;
-        CHECK_OK(engine_model_load_path(path, &mp, &m, err, sizeof err));
-        uintptr_t start = mapping_start(path);
-        CHECK_MSG(start != 0, "no mapping of %s in /proc/self/maps", path);
-
-        engine_session_params sp;
-        engine_session *s;
-        engine_session_default_params(&sp);
-        sp.n_ctx = 512;
-        CHECK_OK(engine_session_new(m, &sp, &s, err, sizeof err));
-        int32_t V = engine_model_n_vocab(m), tok[448];
-        float *logits = malloc(sizeof(float) * (size_t)V);
-        CHECK(logits);
-        for (int i = 0; i < 448; i++)
-                tok[i] = 363 + (i * 131) % (V - 363); /* every row of the pieces, spread over the table */
-        tok[0] = 2;
-        CHECK_OK(engine_session_eval(s, tok, 400, false, logits));
-        for (int i = 400; i < 448; i++)
-                CHECK_OK(engine_session_eval(s, &tok[i], 1, false, logits));
-
-        int64_t n = pages_present(start + ple_off, ple_bytes);
-        printf("per-layer-embedding table: %lld of %llu pages mapped after 448 tokens\n", (long long)n,
-               (unsigned long long)((ple_bytes + 4095) / 4096));
-        CHECK_MSG(n <= 2, "%lld pages of the per-layer-embedding table stay mapped", (long long)n);
-
-        free(logits);
-        engine_session_free(s);
-        engine_model_free(m);
+        /* the copy reads the rows with pread; SOTTO_WEIGHTS=map reads
+         * them through the mapping and releases the pages */
+        int32_t V = 0;
+        float *logits[2] = { NULL, NULL };
+        for (int mode = 0; mode < 2; mode++) {
+                if (mode == 1)
+                        CHECK_OK(setenv("SOTTO_WEIGHTS", "map", 1));
+                logits[mode] = run_tokens(path, ple_off, ple_bytes, mode ? "mapping" : "copy", &V);
+        }
+        CHECK_OK(unsetenv("SOTTO_WEIGHTS"));
+        CHECK_MSG(memcmp(logits[0], logits[1], sizeof(float) * (size_t)V) == 0,
+                  "the rows read with pread and through the mapping give different logits");
+        free(logits[0]);
+        free(logits[1]);
         unlink(path);
         rmdir(dir);
         return 0;

@@ -128,6 +128,16 @@ static void check_layout(const engine_model *m, bool gemma3n, bool in_arena) {
                 n_out++;
                 CHECK_MSG(inside(f, c->file, c->file_len), "%s is not read from the file mapping", name);
                 CHECK(f - c->file == (const uint8_t *)t->data - c->image);
+                /* pread gives the mapping's bytes, the last ones included;
+                 * nothing outside the mapping */
+                uint8_t head[256], tail[256];
+                size_t n = MIN(sizeof head, (size_t)t->nbytes);
+                CHECK_OK(weights_copy_read(c, f, n, head));
+                CHECK(memcmp(head, f, n) == 0);
+                CHECK_OK(weights_copy_read(c, f + t->nbytes - n, n, tail));
+                CHECK(memcmp(tail, f + t->nbytes - n, n) == 0);
+                CHECK_EQ_INT(weights_copy_read(c, t->data, n, head), -ENOENT);
+                CHECK_EQ_INT(weights_copy_read(c, c->file + c->file_len - n + 1, n, head), -ENOENT);
                 /* never written, never read: no page of it in the image */
                 size_t k = resident_inner(t->data, t->nbytes);
                 CHECK_MSG(k == 0, "%zu pages of %s are resident in the copy", k, name);
