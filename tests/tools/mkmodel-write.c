@@ -125,3 +125,21 @@ int mk_model_write(const mk_model *m, const char *path, uint64_t seed, int n_thr
         }
         return 0;
 }
+
+int mk_model_write_preset(const char *preset, const char *ftype, const char *path, uint64_t seed, char *err,
+                          size_t errlen) {
+        const mk_preset *p = mk_preset_find(preset);
+        const mk_ftype *ft = mk_ftype_find(ftype);
+        mk_model m = {};
+        int r;
+
+        if (!p || !ft) {
+                snprintf(err, errlen, "unknown preset %s or type %s", preset, ftype);
+                return -EINVAL;
+        }
+        r = mk_model_plan(&m, p, ft, err, errlen);
+        if (r >= 0)
+                r = mk_model_write(&m, path, seed, 1, err, errlen);
+        mk_model_done(&m);
+        return r;
+}

@@ -99,10 +99,7 @@ int main(void) {
         CHECK(mkdtemp(dir));
         snprintf(path, sizeof path, "%s/gemma3n-tiny.gguf", dir);
 
-        mk_model mk = {};
-        CHECK_OK(mk_model_plan(&mk, mk_preset_find("gemma3n-tiny"), mk_ftype_find("Q8_0"), err, sizeof err));
-        CHECK_OK(mk_model_write(&mk, path, 3, 1, err, sizeof err));
-        mk_model_done(&mk);
+        CHECK_OK(mk_model_write_preset("gemma3n-tiny", "Q8_0", path, 3, err, sizeof err));
 
         /* where the table lies in the file */
         gguf_file *g;

@@ -224,10 +224,7 @@ int main(void) {
         char dir[] = "/tmp/test-weights-copy-XXXXXX", path[PATH_MAX], err[256] = "";
         CHECK(mkdtemp(dir));
         snprintf(path, sizeof path, "%s/gemma3n-tiny.gguf", dir);
-        mk_model mk = {};
-        CHECK_OK(mk_model_plan(&mk, mk_preset_find("gemma3n-tiny"), mk_ftype_find("Q8_0"), err, sizeof err));
-        CHECK_OK(mk_model_write(&mk, path, 3, 1, err, sizeof err));
-        mk_model_done(&mk);
+        CHECK_OK(mk_model_write_preset("gemma3n-tiny", "Q8_0", path, 3, err, sizeof err));
         int32_t tok[40];
         for (int i = 0; i < 40; i++)
                 tok[i] = 363 + (i * 131) % (1024 - 363);
