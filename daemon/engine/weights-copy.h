@@ -13,17 +13,18 @@
  * The copy is the file's image: every byte at its file offset, so the GGUF
  * reader opens it as it would the file and every tensor pointer it gives is
  * into the copy.  Some tensors are better left in the file: Gemma 3n reads
- * one row of its per-layer-embedding table per token (most of E2B's bytes)
- * and drops the table's pages from the process again with MADV_DONTNEED,
- * which on a copy would zero it; a MatFormer selection never reads the
- * layers it skips.  Their byte ranges are never written into
+ * one row of its per-layer-embedding table per token (most of E2B's bytes),
+ * with pread from the file (weights_copy_read) so that none of it is
+ * mapped into the process (a copy would hold all of it); a MatFormer
+ * selection never reads the layers it skips.  Their byte ranges are never written into
  * the image: an untouched stretch of anonymous memory or of a memfd costs
  * nothing, so the image holds only the other tensors' memory, and it needs
  * no table of its own to find a tensor (a compact block of the other
  * tensors would need one, and a remapped pointer per tensor).  In the
  * private copy those ranges are PROT_NONE, so a read through the image of
  * a left-out tensor faults instead of returning zeros.  Their readers get
- * the file mapping through weights_copy_tensor_data. */
+ * the file mapping through weights_copy_tensor_data, and may read it with
+ * weights_copy_read. */
 #pragma once
 
 #include <stdbool.h>
