@@ -139,7 +139,7 @@ static int gemma3_load(engine_model *m, char *err, size_t errlen) {
         if (!w->layers)
                 return set_error(err, errlen, -ENOMEM, "out of memory");
 
-        uint64_t bytes = gemma_weight_bytes(&w->output) + w->tok_embd.row_bytes;
+        uint64_t bytes = weight_bytes(&w->output) + w->tok_embd.row_bytes;
         for (int32_t il = 0; il < hp->n_layer; il++) {
                 gemma3_layer *l = &w->layers[il];
                 int32_t ff;
@@ -181,7 +181,7 @@ static int gemma3_load(engine_model *m, char *err, size_t errlen) {
                                               "blk.%d.%s.weight", il, mats[i].name);
                         if (r < 0)
                                 return r;
-                        bytes += gemma_weight_bytes(mats[i].w);
+                        bytes += weight_bytes(mats[i].w);
                 }
                 /* llama.cpp: every 6th layer global when a window is set */
                 l->local = w->window > 0 && (il + 1) % 6 != 0;

@@ -253,10 +253,10 @@ static int gemma3n_load(engine_model *m, char *err, size_t errlen) {
 
         /* bytes read per token: every matrix of the blocks, the head, one
          * row of each embedding table (not the tables) */
-        uint64_t bytes = gemma_weight_bytes(&w->output) + w->tok_embd.row_bytes + w->ple_embd.row_bytes +
-                         gemma_weight_bytes(&w->ple_model_proj);
+        uint64_t bytes = weight_bytes(&w->output) + w->tok_embd.row_bytes + w->ple_embd.row_bytes +
+                         weight_bytes(&w->ple_model_proj);
         for (int64_t k = 0; k < K - 1; k++)
-                bytes += gemma_weight_bytes(&w->altup_proj[k]) + gemma_weight_bytes(&w->altup_unembd[k]);
+                bytes += weight_bytes(&w->altup_proj[k]) + weight_bytes(&w->altup_unembd[k]);
 
         for (int32_t il = 0; il < mf.n_layer; il++) {
                 gemma3n_layer *l = &w->layers[il];

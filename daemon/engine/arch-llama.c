@@ -149,10 +149,6 @@ static void llama_unload(engine_model *m) {
         m->arch_data = NULL;
 }
 
-static uint64_t weight_bytes(const weight *w) {
-        return w->data ? (uint64_t)w->row_bytes * (uint64_t)w->n_out : 0;
-}
-
 static int llama_load(engine_model *m, char *err, size_t errlen) {
         const model_hparams *hp = &m->hp;
         llama_weights *w;

@@ -37,11 +37,6 @@ int gemma_get_f32_at(engine_model *m, const char *suffix, int32_t il, float *ret
  * every layer but each period-th one ((il + 1) % period == 0 is global). */
 bool gemma_layer_is_local(engine_model *m, int32_t il, int32_t period);
 
-/* Bytes of a bound weight (0 when absent). */
-static inline uint64_t gemma_weight_bytes(const weight *w) {
-        return w->data ? (uint64_t)w->row_bytes * (uint64_t)w->n_out : 0;
-}
-
 /* Carve one aligned allocation into n float buffers of the given sizes
  * (each rounded up to a cache line). */
 int gemma_alloc_floats(void **mem, size_t n, const size_t *sizes, float **const *ptrs);

@@ -225,7 +225,7 @@ static void vec_sched_init(row_sched *s, const weight *w, int64_t n_tokens, int 
                 row_sched_init(s, w->n_out, nth, ROW_ALIGN);
                 return;
         }
-        if ((size_t)w->n_out * w->row_bytes < SMALL_BYTES) {
+        if (weight_bytes(w) < SMALL_BYTES) {
                 row_sched_init_even(s, w->n_out, nth, ROW_ALIGN);
                 return;
         }
@@ -286,7 +286,7 @@ static int matmul_vec(matmul_ctx *c, const weight *w, const float *x, int64_t n_
 
         /* alone: not in the successor table either, so that the plan
          * reaches over it to the next product on the pool */
-        bool alone = n_tokens == 1 && (size_t)w->n_out * w->row_bytes < TINY_BYTES;
+        bool alone = n_tokens == 1 && weight_bytes(w) < TINY_BYTES;
         const threadpool_prefetch *plan = n_tokens == 1 && !alone ? matmul_plan(c, w) : NULL;
         vec_sched_init(&j.sched, w, n_tokens, alone ? 1 : c->n_threads);
         if (gemv_takes(g, w->n_in)) {

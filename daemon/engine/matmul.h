@@ -34,6 +34,11 @@ typedef struct weight {
         const void *data; /* n_out rows of row_bytes */
 } weight;
 
+/* Bytes of a weight's rows (0 when it is absent). */
+static inline uint64_t weight_bytes(const weight *w) {
+        return w->data ? (uint64_t)w->row_bytes * (uint64_t)w->n_out : 0;
+}
+
 typedef enum matmul_path {
         MATMUL_PATH_VEC,   /* vector-matrix kernel per token */
         MATMUL_PATH_SGEMM, /* OpenBLAS sgemm on dequantized panels */
