@@ -51,6 +51,13 @@ int weights_arena_open(int offered_fd, const weights_source *sources, size_t n_s
  * mapped arena without it): allocate privately. */
 void *weights_arena_block(weights_arena *a, const weights_source *src, const char *name, uint32_t version, size_t size,
                           bool *fill);
+/* A stretch of a block that is never written nor read (a tensor left out
+ * of a copy): the arena asks for 2 MiB pages, and a write next to such a
+ * stretch would otherwise bring the whole 2 MiB page around it into
+ * memory, or khugepaged would later.  Kept in 4 KiB pages (its whole
+ * pages untouched), in this mapping and, after sealing, in the read-only
+ * one; a mapped arena's user says it again for its own mapping. */
+void weights_arena_small_pages(weights_arena *a, const void *p, size_t len);
 /* After the loaders: a building arena gets its header, becomes read-only at
  * the same addresses and is sealed.  Nothing to do for a mapped one. */
 int weights_arena_seal(weights_arena *a, char *err, size_t errlen);

@@ -120,6 +120,9 @@ static int copy_arena(int fd, size_t size, const hole *h, size_t n, weights_copy
         uint8_t *b = weights_arena_block(a, &src, name, 1, size, &fill);
         if (!b)
                 return 0;
+        /* before the copy writes next to them */
+        for (size_t i = 0; i < n; i++)
+                weights_arena_small_pages(a, b + h[i].start, (size_t)(h[i].end - h[i].start));
         if (fill) {
                 int r = copy_gaps(fd, b, size, h, n);
                 if (r < 0)

@@ -1,9 +1,12 @@
 /* SPDX-License-Identifier: MIT */
 /* The derived-weights arena: a build is sealed and read back by a second
  * opener without copying; an offer that is unsealed, half sealed, for other
- * files or with a damaged table of contents is refused and a build begins. */
+ * files or with a damaged table of contents is refused and a build begins.
+ * Both mappings start at a 2 MiB boundary, and where the kernel gives shared
+ * memory huge pages a large block is read through 2 MiB mappings. */
 #include <errno.h>
 #include <fcntl.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
@@ -52,6 +55,95 @@ static void expect_refused(int offered, const weights_source *src, size_t n, con
         CHECK_MSG(strstr(weights_arena_status(a), why), "status '%s', want '%s'", weights_arena_status(a), why);
         /* A new build: the blocks must be made again. */
         CHECK(weights_arena_block(a, &src[0], "one", 1, 1000, &fill) && fill);
+        weights_arena_free(a);
+}
+
+#define HUGE_PAGE ((uintptr_t)2 << 20)
+#define HEADER_SIZE 65536 /* the first block starts right after it */
+
+/* Whether shmem_enabled lets a MADV_HUGEPAGE mapping of a memfd have huge
+ * pages: its selected word (in brackets) is always, within_size, advise or
+ * force. */
+static bool shmem_huge_allowed(void) {
+        char line[256] = "";
+        FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "re");
+        if (!f)
+                return false;
+        bool ok = fgets(line, sizeof line, f) != NULL;
+        fclose(f);
+        return ok && (strstr(line, "[always]") || strstr(line, "[within_size]") || strstr(line, "[advise]") ||
+                      strstr(line, "[force]"));
+}
+
+/* ShmemPmdMapped of the mapping that holds p, in kB (-1: not found). */
+static long pmd_mapped_kb(const void *p) {
+        char line[512];
+        long kb = -1;
+        bool in = false;
+        FILE *f = fopen("/proc/self/smaps", "re");
+        if (!f)
+                return -1;
+        while (fgets(line, sizeof line, f)) {
+                unsigned long lo, hi;
+                if (sscanf(line, "%lx-%lx ", &lo, &hi) == 2 && strchr(line, '-') < strchr(line, ' '))
+                        in = (uintptr_t)p >= lo && (uintptr_t)p < hi;
+                else if (in && sscanf(line, "ShmemPmdMapped: %ld kB", &kb) == 1)
+                        break;
+        }
+        fclose(f);
+        return kb;
+}
+
+/* A block of 8 MiB, built and then mapped by a second opener: both through
+ * huge pages when the kernel allows them for shared memory. */
+static void test_huge_pages(const weights_source *src) {
+        const size_t size = 8u << 20;
+        char err[256];
+        bool fill;
+        weights_arena *a, *b;
+
+        CHECK_OK(weights_arena_open(-1, src, 1, &a, err, sizeof err));
+        uint8_t *big = weights_arena_block(a, &src[0], "big", 1, size, &fill);
+        CHECK(big && fill && ((uintptr_t)big - HEADER_SIZE) % HUGE_PAGE == 0);
+        memset(big, 0x5a, size);
+        CHECK_OK(weights_arena_seal(a, err, sizeof err));
+        CHECK_OK(weights_arena_open(weights_arena_fd(a), src, 1, &b, err, sizeof err));
+        const uint8_t *big_b = weights_arena_block(b, &src[0], "big", 1, size, &fill);
+        CHECK(big_b && !fill && ((uintptr_t)big_b - HEADER_SIZE) % HUGE_PAGE == 0);
+        /* read through both mappings, so that they are mapped at all */
+        size_t n = 0;
+        for (size_t i = 0; i < size; i += 4096)
+                n += (big[i] == 0x5a) + (big_b[i] == 0x5a);
+        CHECK_EQ_INT(n, 2 * size / 4096);
+        if (shmem_huge_allowed()) {
+                long kb_a = pmd_mapped_kb(big + size / 2), kb_b = pmd_mapped_kb(big_b + size / 2);
+                /* of 8 MiB from 64 KiB on: the three whole 2 MiB pages at least */
+                CHECK_MSG(kb_a >= 6144 && kb_b >= 6144, "huge-page mapped: builder %ld kB, opener %ld kB", kb_a,
+                          kb_b);
+                printf("huge pages: builder %ld kB, opener %ld kB of the 8 MiB block\n", kb_a, kb_b);
+        } else
+                printf("huge pages: not checked, shmem_enabled gives shared memory none here\n");
+        weights_arena_free(b);
+        weights_arena_free(a);
+
+        /* A stretch left out: written around, it stays out of memory, in
+         * the builder and after sealing (mincore: the memfd's pages). */
+        enum { lo = 3 << 20, hi = 5 << 20 }; /* inside the block, across a 2 MiB boundary */
+        CHECK_OK(weights_arena_open(-1, src, 1, &a, err, sizeof err));
+        big = weights_arena_block(a, &src[0], "big", 1, size, &fill);
+        CHECK(big && fill);
+        weights_arena_small_pages(a, big + lo, hi - lo);
+        memset(big, 0x5a, lo);
+        memset(big + hi, 0x5a, size - hi);
+        CHECK_OK(weights_arena_seal(a, err, sizeof err));
+        for (size_t i = 0; i < size; i += 4096)
+                n += i < lo || i >= hi ? big[i] == 0x5a : 0;
+        unsigned char vec[(hi - lo) / 4096];
+        CHECK_OK(mincore(big + lo, hi - lo, vec));
+        size_t resident = 0;
+        for (size_t i = 0; i < sizeof vec; i++)
+                resident += vec[i] & 1;
+        CHECK_MSG(resident == 0, "%zu of %d pages of the left-out stretch in memory", resident, (hi - lo) / 4096);
         weights_arena_free(a);
 }
 
@@ -131,6 +223,8 @@ int main(void) {
         expect_refused(fd, moved, 2, "other model files");
         /* Not a memfd at all. */
         expect_refused(f0, src, 2, "not a sealed memfd");
+
+        test_huge_pages(src);
 
         /* ---- no arena: the loaders allocate for themselves ---- */
         CHECK(!weights_arena_block(NULL, &src[0], "one", 1, 1000, &fill) && fill);
