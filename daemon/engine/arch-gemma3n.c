@@ -476,7 +476,7 @@ static int altup_project(engine_session *s, const weight *wk, const float *x, co
 }
 
 /* The per-layer-embedding table is most of E2B's parameters and must stay
- * in the file (file_tensors below: the loader's copy of the weights leaves
+ * in the file (copied_bytes below: the loader's copy of the weights leaves
  * it out, and its weight points into the file mapping): each token needs
  * one row (L * 256 values), read with pread.  Read through the mapping, a
  * row faulted in more than itself (the kernel maps the neighbours that are
@@ -720,35 +720,41 @@ static int gemma3n_run(engine_session *s, engine_session *const *ss, int32_t n_s
 #undef PRED
 }
 
-/* Left out of the load-time copy of the weights (arch_ops.file_tensor):
- * the per-layer-embedding table (read in place, its pages released after
- * each lookup: on a copy MADV_DONTNEED would zero it), and the blocks of
- * the layers a MatFormer selection skips (never read: a copy of them would
- * hold the parent model's memory).  The kept layers' feed-forward matrices
- * are copied whole, however narrow the selection takes them. */
-static bool gemma3n_file_tensor(const gguf_file *g, gguf_str name, const char *matformer) {
+/* What the load-time copy of the weights holds (arch_ops.copied_bytes):
+ * nothing of the per-layer-embedding table (read from the file with
+ * pread) nor of the layers a MatFormer selection skips (never read: a copy
+ * of them would hold the parent model's memory), and of a kept layer that
+ * the selection narrows to F' units the first F' rows of gate and up (the
+ * first F' columns of down are spread over its rows: it is kept whole). */
+static uint64_t gemma3n_copied_bytes(const gguf_file *g, const gguf_tensor *t, const char *matformer) {
         _cleanup_(matformer_donep) gemma_matformer mf = {};
+        gguf_str name = t->name;
         uint32_t n_layer;
         unsigned layer;
         int end = 0;
 
         if (gguf_str_eq(name, "per_layer_token_embd.weight"))
-                return true;
+                return 0;
         if (!matformer || !*matformer || name.len > 64 ||
             gguf_get_u32(g, "gemma3n.block_count", &n_layer) < 0 || n_layer < 1 || n_layer > GEMMA_MAX_LAYER)
-                return false;
+                return t->nbytes;
         char buf[65];
         memcpy(buf, name.p, name.len);
         buf[name.len] = 0;
         if (sscanf(buf, "blk.%u.%n", &layer, &end) != 1 || end == 0 || layer >= n_layer)
-                return false;
+                return t->nbytes;
         /* a bad selection fails the load later, with its message */
         if (gemma_matformer_parse(matformer, (int32_t)n_layer, &mf, NULL, 0) < 0)
-                return false;
-        for (int32_t i = 0; i < mf.n_layer; i++)
-                if (mf.layer[i] == (int32_t)layer)
-                        return false;
-        return true;
+                return t->nbytes;
+        for (int32_t i = 0; i < mf.n_layer; i++) {
+                if (mf.layer[i] != (int32_t)layer)
+                        continue;
+                int64_t rows = t->ne[1], keep = mf.n_ff[i];
+                bool narrowed = (strcmp(buf + end, "ffn_gate.weight") == 0 || strcmp(buf + end, "ffn_up.weight") == 0) &&
+                                t->n_dims == 2 && keep > 0 && keep < rows;
+                return narrowed ? t->nbytes / (uint64_t)rows * (uint64_t)keep : t->nbytes;
+        }
+        return 0;
 }
 
 static int gemma3n_forward(engine_session *s, const int32_t *tokens, int32_t n, bool all_logits, float *logits) {
@@ -771,5 +777,5 @@ const arch_ops arch_gemma3n = {
         .session_done = gemma3n_session_done,
         .forward = gemma3n_forward,
         .forward_batch = gemma3n_forward_batch,
-        .file_tensor = gemma3n_file_tensor,
+        .copied_bytes = gemma3n_copied_bytes,
 };

@@ -51,13 +51,14 @@ typedef struct arch_ops {
          * advanced here.  NULL: the sessions are evaluated one by one. */
         int (*forward_batch)(engine_session *const *ss, const int32_t *tokens, int32_t n, float *logits);
 
-        /* NULL, or whether tensor `name` stays out of the loader's copy of
-         * the weights (weights-copy.h): a tensor the architecture reads from
-         * the file mapping in place and releases from it itself (Gemma 3n's
-         * per-layer-embedding table), or one it never reads with this
-         * MatFormer selection (engine_model_params.matformer, may be NULL).
-         * The same file and selection must give the same answers. */
-        bool (*file_tensor)(const gguf_file *g, gguf_str name, const char *matformer);
+        /* NULL (all of every tensor), or how many leading bytes of tensor t
+         * the loader's copy of the weights holds (weights-copy.h): none of
+         * a tensor the architecture reads from the file in place (Gemma
+         * 3n's per-layer-embedding table) or never reads with this MatFormer
+         * selection (engine_model_params.matformer, may be NULL), the first
+         * rows only of one the selection narrows, else t->nbytes.  The same
+         * file and selection must give the same answers. */
+        uint64_t (*copied_bytes)(const gguf_file *g, const gguf_tensor *t, const char *matformer);
 } arch_ops;
 
 extern const arch_ops arch_llama;

@@ -258,7 +258,7 @@ static int model_load(gguf_file *g, const engine_model_params *p, weights_copy *
 /* Every architecture's weights are copied at load into fresh memory, read
  * at about twice the speed of the file mapping's page-cache pages on this
  * kind of machine (weights-copy.h says where the copy lives and why; what
- * an architecture's file_tensor names stays in the file: Gemma 3n's
+ * what an architecture's copied_bytes leaves out stays in the file: Gemma 3n's
  * per-layer table, and the layers a MatFormer selection leaves out).
  * SOTTO_WEIGHTS=map keeps the mapping. */
 static bool want_weights_copy(const gguf_file *g, const arch_ops **ret) {
@@ -286,7 +286,7 @@ int engine_model_load_fd(int fd, const engine_model_params *p, engine_model **re
         if (want_weights_copy(g, &arch)) {
                 gguf_file *c = NULL;
 
-                r = weights_copy_make(fd, g, arch->file_tensor, p ? p->matformer : NULL, &copy);
+                r = weights_copy_make(fd, g, arch->copied_bytes, p ? p->matformer : NULL, &copy);
                 if (r < 0) {
                         gguf_close(g);
                         return set_error(err, errlen, r, "cannot copy the model into the shared weights: %s",

@@ -51,8 +51,8 @@ struct engine_model {
         pthread_mutex_t lock;
 
         /* The weights copied at load (weights-copy.h): gguf is open on
-         * copy.image then, and the architecture's file_tensors are read from
-         * copy.file (model_tensor_data).  copy.image NULL: gguf reads the
+         * copy.image then, and the tensors the architecture's copied_bytes
+         * leaves out whole are read from copy.file (model_tensor_data).  copy.image NULL: gguf reads the
          * file mapping. */
         weights_copy copy;
 };
@@ -81,7 +81,7 @@ int model_get_f32(const engine_model *m, const char *suffix, bool required, floa
 int model_bind_weight(const engine_model *m, weight *w, bool optional, int64_t n_in, int64_t n_out, char *err,
                       size_t errlen, const char *fmt, ...) _printf_(8, 9);
 /* Where the bytes of tensor t are read: t->data, or for a tensor that the
- * weights copy left in the file (arch->file_tensors), its place in the file
+ * weights copy left out whole (arch->copied_bytes), its place in the file
  * mapping.  Every weight binding goes through it. */
 const void *model_tensor_data(const engine_model *m, const gguf_tensor *t);
 /* A 1-D F32 vector of n elements (norm weights). */

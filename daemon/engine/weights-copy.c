@@ -15,8 +15,9 @@
 #include "weights-copy.h"
 
 typedef struct hole {
-        uint64_t start, end; /* file offsets of a left-out tensor's bytes */
+        uint64_t start, end; /* file offsets of the bytes left out of a tensor */
         gguf_str name;
+        uint64_t kept;       /* its bytes before them, in the copy */
 } hole;
 
 static int hole_cmp(const void *a, const void *b) {
@@ -24,17 +25,18 @@ static int hole_cmp(const void *a, const void *b) {
         return x->start < y->start ? -1 : x->start > y->start;
 }
 
-/* The left-out tensors of g, by file offset (GGUF tensors never overlap:
- * gguf.h); h has room for every tensor. */
-static size_t find_holes(const gguf_file *g, weights_left_out_fn left_out, const char *matformer, hole *h) {
+/* What is left out of g's tensors, by file offset (GGUF tensors never
+ * overlap: gguf.h); h has room for every tensor. */
+static size_t find_holes(const gguf_file *g, weights_copied_fn copied, const char *matformer, hole *h) {
         size_t size, n = 0;
         const uint8_t *base = gguf_file_data(g, &size);
 
-        for (int64_t i = 0; left_out && i < gguf_n_tensors(g); i++) {
+        for (int64_t i = 0; copied && i < gguf_n_tensors(g); i++) {
                 const gguf_tensor *t = gguf_tensor_at(g, i);
-                if (t->nbytes > 0 && left_out(g, t->name, matformer)) {
+                uint64_t kept = t->nbytes > 0 ? copied(g, t, matformer) : 0;
+                if (kept < t->nbytes) {
                         uint64_t start = (uint64_t)((const uint8_t *)t->data - base);
-                        h[n++] = (hole){ .start = start, .end = start + t->nbytes, .name = t->name };
+                        h[n++] = (hole){ .start = start + kept, .end = start + t->nbytes, .name = t->name, .kept = kept };
                 }
         }
         qsort(h, n, sizeof *h, hole_cmp);
@@ -89,8 +91,9 @@ static int protect_gaps(uint8_t *data, size_t size, const hole *h, size_t n, int
         return 0;
 }
 
-/* The arena block's name says which tensors it leaves out (a hash of their
- * names), so an image with other holes is never taken for this one:
+/* The arena block's name says what it leaves out (a hash of the tensors'
+ * names and of how much of each it keeps), so an image with other holes is
+ * never taken for this one:
  * "gguf.image" (the whole file, as for llama) or "gguf.image-x<hash>". */
 static void block_name(const hole *h, size_t n, char *buf, size_t len) {
         uint64_t x = 0xcbf29ce484222325ull;
@@ -99,11 +102,16 @@ static void block_name(const hole *h, size_t n, char *buf, size_t len) {
                 snprintf(buf, len, "gguf.image");
                 return;
         }
-        for (size_t i = 0; i < n; i++)
+        for (size_t i = 0; i < n; i++) {
                 for (uint64_t k = 0; k <= h[i].name.len; k++) {
                         x ^= k < h[i].name.len ? (uint8_t)h[i].name.p[k] : 0;
                         x *= 0x100000001b3ull;
                 }
+                for (int k = 0; h[i].kept && k < 8; k++) {
+                        x ^= (uint8_t)(h[i].kept >> (8 * k));
+                        x *= 0x100000001b3ull;
+                }
+        }
         snprintf(buf, len, "gguf.image-x%016llx", (unsigned long long)x);
 }
 
@@ -161,7 +169,7 @@ static int copy_private(int fd, size_t size, const hole *h, size_t n, weights_co
         return 0;
 }
 
-int weights_copy_make(int fd, const gguf_file *g, weights_left_out_fn left_out, const char *matformer,
+int weights_copy_make(int fd, const gguf_file *g, weights_copied_fn copied, const char *matformer,
                       weights_copy *ret) {
         _cleanup_free_ hole *h = NULL;
         weights_copy c = {};
@@ -173,11 +181,11 @@ int weights_copy_make(int fd, const gguf_file *g, weights_left_out_fn left_out, 
         /* Arena blocks are 64-byte aligned: enough for GGUF's usual 32. */
         if (gguf_alignment(g) > 64 || size == 0)
                 return 0;
-        if (left_out && gguf_n_tensors(g) > 0) {
+        if (copied && gguf_n_tensors(g) > 0) {
                 h = calloc((size_t)gguf_n_tensors(g), sizeof *h);
                 if (!h)
                         return 0;
-                n = find_holes(g, left_out, matformer, h);
+                n = find_holes(g, copied, matformer, h);
         }
         if (n > 0) {
                 void *f = mmap(NULL, size, PROT_READ, MAP_SHARED, fd, 0);

@@ -46,19 +46,20 @@ typedef struct weights_copy {
         const uint8_t *file;  /* the file mapped read-only, when tensors were left out */
         size_t file_len;
         int file_fd;          /* with file: the file, for weights_copy_read (-1: none) */
-        weights_hole *holes;  /* [n_left_out] by offset: the tensors left out */
+        weights_hole *holes;  /* [n_left_out] by offset: the bytes left out (of a tensor, all or a tail) */
         uint32_t n_left_out;
 } weights_copy;
 
-/* Whether a tensor stays out of the copy (arch_ops.file_tensor). */
-typedef bool (*weights_left_out_fn)(const gguf_file *g, gguf_str name, const char *matformer);
+/* How many leading bytes of t the copy holds (arch_ops.copied_bytes). */
+typedef uint64_t (*weights_copied_fn)(const gguf_file *g, const gguf_tensor *t, const char *matformer);
 
 /* Copy the file behind fd (g: its GGUF, open on the file mapping) leaving
- * out the tensors for which left_out (may be NULL: none) says so.  1: a
+ * out what copied (may be NULL: nothing) says: whole tensors, or the tails
+ * of matrices a MatFormer selection narrows.  1: a
  * copy is in *ret; 0: none (no memory for it, or an alignment the arena
  * cannot keep): the mapping serves; <0: an arena block could not be filled
  * (it must not be sealed and shared so). */
-int weights_copy_make(int fd, const gguf_file *g, weights_left_out_fn left_out, const char *matformer,
+int weights_copy_make(int fd, const gguf_file *g, weights_copied_fn copied, const char *matformer,
                       weights_copy *ret);
 
 /* Where the bytes of t (a tensor of the GGUF open on the image, or on the

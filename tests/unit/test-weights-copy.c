@@ -7,10 +7,10 @@
  * same block mapped by a second opener of the sealed memfd.
  *
  * Gemma 3n's per-layer-embedding table is left out of the copy (and with
- * a MatFormer selection, the layers it skips): its weight must point into
- * the file mapping, every other tensor into the image, and the table's
- * whole pages in the image must never have been touched (not resident,
- * mincore).  Were the table read through the image, the private
+ * a MatFormer selection, the layers it skips, and the rows of gate and up
+ * past the width it keeps): its weight must point into the file mapping,
+ * every other tensor into the image, and the whole pages of what is left
+ * out of the image must never have been touched (not resident, mincore).  Were the table read through the image, the private
  * copy would fault (PROT_NONE there) and the arena would give zero rows:
  * logits unequal. */
 #include <fcntl.h>
@@ -28,6 +28,7 @@
 
 #define PLE "per_layer_token_embd.weight"
 #define N_STEP 4
+#define FF_KEPT 64 /* the selection's width, below */
 
 typedef struct run {
         int32_t n, V;
@@ -110,7 +111,7 @@ static void check_layout(const engine_model *m, bool gemma3n, bool in_arena) {
         CHECK(c->file && c->file_len == c->size);
         /* the per-layer table, and with a MatFormer selection every tensor
          * of the layers it skips; the other tensors are in the image */
-        uint32_t n_out = 0;
+        uint32_t n_out = 0, n_narrowed = 0;
         for (int64_t i = 0; i < gguf_n_tensors(m->gguf); i++) {
                 const gguf_tensor *t = gguf_tensor_at(m->gguf, i);
                 unsigned layer;
@@ -121,6 +122,20 @@ static void check_layout(const engine_model *m, bool gemma3n, bool in_arena) {
                 bool left_out = strcmp(name, PLE) == 0 || skipped;
                 CHECK(inside(t->data, c->image, c->size));
                 const uint8_t *f = model_tensor_data(m, t);
+                bool narrowed = matformer && !left_out && (strstr(name, ".ffn_gate.") || strstr(name, ".ffn_up.")) &&
+                                t->ne[1] > FF_KEPT;
+                if (narrowed) {
+                        /* the first rows in the copy, the others never touched */
+                        size_t kept = (size_t)(t->nbytes / (uint64_t)t->ne[1] * FF_KEPT);
+                        CHECK_MSG(f == t->data, "%s is not read from the copy", name);
+                        CHECK(memcmp(f, c->file + (f - c->image), kept) == 0);
+                        size_t k = resident_inner(f + kept, t->nbytes - kept);
+                        CHECK_MSG(k == 0, "%zu pages of %s past its %d rows are resident in the copy", k, name,
+                                  FF_KEPT);
+                        n_out++;
+                        n_narrowed++;
+                        continue;
+                }
                 if (!left_out) {
                         CHECK_MSG(f == t->data, "%s is not read from the copy", name);
                         continue;
@@ -144,6 +159,8 @@ static void check_layout(const engine_model *m, bool gemma3n, bool in_arena) {
         }
         CHECK_EQ_INT(c->n_left_out, n_out);
         CHECK(n_out >= (matformer ? 2u : 1u));
+        if (matformer)
+                CHECK_MSG(n_narrowed > 0, "no gate or up wider than %d: the selection narrows nothing", FF_KEPT);
 }
 
 static void test_file(const char *path, const int32_t *tok, int32_t n) {
@@ -240,7 +257,7 @@ int main(void) {
         test_golden(shared, "gemma3n-f16");
         /* a MatFormer selection (tests/unit/test-gemma-matformer.c): the
          * skipped layers stay out of the copy too */
-        matformer = "skip=7,20-21;ff=64";
+        matformer = "skip=7,20-21;ff=64"; /* FF_KEPT */
         test_golden(shared, "gemma3n-f32");
         return 0;
 }
