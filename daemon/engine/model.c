@@ -258,8 +258,8 @@ static int model_load(gguf_file *g, const engine_model_params *p, weights_copy *
 /* Every architecture's weights are copied at load into fresh memory, read
  * at about twice the speed of the file mapping's page-cache pages on this
  * kind of machine (weights-copy.h says where the copy lives and why; what
- * what an architecture's copied_bytes leaves out stays in the file: Gemma 3n's
- * per-layer table, and the layers a MatFormer selection leaves out).
+ * an architecture's copied_bytes leaves out stays in the file: Gemma 3n's
+ * per-layer table, and what a MatFormer selection does not read).
  * SOTTO_WEIGHTS=map keeps the mapping. */
 static bool want_weights_copy(const gguf_file *g, const arch_ops **ret) {
         const char *e = getenv("SOTTO_WEIGHTS");

@@ -52,8 +52,8 @@ struct engine_model {
 
         /* The weights copied at load (weights-copy.h): gguf is open on
          * copy.image then, and the tensors the architecture's copied_bytes
-         * leaves out whole are read from copy.file (model_tensor_data).  copy.image NULL: gguf reads the
-         * file mapping. */
+         * leaves out whole are read from copy.file (model_tensor_data).
+         * copy.image NULL: gguf reads the file mapping. */
         weights_copy copy;
 };
 

@@ -16,8 +16,9 @@
  * one row of its per-layer-embedding table per token (most of E2B's bytes),
  * with pread from the file (weights_copy_read) so that none of it is
  * mapped into the process (a copy would hold all of it); a MatFormer
- * selection never reads the layers it skips.  Their byte ranges are never written into
- * the image: an untouched stretch of anonymous memory or of a memfd costs
+ * selection never reads the layers it skips, nor the rows of gate and up
+ * past the width it keeps.  Those byte ranges are never written into the
+ * image: an untouched stretch of anonymous memory or of a memfd costs
  * nothing, so the image holds only the other tensors' memory, and it needs
  * no table of its own to find a tensor (a compact block of the other
  * tensors would need one, and a remapped pointer per tensor).  In the
