@@ -322,6 +322,18 @@ void *weights_arena_block(weights_arena *a, const weights_source *src, const cha
         return a->base + off;
 }
 
+bool weights_arena_huge_pages(void) {
+        char line[256] = "";
+        FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "re");
+
+        if (!f)
+                return false;
+        bool ok = fgets(line, sizeof line, f) != NULL;
+        fclose(f);
+        return ok && (strstr(line, "[always]") || strstr(line, "[within_size]") || strstr(line, "[advise]") ||
+                      strstr(line, "[force]"));
+}
+
 void weights_arena_small_pages(weights_arena *a, const void *p, size_t len) {
         uintptr_t ps = (uintptr_t)sysconf(_SC_PAGESIZE);
         uintptr_t lo = ((uintptr_t)p + ps - 1) & ~(ps - 1), hi = ((uintptr_t)p + len) & ~(ps - 1);

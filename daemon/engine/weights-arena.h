@@ -58,6 +58,10 @@ void *weights_arena_block(weights_arena *a, const weights_source *src, const cha
  * pages untouched), in this mapping and, after sealing, in the read-only
  * one; a mapped arena's user says it again for its own mapping. */
 void weights_arena_small_pages(weights_arena *a, const void *p, size_t len);
+/* Whether the kernel gives the arena's mappings 2 MiB pages: shmem_enabled
+ * (/sys/kernel/mm/transparent_hugepage) says always, within_size, advise
+ * or force.  Reads /sys. */
+bool weights_arena_huge_pages(void);
 /* After the loaders: a building arena gets its header, becomes read-only at
  * the same addresses and is sealed.  Nothing to do for a mapped one. */
 int weights_arena_seal(weights_arena *a, char *err, size_t errlen);

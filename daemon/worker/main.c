@@ -193,6 +193,11 @@ static int run(int argc, char **argv) {
                 n_ctx = (int)MIN(MAX(engine_model_n_ctx_train(model), 1), 4096);
 
         int share_fd = -1;
+        /* Where sottod's workers share the weights: in 2 MiB pages only if
+         * the system allows them for shared memory (weights-arena.c). */
+        const char *pages = weights_arena_huge_pages()
+                                    ? "2 MiB pages"
+                                    : "4 KiB pages: shmem_enabled gives shared memory no huge pages, see sotto.tmpfiles";
         if (arena) {
                 r = weights_arena_seal(arena, err, sizeof err);
                 if (r < 0) {
@@ -201,12 +206,12 @@ static int run(int argc, char **argv) {
                 }
                 double mib = weights_arena_size(arena) / 1048576.0;
                 if (weights_arena_get_mode(arena) == WEIGHTS_ARENA_MAPPED)
-                        fprintf(stderr, "sotto-worker: derived weights: mapped the shared arena (%u blocks, %.1f MiB), "
-                                        "%u blocks private\n", weights_arena_n_blocks(arena), mib,
+                        fprintf(stderr, "sotto-worker: derived weights: mapped the shared arena (%u blocks, %.1f MiB, %s), "
+                                        "%u blocks private\n", weights_arena_n_blocks(arena), mib, pages,
                                 weights_arena_n_private(arena));
                 else if ((share_fd = weights_arena_fd(arena)) >= 0)
-                        fprintf(stderr, "sotto-worker: derived weights: built a shared arena (%u blocks, %.1f MiB), "
-                                        "%u blocks private\n", weights_arena_n_blocks(arena), mib,
+                        fprintf(stderr, "sotto-worker: derived weights: built a shared arena (%u blocks, %.1f MiB, %s), "
+                                        "%u blocks private\n", weights_arena_n_blocks(arena), mib, pages,
                                 weights_arena_n_private(arena));
                 else {
                         /* Nothing derived (a GGUF text model alone): no arena. */

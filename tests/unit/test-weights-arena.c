@@ -61,20 +61,6 @@ static void expect_refused(int offered, const weights_source *src, size_t n, con
 #define HUGE_PAGE ((uintptr_t)2 << 20)
 #define HEADER_SIZE 65536 /* the first block starts right after it */
 
-/* Whether shmem_enabled lets a MADV_HUGEPAGE mapping of a memfd have huge
- * pages: its selected word (in brackets) is always, within_size, advise or
- * force. */
-static bool shmem_huge_allowed(void) {
-        char line[256] = "";
-        FILE *f = fopen("/sys/kernel/mm/transparent_hugepage/shmem_enabled", "re");
-        if (!f)
-                return false;
-        bool ok = fgets(line, sizeof line, f) != NULL;
-        fclose(f);
-        return ok && (strstr(line, "[always]") || strstr(line, "[within_size]") || strstr(line, "[advise]") ||
-                      strstr(line, "[force]"));
-}
-
 /* ShmemPmdMapped of the mapping that holds p, in kB (-1: not found). */
 static long pmd_mapped_kb(const void *p) {
         char line[512];
@@ -115,7 +101,7 @@ static void test_huge_pages(const weights_source *src) {
         for (size_t i = 0; i < size; i += 4096)
                 n += (big[i] == 0x5a) + (big_b[i] == 0x5a);
         CHECK_EQ_INT(n, 2 * size / 4096);
-        if (shmem_huge_allowed()) {
+        if (weights_arena_huge_pages()) {
                 long kb_a = pmd_mapped_kb(big + size / 2), kb_b = pmd_mapped_kb(big_b + size / 2);
                 /* of 8 MiB from 64 KiB on: the three whole 2 MiB pages at least */
                 CHECK_MSG(kb_a >= 6144 && kb_b >= 6144, "huge-page mapped: builder %ld kB, opener %ld kB", kb_a,
