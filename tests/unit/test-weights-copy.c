@@ -10,9 +10,9 @@
  * a MatFormer selection, the layers it skips, and the rows of gate and up
  * past the width it keeps): its weight must point into the file mapping,
  * every other tensor into the image, and the whole pages of what is left
- * out of the image must never have been touched (not resident, mincore).  Were the table read through the image, the private
- * copy would fault (PROT_NONE there) and the arena would give zero rows:
- * logits unequal. */
+ * out of the image must never have been touched (not resident, mincore).
+ * Were the table read through the image, the private copy would fault
+ * (PROT_NONE there) and the arena would give zero rows: logits unequal. */
 #include <fcntl.h>
 #include <limits.h>
 #include <sys/mman.h>
@@ -110,7 +110,8 @@ static void check_layout(const engine_model *m, bool gemma3n, bool in_arena) {
         }
         CHECK(c->file && c->file_len == c->size);
         /* the per-layer table, and with a MatFormer selection every tensor
-         * of the layers it skips; the other tensors are in the image */
+         * of the layers it skips and the tails of the gate and up it
+         * narrows; the other tensors are in the image */
         uint32_t n_out = 0, n_narrowed = 0;
         for (int64_t i = 0; i < gguf_n_tensors(m->gguf); i++) {
                 const gguf_tensor *t = gguf_tensor_at(m->gguf, i);
