@@ -238,24 +238,11 @@ const void *weights_copy_tensor_data(const weights_copy *c, const gguf_tensor *t
 
 int weights_copy_read(const weights_copy *c, const void *p, size_t len, void *buf) {
         const uint8_t *q = p;
-        uint8_t *out = buf;
 
         if (!c->file || c->file_fd < 0 || q < c->file || (size_t)(q - c->file) > c->file_len ||
             len > c->file_len - (size_t)(q - c->file))
                 return -ENOENT;
-        for (off_t off = q - c->file; len > 0;) {
-                ssize_t k = pread(c->file_fd, out, len, off);
-                if (k < 0 && errno == EINTR)
-                        continue;
-                if (k < 0)
-                        return -errno;
-                if (k == 0)
-                        return -EIO; /* the file was truncated under us */
-                out += k;
-                off += k;
-                len -= (size_t)k;
-        }
-        return 0;
+        return pread_at(c->file_fd, buf, len, (uint64_t)(q - c->file)); /* -EIO: truncated under us */
 }
 
 void weights_copy_done(weights_copy *c) {

@@ -56,10 +56,10 @@ typedef uint64_t (*weights_copied_fn)(const gguf_file *g, const gguf_tensor *t, 
 
 /* Copy the file behind fd (g: its GGUF, open on the file mapping) leaving
  * out what copied (may be NULL: nothing) says: whole tensors, or the tails
- * of matrices a MatFormer selection narrows.  1: a
- * copy is in *ret; 0: none (no memory for it, or an alignment the arena
- * cannot keep): the mapping serves; <0: an arena block could not be filled
- * (it must not be sealed and shared so). */
+ * of matrices a MatFormer selection narrows.  1: a copy is in *ret; 0:
+ * none (no memory for it, or an alignment the arena cannot keep): the
+ * mapping serves; <0: an arena block could not be filled (it must not be
+ * sealed and shared so). */
 int weights_copy_make(int fd, const gguf_file *g, weights_copied_fn copied, const char *matformer,
                       weights_copy *ret);
 

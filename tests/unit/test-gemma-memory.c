@@ -107,13 +107,10 @@ int main(void) {
         uint64_t ple_off = 0, ple_bytes = 0;
         CHECK_OK(gguf_open_path(path, &g, err, sizeof err));
         const uint8_t *base = gguf_file_data(g, &size);
-        for (int64_t i = 0; i < gguf_n_tensors(g); i++) {
-                const gguf_tensor *t = gguf_tensor_at(g, i);
-                if (t->name.len == strlen("per_layer_token_embd.weight") &&
-                    !memcmp(t->name.p, "per_layer_token_embd.weight", t->name.len)) {
-                        ple_off = (uint64_t)((const uint8_t *)t->data - base);
-                        ple_bytes = t->nbytes;
-                }
+        const gguf_tensor *t = gguf_find_tensor(g, "per_layer_token_embd.weight");
+        if (t) {
+                ple_off = (uint64_t)((const uint8_t *)t->data - base);
+                ple_bytes = t->nbytes;
         }
         gguf_close(g);
         CHECK(ple_bytes > 64 * 4096);
