@@ -403,7 +403,10 @@ static void sgemm_worker(void *p, int ith, int nth) {
         const weight *w = j->w;
         int64_t r0, r1;
 
-        matmul_split_rows(w->n_out, ith, nth, &r0, &r1);
+        /* whole panels per thread: see matmul_sgemm */
+        int64_t n_panels = (w->n_out + j->panel - 1) / j->panel;
+        r0 = MIN(w->n_out, n_panels * ith / nth * j->panel);
+        r1 = MIN(w->n_out, n_panels * (ith + 1) / nth * j->panel);
         for (int64_t o = r0; o < r1; o += j->panel) {
                 int64_t rows = MIN(j->panel, r1 - o);
                 const float *wp;
@@ -425,8 +428,13 @@ static void sgemm_worker(void *p, int ith, int nth) {
 
 static int matmul_sgemm(matmul_ctx *c, const weight *w, const float *x, int64_t n_tokens, float *y) {
         /* Panels of about 1 MiB of floats: they stay in L2 while sgemm
-         * streams the tokens through them. */
+         * streams the tokens through them; at least 8 of them, for the
+         * threads to share.  Their bounds depend on the shape alone, never
+         * on the thread count: OpenBLAS's Haswell and Zen kernels round a
+         * row's sum differently at different offsets in a call, and the
+         * results must not change with the threads. */
         int64_t panel = MAX(ROW_ALIGN, ((1 << 18) / w->n_in) / ROW_ALIGN * ROW_ALIGN);
+        panel = MAX(ROW_ALIGN, MIN(panel, ((w->n_out + 7) / 8 + ROW_ALIGN - 1) / ROW_ALIGN * ROW_ALIGN));
         sgemm_job j = { .w = w, .to_float = c->k->to_float[w->type], .x = x, .n_tokens = n_tokens,
                         .panel = panel, .y = y, .scratch = c->scratch };
         size_t need;
