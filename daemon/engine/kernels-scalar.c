@@ -19,11 +19,37 @@ void exp_f32_scalar(float *y, const float *x, int64_t n) {
                 y[i] = expf(x[i]);
 }
 
+void attn_scores_scalar(const float *q, int32_t n_q, const float *k, int32_t nk, int32_t hd, float scale,
+                        float *s) {
+        for (int32_t r = 0; r < n_q; r++)
+                for (int32_t j = 0; j < nk; j++) {
+                        float sum = 0.0f;
+                        for (int32_t d = 0; d < hd; d++)
+                                sum += q[(size_t)r * hd + d] * k[(size_t)j * hd + d];
+                        s[(size_t)r * nk + j] = scale * sum;
+                }
+}
+
+void attn_mix_scalar(const float *p, int32_t n_q, const float *v, int32_t nk, int32_t hd, float *o) {
+        for (int32_t r = 0; r < n_q; r++) {
+                float *out = o + (size_t)r * hd;
+                for (int32_t d = 0; d < hd; d++)
+                        out[d] = 0.0f;
+                for (int32_t j = 0; j < nk; j++) {
+                        float pj = p[(size_t)r * nk + j];
+                        for (int32_t d = 0; d < hd; d++)
+                                out[d] += pj * v[(size_t)j * hd + d];
+                }
+        }
+}
+
 const kernel_set kernels_scalar = {
         .name = "scalar",
         .supported = scalar_supported,
         .tanh_f32 = tanh_f32_scalar,
         .exp_f32 = exp_f32_scalar,
+        .attn_scores = attn_scores_scalar,
+        .attn_mix = attn_mix_scalar,
         .vec_dot = {
                 [TYPE_F32] = f32_vec_dot,
                 [TYPE_F16] = f16_vec_dot,

@@ -24,6 +24,10 @@ static void complete_all(void) {
                         k->tanh_f32 = kernels_scalar.tanh_f32;
                 if (!k->exp_f32)
                         k->exp_f32 = kernels_scalar.exp_f32;
+                if (!k->attn_scores)
+                        k->attn_scores = kernels_scalar.attn_scores;
+                if (!k->attn_mix)
+                        k->attn_mix = kernels_scalar.attn_mix;
                 for (int t = 0; t < TYPE_COUNT; t++) {
                         if (!k->vec_dot[t])
                                 k->vec_dot[t] = kernels_scalar.vec_dot[t];

@@ -64,6 +64,15 @@ typedef struct kernel_set {
         void (*tanh_f32)(float *y, const float *x, int64_t n);
         /* y[i] = exp(x[i]) likewise; within 1 ulp of expf. */
         void (*exp_f32)(float *y, const float *x, int64_t n);
+        /* One token's attention over a KV head shared by n_q query rows
+         * of hd floats (q, o: n_q rows; k, v: nk rows; s, p: n_q rows of
+         * nk): scores s[r][j] = scale * (q_r . k_j), and the mix
+         * o[r] = sum_j p[r][j] v_j.  Straight from the cache's rows: a
+         * general sgemm copied both operands into its panels first, three
+         * times the work of the products at these sizes. */
+        void (*attn_scores)(const float *q, int32_t n_q, const float *k, int32_t nk, int32_t hd, float scale,
+                            float *s);
+        void (*attn_mix)(const float *p, int32_t n_q, const float *v, int32_t nk, int32_t hd, float *o);
 } kernel_set;
 
 extern const kernel_set kernels_scalar;

@@ -288,11 +288,10 @@ static void attn_item(attn_job *j, int64_t item, float *s, float *gather) {
                 const float *Q = j->q + (size_t)g * n_rep * hd;
                 float *O = j->out + (size_t)g * n_rep * hd;
 
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, n_rep, nk, hd, ap->scale, Q, hd, K, hd, 0.0f,
-                            s, nk);
+                const kernel_set *ks = kernels_best();
+                ks->attn_scores(Q, n_rep, K, nk, hd, ap->scale, s);
                 masked_softmax(s, n_rep, n_rep, nk, k0, pos, ap->window, -1);
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, n_rep, hd, nk, 1.0f, s, nk, V, hd, 0.0f, O,
-                            hd);
+                ks->attn_mix(s, n_rep, V, nk, hd, O);
                 return;
         }
 

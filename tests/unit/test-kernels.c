@@ -13,6 +13,7 @@
  * Run with SOTTO_KERNELS unset it also checks that kernels_best() picks
  * the widest supported set. */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -254,6 +255,61 @@ static void test_math(const kernel_set *k) {
         test_map(k->name, "exp", k->exp_f32, expf, 7, 1, exp_special, ELEMENTSOF(exp_special));
 }
 
+/* The attention products against double sums, for the widths that take
+ * each kernel's main loops and its leftovers (query rows not a multiple
+ * of 4, odd key counts, head widths not a multiple of 64 or of 16):
+ * within 1e-5 of the sum of magnitudes, as the float dots above. */
+static void test_attention(const kernel_set *k) {
+        static const int32_t shapes[][3] = { /* n_q, nk, hd */
+                { 4, 1, 256 }, { 4, 37, 256 }, { 4, 512, 256 }, { 8, 64, 128 }, { 5, 3, 64 },
+                { 1, 9, 256 }, { 3, 130, 80 }, { 2, 7, 24 }, { 4, 16, 112 },
+        };
+        double worst = 0;
+
+        for (size_t i = 0; i < ELEMENTSOF(shapes); i++) {
+                int32_t nq = shapes[i][0], nk = shapes[i][1], hd = shapes[i][2];
+                size_t nqd = (size_t)nq * hd, nkd = (size_t)nk * hd, nqk = (size_t)nq * nk;
+                float *q = malloc(nqd * sizeof(float)), *kk = malloc(nkd * sizeof(float));
+                float *v = malloc(nkd * sizeof(float)), *s = malloc(nqk * sizeof(float));
+                float *p = malloc(nqk * sizeof(float)), *o = malloc(nqd * sizeof(float));
+                CHECK(q && kk && v && s && p && o);
+                fill_row(q, (int64_t)nqd, 0);
+                fill_row(kk, (int64_t)nkd, 0);
+                fill_row(v, (int64_t)nkd, 0);
+                fill_row(p, (int64_t)nqk, 0);
+                k->attn_scores(q, nq, kk, nk, hd, 0.125f, s);
+                k->attn_mix(p, nq, v, nk, hd, o);
+                for (int32_t r = 0; r < nq; r++) {
+                        for (int32_t j = 0; j < nk; j++) {
+                                double sum = 0, mag = 0;
+                                for (int32_t d = 0; d < hd; d++) {
+                                        double x = (double)q[r * hd + d] * kk[(size_t)j * hd + d];
+                                        sum += x;
+                                        mag += fabs(x);
+                                }
+                                double err = fabs(s[(size_t)r * nk + j] - 0.125 * sum) / (0.125 * mag + 1e-30);
+                                worst = MAX(worst, err);
+                                CHECK_MSG(err <= 1e-5, "%s scores %dx%dx%d [%d][%d]: %g", k->name, nq, nk, hd, r,
+                                          j, err);
+                        }
+                        for (int32_t d = 0; d < hd; d++) {
+                                double sum = 0, mag = 0;
+                                for (int32_t j = 0; j < nk; j++) {
+                                        double x = (double)p[(size_t)r * nk + j] * v[(size_t)j * hd + d];
+                                        sum += x;
+                                        mag += fabs(x);
+                                }
+                                double err = fabs(o[r * hd + d] - sum) / (mag + 1e-30);
+                                worst = MAX(worst, err);
+                                CHECK_MSG(err <= 1e-5, "%s mix %dx%dx%d [%d][%d]: %g", k->name, nq, nk, hd, r, d,
+                                          err);
+                        }
+                }
+                free(q), free(kk), free(v), free(s), free(p), free(o);
+        }
+        printf("%s: attention products within %.2g of the sum of magnitudes\n", k->name, worst);
+}
+
 int main(void) {
         const char *names[] = { "scalar", "avx2", "avx512" };
         int tested = 0;
@@ -273,6 +329,7 @@ int main(void) {
                 test_set(k);
                 test_gemv(k);
                 test_math(k);
+                test_attention(k);
                 printf("%s: ok\n", names[i]);
                 tested++;
         }
