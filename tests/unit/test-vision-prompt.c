@@ -159,11 +159,16 @@ static void test_session(void) {
         CHECK(d == 0);
         engine_session_free(s);
 
-        /* bidirectional block of one row = causal */
+        /* bidirectional block of one row = causal (one-row attention both:
+         * a block of several rows takes another product, which rounds
+         * differently with some of OpenBLAS's kernels) */
         s = test_new_session(m, 64);
         CHECK_OK(engine_session_eval(s, ids, b0, false, NULL));
+        CHECK_OK(engine_session_eval_embd(s, rows + (size_t)b0 * E, 1, false, true, bidi));
+        CHECK_OK(engine_session_rewind(s, b0));
         CHECK_OK(engine_session_eval_embd(s, rows + (size_t)b0 * E, 1, true, true, got));
-        CHECK(max_diff(ref + (size_t)b0 * V, got, V) == 0);
+        CHECK(max_diff(bidi, got, V) == 0);
+        CHECK(max_diff(ref + (size_t)b0 * V, got, V) < 1e-4);
         engine_session_free(s);
 
         /* bidirectional block of nb rows: its first row sees the later ones */

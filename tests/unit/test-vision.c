@@ -93,11 +93,20 @@ static void check_ref(const char *preset, uint32_t type, uint64_t file_hash, dou
         CHECK_EQ_INT(vision_encode(c, img, S, S, out1), -ECANCELED);
         vision_ctx_free(c);
 
-        /* one thread: the work is split by rows and heads, never inside a sum */
+        /* one thread: the work is split by rows and heads, never inside a
+         * sum, but OpenBLAS's Haswell and Zen kernels (what 0.3.21 runs on
+         * AMD CPUs) round a row's sum differently at different places in
+         * a call, so the split shows there: within the type's tolerance
+         * against the reference, which is about such differences (AMD Zen
+         * 5: F32 4e-5, F16 1e-3; elsewhere 0) */
         CHECK_OK(vision_ctx_new(m, 1, &c));
         CHECK_OK(vision_encode(c, img, S, S, out1));
         vision_ctx_free(c);
-        CHECK(memcmp(out, out1, n * sizeof(float)) == 0);
+        double d_threads = 0;
+        for (size_t i = 0; i < n; i++)
+                d_threads = fmax(d_threads, fabs((double)out[i] - out1[i]));
+        printf("%s %s: 1 and 2 threads differ by %.3g\n", preset, type_name(type), d_threads);
+        CHECK_MSG(d_threads <= tol, "%s %s: 1 and 2 threads differ by %g", preset, type_name(type), d_threads);
 
         snprintf(ref_path, sizeof ref_path, DATA "/%s-%s.emb.f32", preset, type_name(type));
         size_t ref_bytes;
