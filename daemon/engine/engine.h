@@ -69,6 +69,10 @@ void engine_session_free(engine_session *s);
 
 int32_t engine_session_n_past(const engine_session *s);
 int32_t engine_session_n_ctx(const engine_session *s);
+/* Bytes of cached keys and values its attention has read so far (the
+ * part of a generated token's reads that grows with the context; see
+ * engine_model_bytes_per_token for the weights'). */
+uint64_t engine_session_kv_bytes_read(const engine_session *s);
 /* Forget everything after position n_past (0 <= n_past <= current).
  * -ESTALE (the session unchanged) when a sliding-window layer's ring has
  * overwritten keys that position needs, i.e. more than about 512 positions

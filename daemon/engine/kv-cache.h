@@ -38,6 +38,9 @@ typedef struct kv_cache {
         int32_t window;
         int32_t n_ring;
         int32_t *ring_pos;
+        /* Bytes of keys and values attention has read from the cache so
+         * far (engine_session_kv_bytes_read) */
+        uint64_t bytes_read;
 } kv_cache;
 
 /* Layers with n_head_kv[i] == 0 get no storage (architectures that share

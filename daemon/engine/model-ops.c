@@ -275,14 +275,25 @@ static void masked_softmax(float *s, int32_t n_rows, int32_t rows_per_pos, int32
         }
 }
 
+/* The keys block b of the job's rows sees: [*k0, *k0 + return value).  One
+ * token (n == 1) is block 0.  A bidirectional block: every row sees up to
+ * the block's last position. */
+static int32_t block_keys(const attn_job *j, int32_t b, int32_t *k0) {
+        const attn_params *ap = j->ap;
+        int32_t t0 = b * ATT_QBLOCK, qpos0 = j->pos0 + t0, qlast = qpos0 + MIN(ATT_QBLOCK, j->n - t0) - 1;
+        int32_t kmax = ap->bidirectional ? j->pos0 + j->n - 1 : -1;
+
+        *k0 = ap->window > 0 ? MAX(0, qpos0 - ap->window + 1) : 0;
+        return MAX(qlast, kmax) + 1 - *k0;
+}
+
 static void attn_item(attn_job *j, int64_t item, float *s, float *gather) {
         const attn_params *ap = j->ap;
         int32_t hd = ap->head_dim, n_rep = ap->n_head / ap->n_head_kv;
 
         if (j->n == 1) {
                 /* one token: item = KV head g, rows = its n_rep query heads */
-                int32_t g = (int32_t)item, pos = j->pos0;
-                int32_t k0 = ap->window > 0 ? MAX(0, pos - ap->window + 1) : 0, nk = pos + 1 - k0;
+                int32_t g = (int32_t)item, pos = j->pos0, k0, nk = block_keys(j, 0, &k0);
                 const float *K = kv_cache_rows(ap->kv, ap->il, g, false, k0, nk, gather);
                 const float *V = kv_cache_rows(ap->kv, ap->il, g, true, k0, nk, gather + (size_t)nk * hd);
                 const float *Q = j->q + (size_t)g * n_rep * hd;
@@ -298,10 +309,8 @@ static void attn_item(attn_job *j, int64_t item, float *s, float *gather) {
         /* several tokens: item = (query head h, block b of rows) */
         int32_t h = (int32_t)(item / j->n_blocks), b = (int32_t)(item % j->n_blocks);
         int32_t t0 = b * ATT_QBLOCK, m = MIN(ATT_QBLOCK, j->n - t0);
-        int32_t qpos0 = j->pos0 + t0, qlast = qpos0 + m - 1;
-        /* a bidirectional block: every row sees up to the block's last position */
+        int32_t qpos0 = j->pos0 + t0, k0, nk = block_keys(j, b, &k0);
         int32_t kmax = ap->bidirectional ? j->pos0 + j->n - 1 : -1;
-        int32_t k0 = ap->window > 0 ? MAX(0, qpos0 - ap->window + 1) : 0, nk = MAX(qlast, kmax) + 1 - k0;
         const float *K = kv_cache_rows(ap->kv, ap->il, h / n_rep, false, k0, nk, gather);
         const float *V = kv_cache_rows(ap->kv, ap->il, h / n_rep, true, k0, nk, gather + (size_t)nk * hd);
         const float *Q = j->q + (size_t)t0 * j->q_ld + (size_t)h * hd;
@@ -312,6 +321,20 @@ static void attn_item(attn_job *j, int64_t item, float *s, float *gather) {
         masked_softmax(s, m, 1, nk, k0, qpos0, ap->window, kmax);
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, hd, nk, 1.0f, s, nk, V, hd, 0.0f, O,
                     (int)j->out_ld);
+}
+
+/* Bytes of keys and values the job's items read from the cache: one token
+ * each KV head's keys once, several each query head's per block. */
+static uint64_t attn_bytes_read(const attn_job *j) {
+        const attn_params *ap = j->ap;
+        uint64_t row = (uint64_t)ap->head_dim * 2 * sizeof(float), rows = 0;
+        int32_t k0;
+
+        if (j->n == 1)
+                return (uint64_t)ap->n_head_kv * (uint64_t)block_keys(j, 0, &k0) * row;
+        for (int32_t b = 0; b < j->n_blocks; b++)
+                rows += (uint64_t)block_keys(j, b, &k0);
+        return (uint64_t)ap->n_head * rows * row;
 }
 
 static void attn_worker(void *ctx, int ith, int nth) {
@@ -328,8 +351,8 @@ static void attn_worker(void *ctx, int ith, int nth) {
         }
 }
 
-void ops_attention(threadpool *tp, const attn_params *ap, const float *q, size_t q_ld, int32_t pos0, int32_t n,
-                   float *out, size_t out_ld, float *scratch) {
+uint64_t ops_attention(threadpool *tp, const attn_params *ap, const float *q, size_t q_ld, int32_t pos0,
+                       int32_t n, float *out, size_t out_ld, float *scratch) {
         attn_job j = {
                 .ap = ap, .q = q, .q_ld = q_ld, .pos0 = pos0, .n = n, .out = out, .out_ld = out_ld,
                 .scratch = scratch,
@@ -351,6 +374,7 @@ void ops_attention(threadpool *tp, const attn_params *ap, const float *q, size_t
                 threadpool_run_dynamic(tp, attn_worker, &j);
         else
                 attn_worker(&j, 0, 1);
+        return attn_bytes_read(&j);
 }
 
 /* ======================================================================
@@ -381,7 +405,7 @@ void ops_attend(threadpool *tp, const attend_params *p, kv_cache *const *kv, con
                         .bidirectional = p->bidirectional,
                 };
                 int32_t t = !batch && p->last_only ? n - 1 : 0;
-                ops_attention(tp, &ap, qi + (size_t)t * QD, QD, pos[i] + t, t ? 1 : rows, att + row * QD, QD,
-                              scratch);
+                kv[i]->bytes_read += ops_attention(tp, &ap, qi + (size_t)t * QD, QD, pos[i] + t, t ? 1 : rows,
+                                                   att + row * QD, QD, scratch);
         }
 }

@@ -84,8 +84,9 @@ typedef struct attn_params {
 } attn_params;
 
 size_t ops_attention_scratch_floats(int32_t n_ctx, int32_t n_head_kv, int32_t n_head);
-void ops_attention(threadpool *tp, const attn_params *ap, const float *q, size_t q_ld, int32_t pos0, int32_t n,
-                   float *out, size_t out_ld, float *scratch);
+/* Returns the bytes of keys and values it read from the cache. */
+uint64_t ops_attention(threadpool *tp, const attn_params *ap, const float *q, size_t q_ld, int32_t pos0,
+                       int32_t n, float *out, size_t out_ld, float *scratch);
 
 /* ---- one layer's attention step ----
  * RoPE on n rows of q (and k), q *= q_scale, the rows' K/V into layer il's

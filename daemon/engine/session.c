@@ -66,6 +66,10 @@ int32_t engine_session_n_ctx(const engine_session *s) {
         return s->n_ctx;
 }
 
+uint64_t engine_session_kv_bytes_read(const engine_session *s) {
+        return s->kv.bytes_read;
+}
+
 int engine_session_rewind(engine_session *s, int32_t n_past) {
         if (n_past < 0 || n_past > s->n_past)
                 return -EINVAL;

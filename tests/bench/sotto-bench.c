@@ -11,8 +11,11 @@
  * The method follows llama-bench so the figures compare: a warm-up, then
  * REPS runs of each test from an empty cache; pp = one evaluation of P
  * tokens (BOS + random ids), tg = N evaluations of one token.  Generation
- * reads every weight once per token, so its speed is bounded by
- * bandwidth / bytes_per_token; tg_bound_fraction says how close we come. */
+ * reads every weight once per token and the cached keys and values of the
+ * positions it attends to, so its speed is bounded by bandwidth / (weight
+ * bytes + KV bytes, the latter counted by the engine as it reads them);
+ * tg_bound_fraction says how close we come (tg_bound_fraction_weights:
+ * against the weights' bytes alone, as before run 16 of REFERENCE.md). */
 #include <errno.h>
 #include <getopt.h>
 #include <inttypes.h>
@@ -41,11 +44,13 @@ typedef struct opts {
 typedef struct result {
         double pp_tps, tg_tps;
         double pp_all[MAX_REPS], tg_all[MAX_REPS];
-        uint64_t bytes_per_token;
+        uint64_t bytes_per_token;   /* weights */
+        double kv_bytes_per_token;  /* cached keys and values, mean over the tg reps */
         double peak_rss_mib;
         /* per tg rep: the bandwidth read just before and just after it
          * (mean), and the rep's fraction of the bound at that bandwidth */
         double bw_all[MAX_REPS], bw_plain_all[MAX_REPS], bw_streams_all[MAX_REPS], frac_all[MAX_REPS];
+        double frac_weights_all[MAX_REPS]; /* the same for the weights' bytes alone */
         size_t bw_buf_bytes;
         char name[128], arch[32];
         char paths[256]; /* "Q4_K:int8 Q6_K:sgemm" */
@@ -209,6 +214,7 @@ static int bench_model(const opts *o, result *res) {
                 fill_tokens(tok, n, bos, n_vocab, &rng);
                 engine_session_rewind(s, 0);
                 double b0 = i >= 0 ? bw_probe_once(probe, &p0, &s0) : 0;
+                uint64_t kv0 = engine_session_kv_bytes_read(s);
                 double t0 = now();
                 for (int k = 0; k < n && r >= 0; k++)
                         r = engine_session_eval(s, &tok[k], 1, false, logits);
@@ -221,11 +227,14 @@ static int bench_model(const opts *o, result *res) {
                 if (i < 0)
                         continue;
                 double b1 = bw_probe_once(probe, &p1, &s1);
+                double kv = (double)(engine_session_kv_bytes_read(s) - kv0) / n;
+                res->kv_bytes_per_token += kv / o->reps;
                 res->tg_all[i] = n / (t1 - t0);
                 res->bw_all[i] = (b0 + b1) / 2;
                 res->bw_plain_all[i] = (p0 + p1) / 2;
                 res->bw_streams_all[i] = (s0 + s1) / 2;
-                res->frac_all[i] = res->tg_all[i] * res->bytes_per_token / (res->bw_all[i] * 1e9);
+                res->frac_all[i] = res->tg_all[i] * (res->bytes_per_token + kv) / (res->bw_all[i] * 1e9);
+                res->frac_weights_all[i] = res->tg_all[i] * res->bytes_per_token / (res->bw_all[i] * 1e9);
         }
         if (probe) {
                 bw_probe_free(probe);
@@ -361,7 +370,7 @@ static int run(int argc, char **argv) {
                 return 1;
 
         bw_result bw;
-        double bound_tps = 0, fraction = 0;
+        double bound_tps = 0, fraction = 0, fraction_weights = 0;
         if (o.model && o.n_gen > 0) {
                 /* the medians of the reps' own figures */
                 bw = (bw_result) {
@@ -371,8 +380,10 @@ static int run(int argc, char **argv) {
                         .buf_bytes = res.bw_buf_bytes,
                         .runs = o.reps,
                 };
-                bound_tps = res.bytes_per_token ? bw.gbs * 1e9 / res.bytes_per_token : 0;
+                double read = (double)res.bytes_per_token + res.kv_bytes_per_token;
+                bound_tps = read > 0 ? bw.gbs * 1e9 / read : 0;
                 fraction = median(res.frac_all, o.reps);
+                fraction_weights = median(res.frac_weights_all, o.reps);
         } else {
                 int r = bw_measure(o.n_threads, 5, &bw);
                 if (r < 0) {
@@ -397,8 +408,9 @@ static int run(int argc, char **argv) {
                        ",\"bandwidth_buffer_mib\":%zu",
                        bw.gbs, bw.plain_gbs, bw.streams_gbs, bw.buf_bytes >> 20);
                 if (o.model) {
-                        printf(",\"bytes_per_token\":%" PRIu64 ",\"tg_bound_tps\":%.3f,\"tg_bound_fraction\":%.4f",
-                               res.bytes_per_token, bound_tps, fraction);
+                        printf(",\"bytes_per_token\":%" PRIu64 ",\"kv_bytes_per_token\":%.0f,\"tg_bound_tps\":%.3f"
+                               ",\"tg_bound_fraction\":%.4f,\"tg_bound_fraction_weights\":%.4f",
+                               res.bytes_per_token, res.kv_bytes_per_token, bound_tps, fraction, fraction_weights);
                         printf(",\"peak_rss_mib\":%.1f,\"pp_matmul_path\":", res.peak_rss_mib);
                         json_str(stdout, res.paths);
                         printf(",\"logits_finite\":%s", res.finite ? "true" : "false");
@@ -429,10 +441,12 @@ static int run(int argc, char **argv) {
         printf("                 the faster of one plain stream per thread (%.2f) and four prefetched (%.2f)\n",
                bw.plain_gbs, bw.streams_gbs);
         if (o.model) {
-                printf("bytes/token      %.1f MiB of weights\n", res.bytes_per_token / 1048576.0);
+                printf("bytes/token      %.1f MiB of weights + %.2f MiB of cached keys and values (mean over the "
+                       "tg reps)\n",
+                       res.bytes_per_token / 1048576.0, res.kv_bytes_per_token / 1048576.0);
                 printf("tg bound         %.2f tok/s at that bandwidth: tg reaches %.1f%% of it (median of the "
-                       "reps' fractions)\n",
-                       bound_tps, 100 * fraction);
+                       "reps' fractions; %.1f%% of the weights' bound alone)\n",
+                       bound_tps, 100 * fraction, 100 * fraction_weights);
                 printf("peak RSS         %.1f MiB\n", res.peak_rss_mib);
                 printf("pp matmul path   %s\n", res.paths);
                 for (int bi = 0; o.batch && bi < 3; bi++)

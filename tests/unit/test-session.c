@@ -292,6 +292,48 @@ static void test_model_info(void) {
         CHECK(r < 0 && err[0] && !bad);
 }
 
+/* engine_session_kv_bytes_read counts what attention reads: one token at
+ * position p every KV head's p + 1 keys and values in every layer, a block
+ * of rows each query head's keys up to the block's last position. */
+static void test_kv_bytes(const char *rel) {
+        char path[4096], err[512] = "";
+        gguf_file *g = NULL;
+        uint32_t L, n_head, n_kv, E;
+
+        snprintf(path, sizeof path, "%s/%s", shared, rel);
+        CHECK_MSG(gguf_open_path(path, &g, err, sizeof err) >= 0, "%s: %s", path, err);
+        CHECK_OK(gguf_get_u32(g, "llama.block_count", &L));
+        CHECK_OK(gguf_get_u32(g, "llama.attention.head_count", &n_head));
+        CHECK_OK(gguf_get_u32(g, "llama.attention.head_count_kv", &n_kv));
+        CHECK_OK(gguf_get_u32(g, "llama.embedding_length", &E));
+        gguf_close(g);
+        uint64_t row = (uint64_t)(E / n_head) * 2 * sizeof(float) * L; /* K and V of one position, all layers */
+
+        engine_model *m = load(rel, 1);
+        engine_session *s = session(m, 64);
+        /* logits of every row: no layer leaves its attention out */
+        float *logits = malloc(5 * (size_t)engine_model_n_vocab(m) * sizeof(float));
+        int32_t t[8];
+        uint64_t want = 0;
+        make_tokens(t, 8, engine_model_n_vocab(m), 7);
+        CHECK(logits);
+        CHECK(engine_session_kv_bytes_read(s) == 0);
+        for (int32_t p = 0; p < 3; p++) {
+                CHECK_OK(engine_session_eval(s, &t[p], 1, false, logits));
+                want += (uint64_t)(p + 1) * n_kv * row;
+                CHECK_MSG(engine_session_kv_bytes_read(s) == want, "%s: after position %d: %llu bytes, want %llu",
+                          rel, p, (unsigned long long)engine_session_kv_bytes_read(s), (unsigned long long)want);
+        }
+        CHECK_OK(engine_session_eval(s, t + 3, 5, true, logits));
+        want += 8ull * n_head * row;
+        CHECK_MSG(engine_session_kv_bytes_read(s) == want, "%s: after a block: %llu bytes, want %llu", rel,
+                  (unsigned long long)engine_session_kv_bytes_read(s), (unsigned long long)want);
+        printf("%s: %llu bytes of keys and values read, as counted\n", rel, (unsigned long long)want);
+        free(logits);
+        engine_session_free(s);
+        engine_model_free(m);
+}
+
 int main(void) {
         shared = test_shared_dir();
         test_model_info();
@@ -309,5 +351,6 @@ int main(void) {
         test_chunks_threads("models/stories260K.gguf", 1e-4f, 0.0f, 1);
         test_long();
         test_limits();
+        test_kv_bytes("golden/llama-q8_0.gguf");
         return 0;
 }
