@@ -13,6 +13,14 @@
 
 #include "kernels-impl.h"
 #include "macro.h"
+/* How far ahead the products prefetch the cache rows, in rows.  The rows
+ * come from memory: a token streams far more weights between two reads of
+ * a layer's cache than the caches hold.  Tokens alternating with and
+ * without, 2 threads: E2B 1.009 at 0-128 positions, 1.019-1.058 at
+ * 600-728 (the machine busier or quieter), llama-1b Q4_0 1.007 and
+ * 1.015; 4 and 8 rows ahead instead: within 0.5 %. */
+#define KEY_AHEAD 8
+#define VALUE_AHEAD 16
 
 /* The four lane sums of a0..a3, in that order. */
 static inline __m128 sum4(__m512 a0, __m512 a1, __m512 a2, __m512 a3) {
@@ -35,6 +43,10 @@ static void scores_rows4(const float *q, const float *k, int32_t nk, int32_t hd,
                 __m512 a00 = _mm512_setzero_ps(), a01 = a00, a10 = a00, a11 = a00;
                 __m512 a20 = a00, a21 = a00, a30 = a00, a31 = a00;
                 for (int32_t d = 0; d < hd; d += 16) {
+                        if (j + 2 + KEY_AHEAD <= nk) {
+                                _mm_prefetch((const char *)(k0 + KEY_AHEAD * hd + d), _MM_HINT_T0);
+                                _mm_prefetch((const char *)(k1 + KEY_AHEAD * hd + d), _MM_HINT_T0);
+                        }
                         __m512 x0 = _mm512_loadu_ps(k0 + d), x1 = _mm512_loadu_ps(k1 + d);
                         __m512 y = _mm512_loadu_ps(q0 + d);
                         a00 = _mm512_fmadd_ps(y, x0, a00);
@@ -121,6 +133,13 @@ static void mix_rows4_64(const float *p, int32_t nk, const float *v, int32_t hd,
                         acc[r][c] = _mm512_setzero_ps();
         for (int32_t j = 0; j < nk; j++) {
                 const float *vj = v + (size_t)j * hd + d0;
+                if (j + VALUE_AHEAD < nk) {
+                        const float *ahead = vj + VALUE_AHEAD * hd;
+                        _mm_prefetch((const char *)ahead, _MM_HINT_T0);
+                        _mm_prefetch((const char *)(ahead + 16), _MM_HINT_T0);
+                        _mm_prefetch((const char *)(ahead + 32), _MM_HINT_T0);
+                        _mm_prefetch((const char *)(ahead + 48), _MM_HINT_T0);
+                }
                 __m512 x0 = _mm512_loadu_ps(vj), x1 = _mm512_loadu_ps(vj + 16);
                 __m512 x2 = _mm512_loadu_ps(vj + 32), x3 = _mm512_loadu_ps(vj + 48);
                 for (int r = 0; r < 4; r++) {
