@@ -13,6 +13,7 @@
 
 #include "kernels-impl.h"
 #include "macro.h"
+
 /* How far ahead the products prefetch the cache rows, in rows.  The rows
  * come from memory: a token streams far more weights between two reads of
  * a layer's cache than the caches hold.  Tokens alternating with and
