@@ -233,6 +233,7 @@ size_t ops_attention_scratch_floats(int32_t n_ctx, int32_t n_head_kv, int32_t n_
 
 typedef struct attn_job {
         const attn_params *ap;
+        const kernel_set *ks; /* the one-token products */
         const float *q;
         size_t q_ld;
         int32_t pos0, n;
@@ -299,10 +300,9 @@ static void attn_item(attn_job *j, int64_t item, float *s, float *gather) {
                 const float *Q = j->q + (size_t)g * n_rep * hd;
                 float *O = j->out + (size_t)g * n_rep * hd;
 
-                const kernel_set *ks = kernels_best();
-                ks->attn_scores(Q, n_rep, K, nk, hd, ap->scale, s);
+                j->ks->attn_scores(Q, n_rep, K, nk, hd, ap->scale, s);
                 masked_softmax(s, n_rep, n_rep, nk, k0, pos, ap->window, -1);
-                ks->attn_mix(s, n_rep, V, nk, hd, O);
+                j->ks->attn_mix(s, n_rep, V, nk, hd, O);
                 return;
         }
 
@@ -355,7 +355,7 @@ uint64_t ops_attention(threadpool *tp, const attn_params *ap, const float *q, si
                        int32_t n, float *out, size_t out_ld, float *scratch) {
         attn_job j = {
                 .ap = ap, .q = q, .q_ld = q_ld, .pos0 = pos0, .n = n, .out = out, .out_ld = out_ld,
-                .scratch = scratch,
+                .scratch = scratch, .ks = kernels_best(),
                 .scores_per_thread = ops_attention_scratch_floats(ap->kv->n_ctx, ap->n_head_kv, ap->n_head),
         };
         j.scratch_per_thread = j.scores_per_thread + kv_cache_gather_floats(ap->kv);
