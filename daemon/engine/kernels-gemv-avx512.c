@@ -239,18 +239,25 @@ VBMI static void gemv_q8_0(int64_t n, const void *vw, size_t row_bytes, int64_t 
 
 /* Q4_K: four rows at a time, sharing the activation loads and the
  * unpacking of the scales.  A block's 128 bytes of nibbles are two 64-byte
- * loads; one 128-bit shuffle makes A = bytes 0..15 and B = bytes 16..31 of
- * each 32-byte chunk c, so that in A and B alike the low nibbles of 128-bit
- * lane c belong to sub-block 2c and the high nibbles to 2c+1.  vpdpbusd
+ * loads v0, v1 (32-byte chunk k = sub-blocks 2k, low nibbles, and 2k+1,
+ * high).  The in-lane qword unpacks U = unpacklo(v0, v1) and
+ * V = unpackhi(v0, v1) (any of the four vector pipes, unlike a 128-bit
+ * shuffle) put in dwords 0-1 of 128-bit lane c bytes of v0, chunk c/2, and
+ * in dwords 2-3 bytes of v1, chunk 2 + c/2, the same in U and V.  vpdpbusd
  * then sums, per int32 lane, products of one sub-block only: even
- * sub-blocks into one accumulator (low nibbles of A and B), odd into
+ * sub-blocks into one accumulator (low nibbles of U and V), odd into
  * another (high nibbles kept in place, 16 times their value, shifted back
- * after the sums, exactly).  Each lane holds at most 8 * 15 * 127, so the
- * two pack into int16 words (word i = sub-block i/4) and one vpmaddwd
- * applies the scales; the sum per super-block stays exact in int32.
- * The prepared activations: vector g, 128-bit lane c = elements
- * 64c + 16g .. 64c + 16g + 15; the sums of each sub-block, repeated for
- * the four rows (for the mins); the scale, as 16 lanes. */
+ * after the sums, exactly).  Each lane holds at most 8 * 15 * 127, so two
+ * rows share the int16 packs: packs(even of row x, even of row y) has, in
+ * 128-bit lane c, four words of x then four of y, each four two of
+ * sub-block 2 (c/2) and two of 4 + 2 (c/2), and the odd sums likewise one
+ * higher; one vpmaddwd and one vpdpwssd apply both rows' scales and leave
+ * int32 lanes x x y y in each 128-bit lane, exact, so a pair of rows takes
+ * one convert and one multiply-add by d*D.
+ * The prepared activations: the int8 values in the order of the low
+ * nibbles of U, of V, the high nibbles of U, of V; the sums of each
+ * sub-block, repeated for the four rows (for the mins); the scale, as 16
+ * lanes. */
 typedef struct gq4_k {
         int8_t qs[4][64];
         int16_t bs[32];
@@ -264,9 +271,14 @@ static void prep_q4_k(const float *x, void *vact, int64_t n) {
         for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
                 block_q8_K b;
                 kernels_avx512.from_float[TYPE_Q8_K](x, &b, QK_K);
+                /* byte t of the nibbles: elements 64 (t / 32) + t % 32
+                 * (low nibble) and that + 32 (high) */
                 for (int v = 0; v < 4; v++)
-                        for (int c = 0; c < 4; c++)
-                                memcpy(g[i].qs[v] + 16 * c, b.qs + 64 * c + 16 * v, 16);
+                        for (int p = 0; p < 64; p++) {
+                                const int c = p / 16, k = p % 16 % 8, from_v1 = p % 16 >= 8;
+                                const int t = 64 * from_v1 + 16 * c + 8 * (v % 2) + k;
+                                g[i].qs[v][p] = b.qs[64 * (t / 32) + t % 32 + 32 * (v / 2)];
+                        }
                 for (int r = 0; r < 4; r++)
                         for (int j = 0; j < 8; j++)
                                 g[i].bs[8 * r + j] = (int16_t)(b.bsums[2 * j] + b.bsums[2 * j + 1]);
@@ -276,15 +288,15 @@ static void prep_q4_k(const float *x, void *vact, int64_t n) {
 }
 
 /* The 6-bit scales and mins of four Q4_K blocks (spec 3.3), one per
- * 128-bit lane (q: 16 bytes loaded from each block's scales, the last 4
- * unused): scales in bytes 0..7 of the lane, mins in 8..15, as
+ * 128-bit lane (q: the first 16 bytes of each block, d and dmin, then the
+ * 12 bytes of scales): scales in bytes 0..7 of the lane, mins in 8..15, as
  * k_scale_min() unpacks them. */
 static inline __m512i k_scales_mins_x4(__m512i q) {
-        /* low bits: sc0-3 = q0-3, sc4-7 = q8-11 (low nibble), m0-3 = q4-7,
-         * m4-7 = q8-11 (high nibble); high bits of sc4-7 / m4-7: top two
-         * bits of q0-3 / q4-7 */
-        const __m512i ia = _mm512_broadcast_i32x4(_mm_setr_epi8(0, 1, 2, 3, 8, 9, 10, 11, 4, 5, 6, 7, 8, 9, 10, 11));
-        const __m512i ib = _mm512_broadcast_i32x4(_mm_setr_epi8(-1, -1, -1, -1, 0, 1, 2, 3, -1, -1, -1, -1, 4, 5, 6, 7));
+        /* low bits: sc0-3 = q4-7, sc4-7 = q12-15 (low nibble), m0-3 = q8-11,
+         * m4-7 = q12-15 (high nibble); high bits of sc4-7 / m4-7: top two
+         * bits of q4-7 / q8-11 */
+        const __m512i ia = _mm512_broadcast_i32x4(_mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
+        const __m512i ib = _mm512_broadcast_i32x4(_mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
         const __m512i ml = _mm512_broadcast_i32x4(_mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15));
         __m512i a = _mm512_shuffle_epi8(q, ia), b = _mm512_shuffle_epi8(q, ib);
         a = _mm512_mask_blend_epi8(0xF000F000F000F000ull, a, _mm512_srli_epi16(a, 4));
@@ -292,27 +304,44 @@ static inline __m512i k_scales_mins_x4(__m512i q) {
         return _mm512_ternarylogic_epi32(a, ml, hi, 0xEA); /* (a & ml) | hi */
 }
 
-static inline uint32_t load_u32(const void *p) {
-        uint32_t u;
-        memcpy(&u, p, 4);
-        return u;
-}
-
-/* One row of a group of four: the even/odd sub-block sums of super-block
- * b of row x against activations a, scaled (scale bytes of the row picked
- * from sm by si), into facc with the row's d*D (dd). */
-#define Q4K_ROW(x, facc, si, di)                                                                                    \
+/* The even and odd sub-block sums (e, o) of super-block x of one row
+ * against activations a0..a3. */
+#define Q4K_EO(x, e, o)                                                                                             \
         do {                                                                                                        \
                 __m512i v0 = _mm512_loadu_si512((x)->qs), v1 = _mm512_loadu_si512((x)->qs + 64);                 \
-                __m512i A = _mm512_shuffle_i64x2(v0, v1, _MM_SHUFFLE(2, 0, 2, 0));                                \
-                __m512i B = _mm512_shuffle_i64x2(v0, v1, _MM_SHUFFLE(3, 1, 3, 1));                                \
-                __m512i e = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(A, m4), a0);             \
+                __m512i A = _mm512_unpacklo_epi64(v0, v1), B = _mm512_unpackhi_epi64(v0, v1);                     \
+                e = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(A, m4), a0);                     \
                 e = _mm512_dpbusd_epi32(e, _mm512_and_si512(B, m4), a1);                                          \
-                __m512i o = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_andnot_si512(m4, A), a2);          \
+                o = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_andnot_si512(m4, A), a2);                  \
                 o = _mm512_srai_epi32(_mm512_dpbusd_epi32(o, _mm512_andnot_si512(m4, B), a3), 4);                 \
-                __m512i sc = _mm512_maskz_permutexvar_epi8(even, (si), sm);                                       \
-                __m512i s = _mm512_madd_epi16(_mm512_packs_epi32(e, o), sc);                                      \
-                facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps((di), dd), facc);            \
+        } while (0)
+
+/* Two rows x, y of a group of four: their sums scaled (scale bytes picked
+ * from sm by se for the even sub-blocks, so for the odd), into facc with
+ * d*D as lanes x x y y (dxy). */
+#define Q4K_PAIR(x, y, facc, se, so, dxy)                                                                           \
+        do {                                                                                                        \
+                __m512i ex, ox, ey, oy;                                                                             \
+                Q4K_EO(x, ex, ox);                                                                                  \
+                Q4K_EO(y, ey, oy);                                                                                  \
+                __m512i s = _mm512_madd_epi16(_mm512_packs_epi32(ex, ey), _mm512_maskz_permutexvar_epi8(even, (se), sm)); \
+                s = _mm512_dpwssd_epi32(s, _mm512_packs_epi32(ox, oy), _mm512_maskz_permutexvar_epi8(even, (so), sm)); \
+                facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), (dxy), facc);                                         \
+        } while (0)
+
+/* The scales and mins (sm) and d, dmin times D (dd = d0 dmin0 d1 dmin1 ...)
+ * of super-block j of the four rows: the first 16 bytes of each block, d
+ * and dmin then the scales, one block per 128-bit lane. */
+#define Q4K_HEAD(j, sm, dd)                                                                                         \
+        do {                                                                                                        \
+                __m512i q_ = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)(x0 + (j))));                \
+                q_ = _mm512_inserti32x4(q_, _mm_loadu_si128((const __m128i *)(x1 + (j))), 1);                     \
+                q_ = _mm512_inserti32x4(q_, _mm_loadu_si128((const __m128i *)(x2 + (j))), 2);                     \
+                q_ = _mm512_inserti32x4(q_, _mm_loadu_si128((const __m128i *)(x3 + (j))), 3);                     \
+                sm = k_scales_mins_x4(q_);                                                                          \
+                /* d, dmin: the first dword of each lane */                                                         \
+                __m128i h_ = _mm512_castsi512_si128(_mm512_permutexvar_epi32(first, q_));                              \
+                dd = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtph_ps(h_), _mm256_load_ps(a[j].d)));           \
         } while (0)
 
 VBMI static void gemv_q4_k_x4(int64_t n, const uint8_t *const w[4], const void *vact, float y[4]) {
@@ -321,52 +350,59 @@ VBMI static void gemv_q4_k_x4(int64_t n, const uint8_t *const w[4], const void *
         const gq4_k *a = vact;
         const __m512i m4 = _mm512_set1_epi8(0x0F);
         const __mmask64 even = 0x5555555555555555ull;
-        /* word i of row r: byte 16r + i/4 (its scale); for the mins,
-         * word 8r + j: byte 16r + 8 + j */
-        const __m512i t = _mm512_set_epi16(7, 7, 7, 7, 6, 6, 6, 6, 5, 5, 5, 5, 4, 4, 4, 4, 3, 3, 3, 3, 2, 2, 2, 2,
-                                           1, 1, 1, 1, 0, 0, 0, 0);
-        const __m512i si0 = t, si1 = _mm512_add_epi16(t, _mm512_set1_epi16(16)),
-                      si2 = _mm512_add_epi16(t, _mm512_set1_epi16(32)), si3 = _mm512_add_epi16(t, _mm512_set1_epi16(48));
+        /* word i of packs(rows 0, 1): the scale of row (i % 8) / 4, even
+         * sub-block 2 (i / 16) + 4 ((i % 4) / 2), byte 16 row + sub-block of
+         * sm; +1 for the odd ones, +32 for rows 2, 3.  For the mins, word
+         * 8r + j: byte 16r + 8 + j */
+        const __m512i se01 = _mm512_set_epi16(22, 22, 18, 18, 6, 6, 2, 2, 22, 22, 18, 18, 6, 6, 2, 2, 20, 20, 16, 16, 4,
+                                              4, 0, 0, 20, 20, 16, 16, 4, 4, 0, 0);
+        const __m512i so01 = _mm512_add_epi16(se01, _mm512_set1_epi16(1)),
+                      se23 = _mm512_add_epi16(se01, _mm512_set1_epi16(32)),
+                      so23 = _mm512_add_epi16(se01, _mm512_set1_epi16(33));
         const __m512i mi = _mm512_set_epi16(63, 62, 61, 60, 59, 58, 57, 56, 47, 46, 45, 44, 43, 42, 41, 40, 31, 30, 29,
                                             28, 27, 26, 25, 24, 15, 14, 13, 12, 11, 10, 9, 8);
-        /* dd = d0 dmin0 d1 dmin1 ... (times D) */
-        const __m512i di0 = _mm512_set1_epi32(0), di1 = _mm512_set1_epi32(2), di2 = _mm512_set1_epi32(4),
-                      di3 = _mm512_set1_epi32(6);
+        /* from dd: d of the pairs, dmin of the mins lanes */
+        const __m512i first = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0);
+        const __m512i di01 = _mm512_set4_epi32(2, 2, 0, 0), di23 = _mm512_set4_epi32(6, 6, 4, 4);
         const __m512i dmi = _mm512_set_epi32(7, 7, 7, 7, 5, 5, 5, 5, 3, 3, 3, 3, 1, 1, 1, 1);
-        __m512 f0 = _mm512_setzero_ps(), f1 = f0, f2 = f0, f3 = f0, macc = f0;
+        __m512 f01 = _mm512_setzero_ps(), f23 = f01, macc = f01;
 
+        /* the scales and d of the next super-block are unpacked one
+         * iteration ahead: their latency no longer delays the rows' */
+        __m512i smn;
+        __m512 ddn;
+        Q4K_HEAD(0, smn, ddn);
         for (int64_t i = 0; i < nb; i++) {
                 const block_q4_K *b0 = x0 + i, *b1 = x1 + i, *b2 = x2 + i, *b3 = x3 + i;
                 PREFETCH_X4(b0, b1, b2, b3, 3);
-                __m512i q = _mm512_castsi128_si512(_mm_loadu_si128((const __m128i *)b0->scales));
-                q = _mm512_inserti32x4(q, _mm_loadu_si128((const __m128i *)b1->scales), 1);
-                q = _mm512_inserti32x4(q, _mm_loadu_si128((const __m128i *)b2->scales), 2);
-                q = _mm512_inserti32x4(q, _mm_loadu_si128((const __m128i *)b3->scales), 3);
-                const __m512i sm = k_scales_mins_x4(q);
-                __m128i h = _mm_setr_epi32((int)load_u32(&b0->d), (int)load_u32(&b1->d), (int)load_u32(&b2->d),
-                                           (int)load_u32(&b3->d));
-                const __m512 dd = _mm512_castps256_ps512(_mm256_mul_ps(_mm256_cvtph_ps(h), _mm256_load_ps(a[i].d)));
+                const __m512i sm = smn;
+                const __m512 dd = ddn;
+                Q4K_HEAD(i + 1 < nb ? i + 1 : i, smn, ddn);
                 /* mins: sum_j m_j * bs_j, four int32 partial sums per row */
                 __m512i pm = _mm512_madd_epi16(_mm512_maskz_permutexvar_epi8(even, mi, sm), _mm512_load_si512(a[i].bs));
                 macc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pm), _mm512_permutexvar_ps(dmi, dd), macc);
                 const __m512i a0 = _mm512_load_si512(a[i].qs[0]), a1 = _mm512_load_si512(a[i].qs[1]),
                               a2 = _mm512_load_si512(a[i].qs[2]), a3 = _mm512_load_si512(a[i].qs[3]);
-                Q4K_ROW(b0, f0, si0, di0);
-                Q4K_ROW(b1, f1, si1, di1);
-                Q4K_ROW(b2, f2, si2, di2);
-                Q4K_ROW(b3, f3, si3, di3);
+                Q4K_PAIR(b0, b1, f01, se01, so01, _mm512_permutexvar_ps(di01, dd));
+                Q4K_PAIR(b2, b3, f23, se23, so23, _mm512_permutexvar_ps(di23, dd));
         }
-        /* the mins of row r: lanes 4r..4r+3 */
-        float mins[16];
+        /* row r: lanes 4r..4r+3 of macc (mins), lanes 4k + 2 (r % 2) and
+         * 4k + 2 (r % 2) + 1 of f01 (rows 0, 1) or f23 (rows 2, 3) */
+        float mins[16], s01[16], s23[16];
         _mm512_storeu_ps(mins, macc);
-        float mr[4];
-        for (int r = 0; r < 4; r++)
-                mr[r] = (mins[4 * r] + mins[4 * r + 1]) + (mins[4 * r + 2] + mins[4 * r + 3]);
-        sum_x4(y, f0, f1, f2, f3);
-        for (int r = 0; r < 4; r++)
-                y[r] -= mr[r];
+        _mm512_storeu_ps(s01, f01);
+        _mm512_storeu_ps(s23, f23);
+        for (int r = 0; r < 4; r++) {
+                const float *s = r < 2 ? s01 : s23;
+                float sum = 0;
+                for (int k = 0; k < 4; k++)
+                        sum += s[4 * k + 2 * (r % 2)] + s[4 * k + 2 * (r % 2) + 1];
+                y[r] = sum - ((mins[4 * r] + mins[4 * r + 1]) + (mins[4 * r + 2] + mins[4 * r + 3]));
+        }
 }
-#undef Q4K_ROW
+#undef Q4K_HEAD
+#undef Q4K_PAIR
+#undef Q4K_EO
 
 VBMI static void gemv_q4_k(int64_t n, const void *vw, size_t row_bytes, int64_t n_rows, const void *vact, float *y) {
         gemv_quarters(gemv_q4_k_x4, n, vw, row_bytes, n_rows, vact, y);
