@@ -294,13 +294,13 @@ static void prep_q4_k(const float *x, void *vact, int64_t n) {
 static inline __m512i k_scales_mins_x4(__m512i q) {
         /* low bits: sc0-3 = q4-7, sc4-7 = q12-15 (low nibble), m0-3 = q8-11,
          * m4-7 = q12-15 (high nibble); high bits of sc4-7 / m4-7: top two
-         * bits of q4-7 / q8-11 */
-        const __m512i ia = _mm512_broadcast_i32x4(_mm_setr_epi8(4, 5, 6, 7, 12, 13, 14, 15, 8, 9, 10, 11, 12, 13, 14, 15));
-        const __m512i ib = _mm512_broadcast_i32x4(_mm_setr_epi8(-1, -1, -1, -1, 4, 5, 6, 7, -1, -1, -1, -1, 8, 9, 10, 11));
+         * bits of q4-7 / q8-11.  Whole dwords move, so vpshufd (any
+         * pipe) instead of vpshufb (shuffle pipes) */
         const __m512i ml = _mm512_broadcast_i32x4(_mm_setr_epi8(63, 63, 63, 63, 15, 15, 15, 15, 63, 63, 63, 63, 15, 15, 15, 15));
-        __m512i a = _mm512_shuffle_epi8(q, ia), b = _mm512_shuffle_epi8(q, ib);
+        const __m512i mh = _mm512_broadcast_i32x4(_mm_setr_epi32(0, 0x30303030, 0, 0x30303030));
+        __m512i a = _mm512_shuffle_epi32(q, _MM_PERM_DCDB), b = _mm512_shuffle_epi32(q, _MM_PERM_CABA);
         a = _mm512_mask_blend_epi8(0xF000F000F000F000ull, a, _mm512_srli_epi16(a, 4));
-        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(b, 2), _mm512_set1_epi8(0x30));
+        __m512i hi = _mm512_and_si512(_mm512_srli_epi16(b, 2), mh);
         return _mm512_ternarylogic_epi32(a, ml, hi, 0xEA); /* (a & ml) | hi */
 }
 
@@ -317,16 +317,15 @@ static inline __m512i k_scales_mins_x4(__m512i q) {
         } while (0)
 
 /* Two rows x, y of a group of four: their sums scaled (scale bytes picked
- * from sm by se for the even sub-blocks, so for the odd), into facc with
- * d*D as lanes x x y y (dxy). */
-#define Q4K_PAIR(x, y, facc, se, so, dxy)                                                                           \
+ * from sm by se for the even sub-blocks, so for the odd), as int32 lanes
+ * x x y y in s. */
+#define Q4K_PAIR(x, y, s, se, so)                                                                                   \
         do {                                                                                                        \
                 __m512i ex, ox, ey, oy;                                                                             \
                 Q4K_EO(x, ex, ox);                                                                                  \
                 Q4K_EO(y, ey, oy);                                                                                  \
-                __m512i s = _mm512_madd_epi16(_mm512_packs_epi32(ex, ey), _mm512_maskz_permutexvar_epi8(even, (se), sm)); \
+                s = _mm512_madd_epi16(_mm512_packs_epi32(ex, ey), _mm512_maskz_permutexvar_epi8(even, (se), sm));     \
                 s = _mm512_dpwssd_epi32(s, _mm512_packs_epi32(ox, oy), _mm512_maskz_permutexvar_epi8(even, (so), sm)); \
-                facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), (dxy), facc);                                         \
         } while (0)
 
 /* The scales and mins (sm) and d, dmin times D (dd = d0 dmin0 d1 dmin1 ...)
@@ -361,11 +360,11 @@ VBMI static void gemv_q4_k_x4(int64_t n, const uint8_t *const w[4], const void *
                       so23 = _mm512_add_epi16(se01, _mm512_set1_epi16(33));
         const __m512i mi = _mm512_set_epi16(63, 62, 61, 60, 59, 58, 57, 56, 47, 46, 45, 44, 43, 42, 41, 40, 31, 30, 29,
                                             28, 27, 26, 25, 24, 15, 14, 13, 12, 11, 10, 9, 8);
-        /* from dd: d of the pairs, dmin of the mins lanes */
+        /* from dd: d of the rows, dmin of the mins lanes */
         const __m512i first = _mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0);
-        const __m512i di01 = _mm512_set4_epi32(2, 2, 0, 0), di23 = _mm512_set4_epi32(6, 6, 4, 4);
+        const __m512i di = _mm512_set4_epi32(6, 4, 2, 0);
         const __m512i dmi = _mm512_set_epi32(7, 7, 7, 7, 5, 5, 5, 5, 3, 3, 3, 3, 1, 1, 1, 1);
-        __m512 f01 = _mm512_setzero_ps(), f23 = f01, macc = f01;
+        __m512 facc = _mm512_setzero_ps(), macc = facc;
 
         /* the scales and d of the next super-block are unpacked one
          * iteration ahead: their latency no longer delays the rows' */
@@ -383,22 +382,24 @@ VBMI static void gemv_q4_k_x4(int64_t n, const uint8_t *const w[4], const void *
                 macc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pm), _mm512_permutexvar_ps(dmi, dd), macc);
                 const __m512i a0 = _mm512_load_si512(a[i].qs[0]), a1 = _mm512_load_si512(a[i].qs[1]),
                               a2 = _mm512_load_si512(a[i].qs[2]), a3 = _mm512_load_si512(a[i].qs[3]);
-                Q4K_PAIR(b0, b1, f01, se01, so01, _mm512_permutexvar_ps(di01, dd));
-                Q4K_PAIR(b2, b3, f23, se23, so23, _mm512_permutexvar_ps(di23, dd));
+                __m512i s01, s23;
+                Q4K_PAIR(b0, b1, s01, se01, so01);
+                Q4K_PAIR(b2, b3, s23, se23, so23);
+                /* lanes 0 1 2 3 of each 128-bit lane: rows 0 1 2 3, with
+                 * in-lane shuffles (any pipe), so that one convert and one
+                 * multiply-add by d0 d1 d2 d3 serve the four rows */
+                const __m512 s01f = _mm512_castsi512_ps(s01), s23f = _mm512_castsi512_ps(s23);
+                __m512i s4 = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(s01f, s23f, _MM_SHUFFLE(2, 0, 2, 0))),
+                                              _mm512_castps_si512(_mm512_shuffle_ps(s01f, s23f, _MM_SHUFFLE(3, 1, 3, 1))));
+                facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s4), _mm512_permutexvar_ps(di, dd), facc);
         }
-        /* row r: lanes 4r..4r+3 of macc (mins), lanes 4k + 2 (r % 2) and
-         * 4k + 2 (r % 2) + 1 of f01 (rows 0, 1) or f23 (rows 2, 3) */
-        float mins[16], s01[16], s23[16];
+        /* row r: lanes 4r..4r+3 of macc (mins), lanes 4k + r of facc */
+        float mins[16], f[16];
         _mm512_storeu_ps(mins, macc);
-        _mm512_storeu_ps(s01, f01);
-        _mm512_storeu_ps(s23, f23);
-        for (int r = 0; r < 4; r++) {
-                const float *s = r < 2 ? s01 : s23;
-                float sum = 0;
-                for (int k = 0; k < 4; k++)
-                        sum += s[4 * k + 2 * (r % 2)] + s[4 * k + 2 * (r % 2) + 1];
-                y[r] = sum - ((mins[4 * r] + mins[4 * r + 1]) + (mins[4 * r + 2] + mins[4 * r + 3]));
-        }
+        _mm512_storeu_ps(f, facc);
+        for (int r = 0; r < 4; r++)
+                y[r] = ((f[r] + f[4 + r]) + (f[8 + r] + f[12 + r])) -
+                       ((mins[4 * r] + mins[4 * r + 1]) + (mins[4 * r + 2] + mins[4 * r + 3]));
 }
 #undef Q4K_HEAD
 #undef Q4K_PAIR
