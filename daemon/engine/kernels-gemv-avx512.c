@@ -448,7 +448,9 @@ static void prep_q6_k(const float *x, void *vact, int64_t n) {
         }
 }
 
-#define Q6K_ROW(x, facc, di)                                                                                        \
+/* One row of four: the scaled sums of super-block x against the shared
+ * activations a0..a3 and start values o0..o3, as int32 lanes in s. */
+#define Q6K_ROW(x, s)                                                                                               \
         do {                                                                                                        \
                 __m512i v0 = _mm512_loadu_si512((x)->ql), v1 = _mm512_loadu_si512((x)->ql + 64);                 \
                 __m512i h = _mm512_loadu_si512((x)->qh);                                                          \
@@ -457,19 +459,18 @@ static void prep_q6_k(const float *x, void *vact, int64_t n) {
                 /* bits 0-1 and 4-5 / 2-3 and 6-7 of qh; a 16-bit shift    \
                  * moves the wanted pair to bits 4-5 and leaves 6-7 zero,   \
                  * what crosses bytes lands in bits 0-3, which the select   \
-                 * (0x0F: nibble, else qh) drops */                                                                 \
+                 * (m4: nibble, else qh) drops.  The select's destination   \
+                 * is a temporary, so m4 is not copied */                                                           \
                 __m512i h03 = _mm512_and_si512(h, m33), h47 = _mm512_and_si512(h, mcc);                           \
-                __m512i w0 = _mm512_ternarylogic_epi32(m4, L0, _mm512_slli_epi16(h03, 4), 0xCA);                  \
-                __m512i w1 = _mm512_ternarylogic_epi32(m4, L1, _mm512_slli_epi16(h47, 2), 0xCA);                  \
-                __m512i w2 = _mm512_ternarylogic_epi32(m4, _mm512_srli_epi16(L0, 4), h03, 0xCA);                  \
-                __m512i w3 = _mm512_ternarylogic_epi32(m4, _mm512_srli_epi16(L1, 4), _mm512_srli_epi16(h47, 2), 0xCA); \
+                __m512i w0 = _mm512_ternarylogic_epi32(_mm512_slli_epi16(h03, 4), L0, m4, 0xD8);                  \
+                __m512i w1 = _mm512_ternarylogic_epi32(_mm512_slli_epi16(h47, 2), L1, m4, 0xD8);                  \
+                __m512i w2 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(L0, 4), h03, m4, 0xE4);                  \
+                __m512i w3 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(h47, 2), _mm512_srli_epi16(L1, 4), m4, 0xD8); \
                 __m512i p0 = _mm512_dpbusd_epi32(o0, w0, a0), p1 = _mm512_dpbusd_epi32(o1, w1, a1);               \
                 __m512i p2 = _mm512_dpbusd_epi32(o2, w2, a2), p3 = _mm512_dpbusd_epi32(o3, w3, a3);               \
                 __m512i sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x)->scales))); \
-                __m512i s = _mm512_dpwssd_epi32(_mm512_setzero_si512(), _mm512_packs_epi32(p0, p1),                \
-                                                _mm512_permutexvar_epi16(sw0, sc));                                 \
+                s = _mm512_madd_epi16(_mm512_packs_epi32(p0, p1), _mm512_permutexvar_epi16(sw0, sc));              \
                 s = _mm512_dpwssd_epi32(s, _mm512_packs_epi32(p2, p3), _mm512_permutexvar_epi16(sw1, sc));        \
-                facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s), _mm512_permutexvar_ps((di), dd), facc);            \
         } while (0)
 
 VBMI static void gemv_q6_k_x4(int64_t n, const uint8_t *const w[4], const void *vact, float y[4]) {
@@ -482,25 +483,38 @@ VBMI static void gemv_q6_k_x4(int64_t n, const uint8_t *const w[4], const void *
         const __m512i sw0 = _mm512_set_epi16(11, 11, 11, 11, 9, 9, 9, 9, 10, 10, 10, 10, 8, 8, 8, 8,
                                              3, 3, 3, 3, 1, 1, 1, 1, 2, 2, 2, 2, 0, 0, 0, 0);
         const __m512i sw1 = _mm512_add_epi16(sw0, _mm512_set1_epi16(4));
-        const __m512i di0 = _mm512_set1_epi32(0), di1 = _mm512_set1_epi32(1), di2 = _mm512_set1_epi32(2),
-                      di3 = _mm512_set1_epi32(3);
-        __m512 f0 = _mm512_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
+        __m512 facc = _mm512_setzero_ps();
 
         for (int64_t i = 0; i < nb; i++) {
                 const block_q6_K *b0 = x0 + i, *b1 = x1 + i, *b2 = x2 + i, *b3 = x3 + i;
                 PREFETCH_X4(b0, b1, b2, b3, 4);
                 __m128i hd = _mm_setr_epi16((short)b0->d, (short)b1->d, (short)b2->d, (short)b3->d, 0, 0, 0, 0);
-                const __m512 dd = _mm512_castps128_ps512(_mm_mul_ps(_mm_cvtph_ps(hd), _mm_load_ps(a[i].d)));
+                const __m512 dd = _mm512_broadcast_f32x4(_mm_mul_ps(_mm_cvtph_ps(hd), _mm_load_ps(a[i].d)));
                 const __m512i a0 = _mm512_load_si512(a[i].qs[0]), a1 = _mm512_load_si512(a[i].qs[1]),
                               a2 = _mm512_load_si512(a[i].qs[2]), a3 = _mm512_load_si512(a[i].qs[3]);
                 const __m512i o0 = _mm512_load_si512(a[i].off[0]), o1 = _mm512_load_si512(a[i].off[1]),
                               o2 = _mm512_load_si512(a[i].off[2]), o3 = _mm512_load_si512(a[i].off[3]);
-                Q6K_ROW(b0, f0, di0);
-                Q6K_ROW(b1, f1, di1);
-                Q6K_ROW(b2, f2, di2);
-                Q6K_ROW(b3, f3, di3);
+                __m512i s0, s1, s2, s3;
+                Q6K_ROW(b0, s0);
+                Q6K_ROW(b1, s1);
+                Q6K_ROW(b2, s2);
+                Q6K_ROW(b3, s3);
+                /* lanes 0 1 2 3 of each 128-bit lane: rows 0 1 2 3, with
+                 * in-lane unpacks and shuffles (any pipe), so that one
+                 * convert and one multiply-add by d0 d1 d2 d3 serve the
+                 * four rows; the integer sums stay exact */
+                __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi64(s0, s1), _mm512_unpackhi_epi64(s0, s1));
+                __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi64(s2, s3), _mm512_unpackhi_epi64(s2, s3));
+                const __m512 s01f = _mm512_castsi512_ps(s01), s23f = _mm512_castsi512_ps(s23);
+                __m512i s4 = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(s01f, s23f, _MM_SHUFFLE(2, 0, 2, 0))),
+                                              _mm512_castps_si512(_mm512_shuffle_ps(s01f, s23f, _MM_SHUFFLE(3, 1, 3, 1))));
+                facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s4), dd, facc);
         }
-        sum_x4(y, f0, f1, f2, f3);
+        /* row r: lanes 4k + r */
+        float f[16];
+        _mm512_storeu_ps(f, facc);
+        for (int r = 0; r < 4; r++)
+                y[r] = (f[r] + f[4 + r]) + (f[8 + r] + f[12 + r]);
 }
 #undef Q6K_ROW
 
