@@ -75,11 +75,37 @@ static void gemv_quarters(rows_x4_fn rows_x4, int64_t n, const uint8_t *w, size_
                 }                                                                                         \
         } while (0)
 
-static inline void sum_x4(float y[4], __m512 f0, __m512 f1, __m512 f2, __m512 f3) {
+/* The int32 sums of four rows into one vector, lanes 0 1 2 3 of each
+ * 128-bit lane = rows 0 1 2 3, the four sums of a 128-bit lane of a row
+ * added: in-lane unpacks, vshufps and adds run on any of the four vector
+ * pipes, so the rows take one convert and one multiply-add instead of four
+ * of each (and of the permutes that spread each row's scale).  The sums
+ * stay exact.  rows_in_lanes takes pairs already in lanes x x y y. */
+static inline __m512i rows_in_lanes(__m512i s01, __m512i s23) {
+        const __m512 a = _mm512_castsi512_ps(s01), b = _mm512_castsi512_ps(s23);
+        return _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(2, 0, 2, 0))),
+                                _mm512_castps_si512(_mm512_shuffle_ps(a, b, _MM_SHUFFLE(3, 1, 3, 1))));
+}
+
+static inline __m512i rows_x4(__m512i s0, __m512i s1, __m512i s2, __m512i s3) {
+        return rows_in_lanes(_mm512_add_epi32(_mm512_unpacklo_epi64(s0, s1), _mm512_unpackhi_epi64(s0, s1)),
+                             _mm512_add_epi32(_mm512_unpacklo_epi64(s2, s3), _mm512_unpackhi_epi64(s2, s3)));
+}
+
+/* y[r] = the sum of the lanes of fr */
+static inline void reduce_x4(float y[4], __m512 f0, __m512 f1, __m512 f2, __m512 f3) {
         y[0] = _mm512_reduce_add_ps(f0);
         y[1] = _mm512_reduce_add_ps(f1);
         y[2] = _mm512_reduce_add_ps(f2);
         y[3] = _mm512_reduce_add_ps(f3);
+}
+
+/* y[r] = the lanes 4k + r of f */
+static inline void sum_x4(float y[4], __m512 f) {
+        float v[16];
+        _mm512_storeu_ps(v, f);
+        for (int r = 0; r < 4; r++)
+                y[r] = (v[r] + v[4 + r]) + (v[8 + r] + v[12 + r]);
 }
 
 /* --- Q4_0 ----------------------------------------------------------------
@@ -117,16 +143,15 @@ static void prep_q4_0(const float *x, void *vact, int64_t n) {
         }
 }
 
-/* One row of four: shared activations alo, ahi, off, da. */
-#define Q40_ROW(w, acc)                                                                                   \
+/* One row of four: its int32 sums p (lane l: block l/4) against the
+ * shared activations alo, ahi, off; r0 keeps the group's first 64 bytes
+ * (the scales of its blocks). */
+#define Q40_ROW(w, r0, p)                                                                                 \
         do {                                                                                              \
-                __m512i r0 = _mm512_loadu_si512(w), r1 = _mm512_loadu_si512((w) + 8);                  \
-                __m512i q = _mm512_permutex2var_epi8(r0, qi, r1);                                         \
+                r0 = _mm512_loadu_si512(w);                                                               \
+                __m512i q = _mm512_permutex2var_epi8(r0, qi, _mm512_loadu_si512((w) + 8));                \
                 __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4); \
-                __m512i p = _mm512_dpbusd_epi32(off, lo, alo);                                            \
-                p = _mm512_dpbusd_epi32(p, hi, ahi);                                                      \
-                __m512 dw = _mm512_cvtph_ps(_mm512_castsi512_si256(_mm512_permutexvar_epi8(si, r0)));     \
-                acc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(p), _mm512_mul_ps(dw, da), acc);                 \
+                p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(off, lo, alo), hi, ahi);                      \
         } while (0)
 
 VBMI static void gemv_q4_0_x4(int64_t n, const uint8_t *const w[4], const void *vact, float y[4]) {
@@ -136,26 +161,33 @@ VBMI static void gemv_q4_0_x4(int64_t n, const uint8_t *const w[4], const void *
                 38, 39, 40, 41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, 52, 53,
                 56, 57, 58, 59, 60, 61, 62, 63, 120, 121, 122, 123, 124, 125, 126, 127,
         };
-        static const uint8_t sidx[64] __attribute__((aligned(64))) = {
-                0, 1, 0, 1, 0, 1, 0, 1, 18, 19, 18, 19, 18, 19, 18, 19,
-                36, 37, 36, 37, 36, 37, 36, 37, 54, 55, 54, 55, 54, 55, 54, 55,
+        /* the fp16 scale of row r, block c, for lane 4c + r of rows_x4():
+         * byte 18c of row r's r0, from rows 0, 1 (2, 3) with one vpermt2b */
+        static const uint8_t didx[64] __attribute__((aligned(64))) = {
+                0, 1, 64, 65, 0, 1, 64, 65, 18, 19, 82, 83, 18, 19, 82, 83,
+                36, 37, 100, 101, 36, 37, 100, 101, 54, 55, 118, 119, 54, 55, 118, 119,
         };
-        const __m512i qi = _mm512_load_si512(qidx), si = _mm512_load_si512(sidx), m4 = _mm512_set1_epi8(0x0F);
+        const __m512i qi = _mm512_load_si512(qidx), di = _mm512_load_si512(didx), m4 = _mm512_set1_epi8(0x0F);
         const gq4_0 *g = vact;
         const uint8_t *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
-        __m512 f0 = _mm512_setzero_ps(), f1 = f0, f2 = f0, f3 = f0;
+        __m512 facc = _mm512_setzero_ps();
 
         for (int64_t i = 0; i < n / 128; i++, w0 += 72, w1 += 72, w2 += 72, w3 += 72) {
                 PREFETCH_X4(w0, w1, w2, w3, 2);
                 const __m512i off = _mm512_load_si512(g[i].off), alo = _mm512_load_si512(g[i].lo),
                               ahi = _mm512_load_si512(g[i].hi);
-                const __m512 da = _mm512_load_ps(g[i].da);
-                Q40_ROW(w0, f0);
-                Q40_ROW(w1, f1);
-                Q40_ROW(w2, f2);
-                Q40_ROW(w3, f3);
+                __m512i r0, r1, r2, r3, p0, p1, p2, p3;
+                Q40_ROW(w0, r0, p0);
+                Q40_ROW(w1, r1, p1);
+                Q40_ROW(w2, r2, p2);
+                Q40_ROW(w3, r3, p3);
+                /* halves 4c + r: rows 0, 1 from the first, 2, 3 from the second */
+                __m512i h = _mm512_mask_blend_epi8(0xF0F0F0F0ull, _mm512_permutex2var_epi8(r0, di, r1),
+                                                   _mm512_permutex2var_epi8(r2, di, r3));
+                __m512 dw = _mm512_mul_ps(_mm512_cvtph_ps(_mm512_castsi512_si256(h)), _mm512_load_ps(g[i].da));
+                facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(rows_x4(p0, p1, p2, p3)), dw, facc);
         }
-        sum_x4(y, f0, f1, f2, f3);
+        sum_x4(y, facc);
 }
 #undef Q40_ROW
 
@@ -227,7 +259,7 @@ VBMI static void gemv_q8_0_x4(int64_t n, const uint8_t *const w[4], const void *
                 Q80_ROW(w2, f2);
                 Q80_ROW(w3, f3);
         }
-        sum_x4(y, f0, f1, f2, f3);
+        reduce_x4(y, f0, f1, f2, f3);
 }
 #undef Q80_ROW
 
@@ -385,21 +417,14 @@ VBMI static void gemv_q4_k_x4(int64_t n, const uint8_t *const w[4], const void *
                 __m512i s01, s23;
                 Q4K_PAIR(b0, b1, s01, se01, so01);
                 Q4K_PAIR(b2, b3, s23, se23, so23);
-                /* lanes 0 1 2 3 of each 128-bit lane: rows 0 1 2 3, with
-                 * in-lane shuffles (any pipe), so that one convert and one
-                 * multiply-add by d0 d1 d2 d3 serve the four rows */
-                const __m512 s01f = _mm512_castsi512_ps(s01), s23f = _mm512_castsi512_ps(s23);
-                __m512i s4 = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(s01f, s23f, _MM_SHUFFLE(2, 0, 2, 0))),
-                                              _mm512_castps_si512(_mm512_shuffle_ps(s01f, s23f, _MM_SHUFFLE(3, 1, 3, 1))));
-                facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s4), _mm512_permutexvar_ps(di, dd), facc);
+                facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(rows_in_lanes(s01, s23)), _mm512_permutexvar_ps(di, dd), facc);
         }
-        /* row r: lanes 4r..4r+3 of macc (mins), lanes 4k + r of facc */
-        float mins[16], f[16];
+        /* row r: lanes 4r..4r+3 of macc (mins) */
+        float mins[16];
         _mm512_storeu_ps(mins, macc);
-        _mm512_storeu_ps(f, facc);
+        sum_x4(y, facc);
         for (int r = 0; r < 4; r++)
-                y[r] = ((f[r] + f[4 + r]) + (f[8 + r] + f[12 + r])) -
-                       ((mins[4 * r] + mins[4 * r + 1]) + (mins[4 * r + 2] + mins[4 * r + 3]));
+                y[r] -= (mins[4 * r] + mins[4 * r + 1]) + (mins[4 * r + 2] + mins[4 * r + 3]);
 }
 #undef Q4K_HEAD
 #undef Q4K_PAIR
@@ -499,22 +524,9 @@ VBMI static void gemv_q6_k_x4(int64_t n, const uint8_t *const w[4], const void *
                 Q6K_ROW(b1, s1);
                 Q6K_ROW(b2, s2);
                 Q6K_ROW(b3, s3);
-                /* lanes 0 1 2 3 of each 128-bit lane: rows 0 1 2 3, with
-                 * in-lane unpacks and shuffles (any pipe), so that one
-                 * convert and one multiply-add by d0 d1 d2 d3 serve the
-                 * four rows; the integer sums stay exact */
-                __m512i s01 = _mm512_add_epi32(_mm512_unpacklo_epi64(s0, s1), _mm512_unpackhi_epi64(s0, s1));
-                __m512i s23 = _mm512_add_epi32(_mm512_unpacklo_epi64(s2, s3), _mm512_unpackhi_epi64(s2, s3));
-                const __m512 s01f = _mm512_castsi512_ps(s01), s23f = _mm512_castsi512_ps(s23);
-                __m512i s4 = _mm512_add_epi32(_mm512_castps_si512(_mm512_shuffle_ps(s01f, s23f, _MM_SHUFFLE(2, 0, 2, 0))),
-                                              _mm512_castps_si512(_mm512_shuffle_ps(s01f, s23f, _MM_SHUFFLE(3, 1, 3, 1))));
-                facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(s4), dd, facc);
+                facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(rows_x4(s0, s1, s2, s3)), dd, facc);
         }
-        /* row r: lanes 4k + r */
-        float f[16];
-        _mm512_storeu_ps(f, facc);
-        for (int r = 0; r < 4; r++)
-                y[r] = (f[r] + f[4 + r]) + (f[8 + r] + f[12 + r]);
+        sum_x4(y, facc);
 }
 #undef Q6K_ROW
 
