@@ -281,11 +281,12 @@ VBMI static void gemv_q8_0(int64_t n, const void *vw, size_t row_bytes, int64_t 
  * another (high nibbles kept in place, 16 times their value, shifted back
  * after the sums, exactly).  Each lane holds at most 8 * 15 * 127, so two
  * rows share the int16 packs: packs(even of row x, even of row y) has, in
- * 128-bit lane c, four words of x then four of y, each four two of
- * sub-block 2 (c/2) and two of 4 + 2 (c/2), and the odd sums likewise one
- * higher; one vpmaddwd and one vpdpwssd apply both rows' scales and leave
- * int32 lanes x x y y in each 128-bit lane, exact, so a pair of rows takes
- * one convert and one multiply-add by d*D.
+ * 128-bit lane c, four words of x then four of y (of each four, two of
+ * sub-block 2 (c/2), two of 4 + 2 (c/2); the odd sums one sub-block
+ * higher); one vpmaddwd and one vpdpwssd apply both rows' scales and leave
+ * int32 lanes x x y y in each 128-bit lane, exact.  rows_in_lanes() then
+ * joins the two pairs, so a super-block takes one convert and one
+ * multiply-add by d*D for the four rows.
  * The prepared activations: the int8 values in the order of the low
  * nibbles of U, of V, the high nibbles of U, of V; the sums of each
  * sub-block, repeated for the four rows (for the mins); the scale, as 16
@@ -443,7 +444,9 @@ VBMI static void gemv_q4_k(int64_t n, const void *vw, size_t row_bytes, int64_t 
  * vpdpbusd starts each int32 lane from -32 times the sum of its four
  * activations (prepared), so a lane holds the exact sum of (q - 32) * a
  * over four elements of one 16-element sub-block, at most 4 * 32 * 127:
- * two vectors pack into int16 words and vpdpwssd applies the int8 scales.
+ * two vectors pack into int16 words and vpdpwssd applies the int8 scales;
+ * rows_x4() joins the four rows' int32 sums for one convert and one
+ * multiply-add by d0 d1 d2 d3 (times D) per super-block.
  * The prepared activations: vector k, byte p = element
  * 128 (p / 32) + 32 k + p % 32; the start values of each vector; the
  * scale, as 16 lanes. */
