@@ -13,6 +13,7 @@
  *
  * The activations are quantized exactly as for the dot kernels (ggml's
  * Q8_0), so results differ from vec_dot only by float summation order. */
+#include <cpuid.h>
 #include <immintrin.h>
 
 #include "kernels-cpu.h"
@@ -20,11 +21,14 @@
 #include "kernels.h"
 #include "macro.h"
 
-#define VBMI __attribute__((target("avx512vbmi")))
+#define VBMI __attribute__((target("avx512vbmi,gfni")))
 #define PREFETCH_AHEAD 2048
 
+/* GFNI (cpuid leaf 7, ecx bit 8) moves Q6_K's bit pairs; every CPU with
+ * AVX-512 VBMI but one (Cannon Lake) has it. */
 bool gemv_avx512_supported(void) {
-        return cpu_features_get()->avx512vbmi;
+        unsigned a, b, c, d;
+        return cpu_features_get()->avx512vbmi && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 8));
 }
 
 /* The four-row kernels take one row from each quarter of a call's rows
@@ -440,7 +444,8 @@ VBMI static void gemv_q4_k(int64_t n, const void *vw, size_t row_bytes, int64_t 
  * L1 = [ql 32..63 | ql 96..127], which line up byte for byte with the 64
  * bytes of qh: the four 6-bit vectors are the low and high nibbles of L0
  * and L1 with bit pairs 0-1, 2-3, 4-5, 6-7 of qh on top, the same pair in
- * every byte of a vector, so plain shifts and one vpternlog place them.
+ * every byte of a vector, so one vgf2p8affineqb (a bit matrix per byte)
+ * or a mask, and one vpternlog, place them.
  * vpdpbusd starts each int32 lane from -32 times the sum of its four
  * activations (prepared), so a lane holds the exact sum of (q - 32) * a
  * over four elements of one 16-element sub-block, at most 4 * 32 * 127:
@@ -484,16 +489,18 @@ static void prep_q6_k(const float *x, void *vact, int64_t n) {
                 __m512i h = _mm512_loadu_si512((x)->qh);                                                          \
                 __m512i L0 = _mm512_shuffle_i64x2(v0, v1, _MM_SHUFFLE(1, 0, 1, 0));                               \
                 __m512i L1 = _mm512_shuffle_i64x2(v0, v1, _MM_SHUFFLE(3, 2, 3, 2));                               \
-                /* bits 0-1 and 4-5 / 2-3 and 6-7 of qh; a 16-bit shift    \
-                 * moves the wanted pair to bits 4-5 and leaves 6-7 zero,   \
-                 * what crosses bytes lands in bits 0-3, which the select   \
-                 * (m4: nibble, else qh) drops.  The select's destination   \
-                 * is a temporary, so m4 is not copied */                                                           \
-                __m512i h03 = _mm512_and_si512(h, m33), h47 = _mm512_and_si512(h, mcc);                           \
-                __m512i w0 = _mm512_ternarylogic_epi32(_mm512_slli_epi16(h03, 4), L0, m4, 0xD8);                  \
-                __m512i w1 = _mm512_ternarylogic_epi32(_mm512_slli_epi16(h47, 2), L1, m4, 0xD8);                  \
-                __m512i w2 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(L0, 4), h03, m4, 0xE4);                  \
-                __m512i w3 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(h47, 2), _mm512_srli_epi16(L1, 4), m4, 0xD8); \
+                /* qh bit pair 0-1 / 2-3 / 6-7 moved to bits 4-5, all     \
+                 * other bits zero, by a GF(2) bit matrix (one uop, where   \
+                 * a mask and a shift took two); pair 4-5 is in place, the  \
+                 * mask 0x30 clears the rest.  What the nibbles' 16-bit     \
+                 * shifts carry across bytes lands in bits 4-7, which the   \
+                 * select (m4: nibble, else qh) drops.  The select's        \
+                 * destination is a temporary, so m4 is not copied */                                               \
+                __m512i w0 = _mm512_ternarylogic_epi32(_mm512_gf2p8affine_epi64_epi8(h, g01, 0), L0, m4, 0xD8);   \
+                __m512i w1 = _mm512_ternarylogic_epi32(_mm512_gf2p8affine_epi64_epi8(h, g23, 0), L1, m4, 0xD8);   \
+                __m512i w2 = _mm512_ternarylogic_epi32(_mm512_srli_epi16(L0, 4), _mm512_and_si512(h, m30), m4, 0xE4); \
+                __m512i w3 = _mm512_ternarylogic_epi32(_mm512_gf2p8affine_epi64_epi8(h, g67, 0), _mm512_srli_epi16(L1, 4), m4, \
+                                                       0xD8);                                                       \
                 __m512i p0 = _mm512_dpbusd_epi32(o0, w0, a0), p1 = _mm512_dpbusd_epi32(o1, w1, a1);               \
                 __m512i p2 = _mm512_dpbusd_epi32(o2, w2, a2), p3 = _mm512_dpbusd_epi32(o3, w3, a3);               \
                 __m512i sc = _mm512_castsi256_si512(_mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(x)->scales))); \
@@ -505,7 +512,11 @@ VBMI static void gemv_q6_k_x4(int64_t n, const uint8_t *const w[4], const void *
         const int64_t nb = n / QK_K;
         const block_q6_K *x0 = (const block_q6_K *)w[0], *x1 = (const block_q6_K *)w[1], *x2 = (const block_q6_K *)w[2], *x3 = (const block_q6_K *)w[3];
         const gq6_k *a = vact;
-        const __m512i m4 = _mm512_set1_epi8(0x0F), m33 = _mm512_set1_epi8(0x33), mcc = _mm512_set1_epi8((char)0xCC);
+        const __m512i m4 = _mm512_set1_epi8(0x0F), m30 = _mm512_set1_epi8(0x30);
+        /* vgf2p8affineqb: byte 7 - i of the matrix selects the bits that
+         * make bit i; bits 4, 5 from 0, 1 / 2, 3 / 6, 7 */
+        const __m512i g01 = _mm512_set1_epi64(0x0000000001020000ll), g23 = _mm512_set1_epi64(0x0000000004080000ll),
+                      g67 = _mm512_set1_epi64(0x0000000040800000ll);
         /* word i of packs(P(2m), P(2m+1)) belongs to sub-block
          * 8 (i / 16) + 4 m + 2 ((i % 8) / 4) + (i / 8) % 2 */
         const __m512i sw0 = _mm512_set_epi16(11, 11, 11, 11, 9, 9, 9, 9, 10, 10, 10, 10, 8, 8, 8, 8,
