@@ -148,13 +148,14 @@ static void prep_q4_0(const float *x, void *vact, int64_t n) {
 }
 
 /* One row of four: its int32 sums p (lane l: block l/4) against the
- * shared activations alo, ahi, off; r0 keeps the group's first 64 bytes
- * (the scales of its blocks). */
+ * shared activations alo, ahi, off (high nibbles moved down by one
+ * vgf2p8affineqb); r0 keeps the group's first 64 bytes (the scales of its
+ * blocks). */
 #define Q40_ROW(w, r0, p)                                                                                 \
         do {                                                                                              \
                 r0 = _mm512_loadu_si512(w);                                                               \
                 __m512i q = _mm512_permutex2var_epi8(r0, qi, _mm512_loadu_si512((w) + 8));                \
-                __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_and_si512(_mm512_srli_epi16(q, 4), m4); \
+                __m512i lo = _mm512_and_si512(q, m4), hi = _mm512_gf2p8affine_epi64_epi8(q, hi4, 0);          \
                 p = _mm512_dpbusd_epi32(_mm512_dpbusd_epi32(off, lo, alo), hi, ahi);                      \
         } while (0)
 
@@ -172,6 +173,8 @@ VBMI static void gemv_q4_0_x4(int64_t n, const uint8_t *const w[4], const void *
                 36, 37, 100, 101, 36, 37, 100, 101, 54, 55, 118, 119, 54, 55, 118, 119,
         };
         const __m512i qi = _mm512_load_si512(qidx), di = _mm512_load_si512(didx), m4 = _mm512_set1_epi8(0x0F);
+        /* the bit matrix of x >> 4 for vgf2p8affineqb (as for Q4_K) */
+        const __m512i hi4 = _mm512_set1_epi64(0x1020408000000000ll);
         const gq4_0 *g = vact;
         const uint8_t *w0 = w[0], *w1 = w[1], *w2 = w[2], *w3 = w[3];
         __m512 facc = _mm512_setzero_ps();
@@ -281,9 +284,9 @@ VBMI static void gemv_q8_0(int64_t n, const void *vw, size_t row_bytes, int64_t 
  * shuffle) put in dwords 0-1 of 128-bit lane c bytes of v0, chunk c/2, and
  * in dwords 2-3 bytes of v1, chunk 2 + c/2, the same in U and V.  vpdpbusd
  * then sums, per int32 lane, products of one sub-block only: even
- * sub-blocks into one accumulator (low nibbles of U and V), odd into
- * another (high nibbles kept in place, 16 times their value, shifted back
- * after the sums, exactly).  Each lane holds at most 8 * 15 * 127, so two
+ * sub-blocks into one accumulator (low nibbles of U and V, masked), odd
+ * into another (high nibbles, moved down by vgf2p8affineqb: one uop where
+ * a shift and a mask, or a mask and a shift of the sums, took two).  Each lane holds at most 8 * 15 * 127, so two
  * rows share the int16 packs: packs(even of row x, even of row y) has, in
  * 128-bit lane c, four words of x then four of y (of each four, two of
  * sub-block 2 (c/2), two of 4 + 2 (c/2); the odd sums one sub-block
@@ -342,15 +345,15 @@ static inline __m512i k_scales_mins_x4(__m512i q) {
 }
 
 /* The even and odd sub-block sums (e, o) of super-block x of one row
- * against activations a0..a3. */
+ * against activations a0..a3; hi4: the bit matrix of x >> 4. */
 #define Q4K_EO(x, e, o)                                                                                             \
         do {                                                                                                        \
                 __m512i v0 = _mm512_loadu_si512((x)->qs), v1 = _mm512_loadu_si512((x)->qs + 64);                 \
                 __m512i A = _mm512_unpacklo_epi64(v0, v1), B = _mm512_unpackhi_epi64(v0, v1);                     \
                 e = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(A, m4), a0);                     \
                 e = _mm512_dpbusd_epi32(e, _mm512_and_si512(B, m4), a1);                                          \
-                o = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_andnot_si512(m4, A), a2);                  \
-                o = _mm512_srai_epi32(_mm512_dpbusd_epi32(o, _mm512_andnot_si512(m4, B), a3), 4);                 \
+                o = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_gf2p8affine_epi64_epi8(A, hi4, 0), a2);                  \
+                o = _mm512_dpbusd_epi32(o, _mm512_gf2p8affine_epi64_epi8(B, hi4, 0), a3);                 \
         } while (0)
 
 /* Two rows x, y of a group of four: their sums scaled (scale bytes picked
@@ -384,7 +387,9 @@ VBMI static void gemv_q4_k_x4(int64_t n, const uint8_t *const w[4], const void *
         const int64_t nb = n / QK_K;
         const block_q4_K *x0 = (const block_q4_K *)w[0], *x1 = (const block_q4_K *)w[1], *x2 = (const block_q4_K *)w[2], *x3 = (const block_q4_K *)w[3];
         const gq4_k *a = vact;
-        const __m512i m4 = _mm512_set1_epi8(0x0F);
+        /* vgf2p8affineqb: byte 7 - i of the matrix selects the bits that
+         * make bit i; bits 0-3 from 4-7 */
+        const __m512i m4 = _mm512_set1_epi8(0x0F), hi4 = _mm512_set1_epi64(0x1020408000000000ll);
         const __mmask64 even = 0x5555555555555555ull;
         /* word i of packs(rows 0, 1): the scale of row (i % 8) / 4, even
          * sub-block 2 (i / 16) + 4 ((i % 4) / 2), byte 16 row + sub-block of
