@@ -49,21 +49,16 @@ typedef struct gelu_job {
         int64_t n;
 } gelu_job;
 
-/* gelu_lookup over a span, 256 values at a time: the conversions to and
- * from F16 on the kernel set's vector code (one value at a time they were
- * most of GELU's time), the table lookup in between. */
+/* gelu_lookup over a span, 256 values at a time: the table lookup by the
+ * kernel set's vector code, then the clamps. */
 static void gelu_span(float *g, const float *u, int64_t n) {
         const kernel_set *k = kernels_best();
-        uint16_t h[256];
         float v[256];
 
         for (int64_t i0 = 0; i0 < n; i0 += 256) {
                 int64_t m = MIN(256, n - i0);
                 float *x = g + i0;
-                k->from_float[TYPE_F16](x, h, m);
-                for (int64_t i = 0; i < m; i++)
-                        h[i] = gelu_table[h[i]];
-                k->to_float[TYPE_F16](h, v, m);
+                k->f16_lookup(v, x, gelu_table, m);
                 for (int64_t i = 0; i < m; i++) {
                         float r = x[i] <= -10.0f ? 0.0f : x[i] >= 10.0f ? x[i] : v[i];
                         x[i] = u ? r * u[i0 + i] : r;

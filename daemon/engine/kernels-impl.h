@@ -100,6 +100,12 @@ void attn_scores_scalar(const float *q, int32_t n_q, const float *k, int32_t nk,
 void attn_scores_avx512(const float *q, int32_t n_q, const float *k, int32_t nk, int32_t hd, float scale, float *s);
 void attn_mix_scalar(const float *p, int32_t n_q, const float *v, int32_t nk, int32_t hd, float *o);
 void attn_mix_avx512(const float *p, int32_t n_q, const float *v, int32_t nk, int32_t hd, float *o);
+/* kernel_set.sum_squares and .f16_lookup: kernels-scalar.c,
+ * kernels-math-avx512.c */
+double sum_squares_scalar(const float *x, int64_t n);
+double sum_squares_avx512(const float *x, int64_t n);
+void f16_lookup_scalar(float *y, const float *x, const uint16_t *table, int64_t n);
+void f16_lookup_avx512(float *y, const float *x, const uint16_t *table, int64_t n);
 
 /* kernels-gemv-avx512.c (needs VBMI besides the avx512 set's features) */
 bool gemv_avx512_supported(void);

@@ -17,7 +17,11 @@
  * Checked against every float from 1e-6 to 12: tanh within 4 ulp of
  * tanhf (118 values at 4, 0.02 % at 3); every float of magnitude 1e-7
  * to 110: exp within 1 ulp of expf, subnormal results included
- * (test-kernels sweeps both). */
+ * (test-kernels sweeps both).
+ *
+ * Also RMSNorm's sum of squares and the F16 table lookup of GELU, which
+ * Gemma 3n runs a dozen and two times per layer and token on the thread
+ * that leads (kernels.h gives the order of the sum). */
 #include <immintrin.h>
 
 #include "kernels-impl.h"
@@ -71,3 +75,53 @@ static inline __m512 exp16(__m512 x) {
 
 MAP16(tanh_f32_avx512, tanh16)
 MAP16(exp_f32_avx512, exp16)
+
+static inline __m256 high_half(__m512 v) {
+        return _mm256_castpd_ps(_mm512_extractf64x4_pd(_mm512_castps_pd(v), 1));
+}
+
+static inline __mmask16 first_lanes(int64_t k) {
+        return k >= 16 ? 0xFFFF : k <= 0 ? 0 : (__mmask16)((1u << k) - 1);
+}
+
+/* Four accumulators of eight partial sums: element i to sum i % 32, the
+ * masked tail adding exact zeros. */
+double sum_squares_avx512(const float *x, int64_t n) {
+        __m512d s0 = _mm512_setzero_pd(), s1 = s0, s2 = s0, s3 = s0;
+
+        for (int64_t i = 0; i < n; i += 32) {
+                __m512 a = _mm512_maskz_loadu_ps(first_lanes(n - i), x + i);
+                __m512 b = _mm512_maskz_loadu_ps(first_lanes(n - i - 16), x + i + 16);
+                a = _mm512_mul_ps(a, a);
+                b = _mm512_mul_ps(b, b);
+                s0 = _mm512_add_pd(s0, _mm512_cvtps_pd(_mm512_castps512_ps256(a)));
+                s1 = _mm512_add_pd(s1, _mm512_cvtps_pd(high_half(a)));
+                s2 = _mm512_add_pd(s2, _mm512_cvtps_pd(_mm512_castps512_ps256(b)));
+                s3 = _mm512_add_pd(s3, _mm512_cvtps_pd(high_half(b)));
+        }
+        __m512d t = _mm512_add_pd(_mm512_add_pd(s0, s1), _mm512_add_pd(s2, s3));
+        __m256d u = _mm256_add_pd(_mm512_castpd512_pd256(t), _mm512_extractf64x4_pd(t, 1));
+        __m128d w = _mm_add_pd(_mm256_castpd256_pd128(u), _mm256_extractf128_pd(u, 1));
+        return _mm_cvtsd_f64(_mm_add_sd(w, _mm_unpackhi_pd(w, w)));
+}
+
+/* A 32-bit gather of the entry itself would read two bytes past the last
+ * one: gather the aligned word holding the entry and its neighbour, and
+ * shift the wanted half down. */
+static inline __m512 lookup16(__m512 x, const uint16_t *table) {
+        __m512i h = _mm512_cvtepu16_epi32(_mm512_cvtps_ph(x, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
+        __m512i w = _mm512_i32gather_epi32(_mm512_srli_epi32(h, 1), (const void *)table, 4);
+        w = _mm512_srlv_epi32(w, _mm512_slli_epi32(_mm512_and_si512(h, _mm512_set1_epi32(1)), 4));
+        return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(w));
+}
+
+void f16_lookup_avx512(float *y, const float *x, const uint16_t *table, int64_t n) {
+        int64_t i = 0;
+
+        for (; i + 16 <= n; i += 16)
+                _mm512_storeu_ps(y + i, lookup16(_mm512_loadu_ps(x + i), table));
+        if (i < n) {
+                __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+                _mm512_mask_storeu_ps(y + i, m, lookup16(_mm512_maskz_loadu_ps(m, x + i), table));
+        }
+}

@@ -43,6 +43,25 @@ void attn_mix_scalar(const float *p, int32_t n_q, const float *v, int32_t nk, in
         }
 }
 
+double sum_squares_scalar(const float *x, int64_t n) {
+        double s[32] = { 0 }, u[8];
+
+        for (int64_t i = 0; i < n; i++)
+                s[i % 32] += (double)(x[i] * x[i]);
+        /* the order of the vector code: four sums of eight lanes, then
+         * halves of the lanes folded onto each other */
+        for (int l = 0; l < 8; l++)
+                u[l] = (s[l] + s[8 + l]) + (s[16 + l] + s[24 + l]);
+        for (int l = 0; l < 4; l++)
+                u[l] += u[l + 4];
+        return (u[0] + u[2]) + (u[1] + u[3]);
+}
+
+void f16_lookup_scalar(float *y, const float *x, const uint16_t *table, int64_t n) {
+        for (int64_t i = 0; i < n; i++)
+                y[i] = fp16_to_fp32(table[fp32_to_fp16(x[i])]);
+}
+
 const kernel_set kernels_scalar = {
         .name = "scalar",
         .supported = scalar_supported,
@@ -50,6 +69,8 @@ const kernel_set kernels_scalar = {
         .exp_f32 = exp_f32_scalar,
         .attn_scores = attn_scores_scalar,
         .attn_mix = attn_mix_scalar,
+        .sum_squares = sum_squares_scalar,
+        .f16_lookup = f16_lookup_scalar,
         .vec_dot = {
                 [TYPE_F32] = f32_vec_dot,
                 [TYPE_F16] = f16_vec_dot,

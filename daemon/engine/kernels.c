@@ -28,6 +28,10 @@ static void complete_all(void) {
                         k->attn_scores = kernels_scalar.attn_scores;
                 if (!k->attn_mix)
                         k->attn_mix = kernels_scalar.attn_mix;
+                if (!k->sum_squares)
+                        k->sum_squares = kernels_scalar.sum_squares;
+                if (!k->f16_lookup)
+                        k->f16_lookup = kernels_scalar.f16_lookup;
                 for (int t = 0; t < TYPE_COUNT; t++) {
                         if (!k->vec_dot[t])
                                 k->vec_dot[t] = kernels_scalar.vec_dot[t];

@@ -73,6 +73,16 @@ typedef struct kernel_set {
         void (*attn_scores)(const float *q, int32_t n_q, const float *k, int32_t nk, int32_t hd, float scale,
                             float *s);
         void (*attn_mix)(const float *p, int32_t n_q, const float *v, int32_t nk, int32_t hd, float *o);
+        /* The sum of the squares of n floats (RMSNorm's), each square
+         * rounded to float and added in double to one of 32 partial sums
+         * (element i to sum i % 32), which are then combined as
+         * sum_squares_scalar does: the same result, bit for bit, in every
+         * set. */
+        double (*sum_squares)(const float *x, int64_t n);
+        /* y[i] = table[f16(x[i])] as a float, for a table of the 65536
+         * F16 results of a function of one F16 variable (GELU); y may be
+         * x.  One value at a time the lookup took most of GELU's time. */
+        void (*f16_lookup)(float *y, const float *x, const uint16_t *table, int64_t n);
 } kernel_set;
 
 extern const kernel_set kernels_scalar;

@@ -33,20 +33,12 @@ void ops_float_share(int64_t n, int ith, int nth, int64_t *lo, int64_t *hi) {
  * RMSNorm: y = x * 1/sqrt(sum(x^2)/n + eps), then y *= w.  As ggml: the sum
  * in double, the two multiplications rounded separately. */
 
-/* Eight partial sums: one chain of dependent double additions took
- * 4 cycles an element, about 3 us for a 2048-wide row, and Gemma 3n
- * normalizes a dozen single rows per layer and token.  In double the
- * order changes the float result only in a rare last-bit tie. */
+/* Partial sums (kernels.h: sum_squares): one chain of dependent double
+ * additions took 4 cycles an element, about 3 us for a 2048-wide row, and
+ * Gemma 3n normalizes a dozen single rows per layer and token.  In double
+ * the order changes the float result only in a rare last-bit tie. */
 double ops_sum_squares(const float *x, int64_t n) {
-        double s[8] = { 0 };
-        int64_t i = 0;
-
-        for (; i + 8 <= n; i += 8)
-                for (int k = 0; k < 8; k++)
-                        s[k] += (double)(x[i + k] * x[i + k]);
-        for (; i < n; i++)
-                s[0] += (double)(x[i] * x[i]);
-        return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+        return kernels_best()->sum_squares(x, n);
 }
 
 static void rmsnorm_row(float *out, const float *x, const float *w, int64_t n, float eps) {

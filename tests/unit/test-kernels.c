@@ -310,6 +310,66 @@ static void test_attention(const kernel_set *k) {
         printf("%s: attention products within %.2g of the sum of magnitudes\n", k->name, worst);
 }
 
+/* RMSNorm's sum of squares: bit for bit the scalar set's (the order is
+ * part of the contract), within 1e-15 of a long double sum, for lengths
+ * that end in every place of the 32 partial sums; and zero for n = 0. */
+static void test_sum_squares(const kernel_set *k) {
+        static const int64_t lengths[] = { 1, 7, 15, 16, 17, 31, 32, 33, 47, 48, 63, 64, 65, 256, 2047, 2048, 8193 };
+        static float x[8193];
+
+        CHECK(k->sum_squares(x, 0) == 0.0);
+        for (size_t i = 0; i < ELEMENTSOF(lengths); i++) {
+                int64_t n = lengths[i];
+                long double ref = 0;
+                for (int64_t j = 0; j < n; j++) {
+                        x[j] = ldexpf(rndf(), (int)(rnd() % 24) - 12);
+                        ref += (long double)(x[j] * x[j]);
+                }
+                double got = k->sum_squares(x, n), want = kernels_scalar.sum_squares(x, n);
+                CHECK_MSG(memcmp(&got, &want, sizeof got) == 0, "%s sum_squares n=%lld: %.17g vs scalar %.17g",
+                          k->name, (long long)n, got, want);
+                CHECK_MSG(fabsl(got - ref) <= 1e-15L * ref, "%s sum_squares n=%lld: %.17g vs %.17Lg", k->name,
+                          (long long)n, got, ref);
+        }
+        printf("%s: sum of squares as the scalar set, bit for bit\n", k->name);
+}
+
+/* The F16 table lookup: bit for bit the scalar set's for every F16 value
+ * but NaNs as input, for the floats halfway between neighbours (ties
+ * round to even) and just beside them, in place and with a masked tail.
+ * The table holds no NaN, whose payloads conversions may treat apart. */
+static void test_f16_lookup(const kernel_set *k) {
+        enum { N = 3 * 65536 };
+        static uint16_t table[1 << 16];
+        static float x[N], y[N], want[N];
+        int64_t n = 0;
+
+        for (uint32_t i = 0; i < (1u << 16); i++) {
+                uint16_t v = (uint16_t)(i * 40503u + 7u);
+                table[i] = (v & 0x7C00) == 0x7C00 ? (uint16_t)(v & 0x83FF) : v;
+        }
+        for (uint32_t h = 0; h < (1u << 16); h++) {
+                if ((h & 0x7C00) == 0x7C00 && (h & 0x03FF))
+                        continue;
+                float f = fp16_to_fp32((uint16_t)h), up = fp16_to_fp32((uint16_t)(h + 1));
+                x[n++] = f;
+                if ((h & 0x7FFF) < 0x7BFF && (h & 0x7C00) != 0x7C00) { /* finite, and so is the next */
+                        float mid = f + (up - f) * 0.5f;
+                        x[n++] = mid;
+                        x[n++] = nextafterf(mid, up);
+                }
+        }
+        CHECK(n <= N);
+        for (int64_t len = n; len > n - 17; len -= 5) {
+                memcpy(y, x, (size_t)len * sizeof *x);
+                kernels_scalar.f16_lookup(want, x, table, len);
+                k->f16_lookup(y, y, table, len);
+                CHECK_MSG(memcmp(y, want, (size_t)len * sizeof *y) == 0, "%s f16_lookup differs from scalar (n %lld)",
+                          k->name, (long long)len);
+        }
+        printf("%s: F16 table lookup as the scalar set, bit for bit\n", k->name);
+}
+
 int main(void) {
         const char *names[] = { "scalar", "avx2", "avx512" };
         int tested = 0;
@@ -330,6 +390,8 @@ int main(void) {
                 test_gemv(k);
                 test_math(k);
                 test_attention(k);
+                test_sum_squares(k);
+                test_f16_lookup(k);
                 printf("%s: ok\n", names[i]);
                 tested++;
         }
