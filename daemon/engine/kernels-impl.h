@@ -96,8 +96,10 @@ void tanh_f32_scalar(float *y, const float *x, int64_t n);
 void tanh_f32_avx512(float *y, const float *x, int64_t n);
 void exp_f32_scalar(float *y, const float *x, int64_t n);
 void exp_f32_avx512(float *y, const float *x, int64_t n);
-void attn_scores_scalar(const float *q, int32_t n_q, const float *k, int32_t nk, int32_t hd, float scale, float *s);
-void attn_scores_avx512(const float *q, int32_t n_q, const float *k, int32_t nk, int32_t hd, float scale, float *s);
+void attn_scores_scalar(const float *q, int32_t n_q, const float *k, int32_t nk, int32_t hd, float scale,
+                        const float *v_next, float *s);
+void attn_scores_avx512(const float *q, int32_t n_q, const float *k, int32_t nk, int32_t hd, float scale,
+                        const float *v_next, float *s);
 void attn_mix_scalar(const float *p, int32_t n_q, const float *v, int32_t nk, int32_t hd, float *o);
 void attn_mix_avx512(const float *p, int32_t n_q, const float *v, int32_t nk, int32_t hd, float *o);
 /* kernel_set.sum_squares and .f16_lookup: kernels-scalar.c,

@@ -20,7 +20,7 @@ void exp_f32_scalar(float *y, const float *x, int64_t n) {
 }
 
 void attn_scores_scalar(const float *q, int32_t n_q, const float *k, int32_t nk, int32_t hd, float scale,
-                        float *s) {
+                        const float *v_next, float *s) {
         for (int32_t r = 0; r < n_q; r++)
                 for (int32_t j = 0; j < nk; j++) {
                         float sum = 0.0f;

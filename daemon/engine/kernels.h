@@ -69,9 +69,13 @@ typedef struct kernel_set {
          * nk): scores s[r][j] = scale * (q_r . k_j), and the mix
          * o[r] = sum_j p[r][j] v_j.  Straight from the cache's rows: a
          * general sgemm copied both operands into its panels first, three
-         * times the work of the products at these sizes. */
+         * times the work of the products at these sizes.  v_next: NULL, or
+         * the nk value rows the mix reads next, which the scores bring
+         * into L2 as they read the keys (two streams from memory at once:
+         * E2B 1.003-1.005 per token); the caller passes them only when
+         * they fit there. */
         void (*attn_scores)(const float *q, int32_t n_q, const float *k, int32_t nk, int32_t hd, float scale,
-                            float *s);
+                            const float *v_next, float *s);
         void (*attn_mix)(const float *p, int32_t n_q, const float *v, int32_t nk, int32_t hd, float *o);
         /* The sum of the squares of n floats (RMSNorm's), each square
          * rounded to float and added in double to one of 32 partial sums

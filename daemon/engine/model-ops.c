@@ -280,6 +280,9 @@ static int32_t block_keys(const attn_job *j, int32_t b, int32_t *k0) {
         return MAX(qlast, kmax) + 1 - *k0;
 }
 
+/* Value rows the scores may bring into L2 for the mix: a quarter of it. */
+#define ATT_V_NEXT_BYTES (256 * 1024)
+
 static void attn_item(attn_job *j, int64_t item, float *s, float *gather) {
         const attn_params *ap = j->ap;
         int32_t hd = ap->head_dim, n_rep = ap->n_head / ap->n_head_kv;
@@ -292,7 +295,8 @@ static void attn_item(attn_job *j, int64_t item, float *s, float *gather) {
                 const float *Q = j->q + (size_t)g * n_rep * hd;
                 float *O = j->out + (size_t)g * n_rep * hd;
 
-                j->ks->attn_scores(Q, n_rep, K, nk, hd, ap->scale, s);
+                bool fits = (size_t)nk * (size_t)hd * sizeof(float) <= ATT_V_NEXT_BYTES;
+                j->ks->attn_scores(Q, n_rep, K, nk, hd, ap->scale, fits ? V : NULL, s);
                 masked_softmax(s, n_rep, n_rep, nk, k0, pos, ap->window, -1);
                 j->ks->attn_mix(s, n_rep, V, nk, hd, O);
                 return;

@@ -276,8 +276,11 @@ static void test_attention(const kernel_set *k) {
                 fill_row(q, (int64_t)nqd, 0);
                 fill_row(kk, (int64_t)nkd, 0);
                 fill_row(v, (int64_t)nkd, 0);
+                /* the value rows to prefetch change nothing */
+                k->attn_scores(q, nq, kk, nk, hd, 0.125f, v, p);
+                k->attn_scores(q, nq, kk, nk, hd, 0.125f, NULL, s);
+                CHECK_MSG(memcmp(p, s, nqk * sizeof(float)) == 0, "%s scores differ with v_next", k->name);
                 fill_row(p, (int64_t)nqk, 0);
-                k->attn_scores(q, nq, kk, nk, hd, 0.125f, s);
                 k->attn_mix(p, nq, v, nk, hd, o);
                 for (int32_t r = 0; r < nq; r++) {
                         for (int32_t j = 0; j < nk; j++) {
