@@ -38,6 +38,7 @@ static void detect(void) {
                 f.avx512vl = zmm && (b & (1u << 31));
                 f.avx512vnni = zmm && (c & (1u << 11));
                 f.avx512vbmi = zmm && (c & (1u << 1));
+                f.gfni = c & (1u << 8);
                 f.amx_int8 = d & (1u << 25);
                 __cpuid_count(7, 1, a, b, c, d);
                 f.avx_vnni = ymm && (a & (1u << 4));

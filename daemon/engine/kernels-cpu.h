@@ -8,6 +8,7 @@
 typedef struct cpu_features {
         bool avx2, fma, f16c, bmi2;
         bool avx512f, avx512bw, avx512vl, avx512dq, avx512vnni, avx512bf16, avx512vbmi;
+        bool gfni;
         bool avx_vnni, amx_int8;
 } cpu_features;
 

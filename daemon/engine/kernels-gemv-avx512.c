@@ -13,7 +13,6 @@
  *
  * The activations are quantized exactly as for the dot kernels (ggml's
  * Q8_0), so results differ from vec_dot only by float summation order. */
-#include <cpuid.h>
 #include <immintrin.h>
 
 #include "kernels-cpu.h"
@@ -24,11 +23,10 @@
 #define VBMI __attribute__((target("avx512vbmi,gfni")))
 #define PREFETCH_AHEAD 2048
 
-/* GFNI (cpuid leaf 7, ecx bit 8) moves Q6_K's bit pairs; every CPU with
+/* GFNI moves the Q4 high nibbles and Q6_K's bit pairs; every CPU with
  * AVX-512 VBMI but one (Cannon Lake) has it. */
 bool gemv_avx512_supported(void) {
-        unsigned a, b, c, d;
-        return cpu_features_get()->avx512vbmi && __get_cpuid_count(7, 0, &a, &b, &c, &d) && (c & (1u << 8));
+        return cpu_features_get()->avx512vbmi && cpu_features_get()->gfni;
 }
 
 /* The four-row kernels take one row from each quarter of a call's rows
@@ -286,11 +284,11 @@ VBMI static void gemv_q8_0(int64_t n, const void *vw, size_t row_bytes, int64_t 
  * then sums, per int32 lane, products of one sub-block only: even
  * sub-blocks into one accumulator (low nibbles of U and V, masked), odd
  * into another (high nibbles, moved down by vgf2p8affineqb: one uop where
- * a shift and a mask, or a mask and a shift of the sums, took two).  Each lane holds at most 8 * 15 * 127, so two
- * rows share the int16 packs: packs(even of row x, even of row y) has, in
- * 128-bit lane c, four words of x then four of y (of each four, two of
- * sub-block 2 (c/2), two of 4 + 2 (c/2); the odd sums one sub-block
- * higher); one vpmaddwd and one vpdpwssd apply both rows' scales and leave
+ * a shift and a mask, or a mask and a shift of the sums, took two).  Each
+ * lane holds at most 8 * 15 * 127, so two rows share the int16 packs:
+ * packs(even of row x, even of row y) has, in 128-bit lane c, four words
+ * of x then four of y (of each four, two of sub-block 2 (c/2), two of
+ * 4 + 2 (c/2); the odd sums one sub-block higher); one vpmaddwd and one vpdpwssd apply both rows' scales and leave
  * int32 lanes x x y y in each 128-bit lane, exact.  rows_in_lanes() then
  * joins the two pairs, so a super-block takes one convert and one
  * multiply-add by d*D for the four rows.
@@ -305,20 +303,34 @@ typedef struct gq4_k {
 } gq4_k;
 _Static_assert(sizeof(gq4_k) == 384, "gq4_k");
 
-static void prep_q4_k(const float *x, void *vact, int64_t n) {
+/* Byte p of vector v: element t of the nibble order (low nibbles,
+ * bytes t: elements 64 (t / 32) + t % 32; high nibbles 32 further) with
+ * t = 64 ((p / 8) % 2) + 16 (p / 16) + 8 (v % 2) + p % 8, that is b.qs
+ * byte 128 ((p / 8) % 2) + idx0[p] + {0, 8, 32, 40}[v]: one vpermt2b of
+ * each half of the 256 values and a blend (one byte at a time this took
+ * 2.3 us for a 2048-wide row, the other threads waiting). */
+VBMI static void prep_q4_k(const float *x, void *vact, int64_t n) {
+        static const uint8_t idx0[64] __attribute__((aligned(64))) = {
+                0, 1, 2, 3, 4, 5, 6, 7, 0, 1, 2, 3, 4, 5, 6, 7,
+                16, 17, 18, 19, 20, 21, 22, 23, 16, 17, 18, 19, 20, 21, 22, 23,
+                64, 65, 66, 67, 68, 69, 70, 71, 64, 65, 66, 67, 68, 69, 70, 71,
+                80, 81, 82, 83, 84, 85, 86, 87, 80, 81, 82, 83, 84, 85, 86, 87,
+        };
+        static const int8_t add[4] = { 0, 8, 32, 40 };
+        const __mmask64 second_half = 0xFF00FF00FF00FF00ull;
         gq4_k *g = vact;
 
         for (int64_t i = 0; i < n / QK_K; i++, x += QK_K) {
                 block_q8_K b;
                 kernels_avx512.from_float[TYPE_Q8_K](x, &b, QK_K);
-                /* byte t of the nibbles: elements 64 (t / 32) + t % 32
-                 * (low nibble) and that + 32 (high) */
-                for (int v = 0; v < 4; v++)
-                        for (int p = 0; p < 64; p++) {
-                                const int c = p / 16, k = p % 16 % 8, from_v1 = p % 16 >= 8;
-                                const int t = 64 * from_v1 + 16 * c + 8 * (v % 2) + k;
-                                g[i].qs[v][p] = b.qs[64 * (t / 32) + t % 32 + 32 * (v / 2)];
-                        }
+                const __m512i l0 = _mm512_loadu_si512(b.qs), l1 = _mm512_loadu_si512(b.qs + 64);
+                const __m512i h0 = _mm512_loadu_si512(b.qs + 128), h1 = _mm512_loadu_si512(b.qs + 192);
+                for (int v = 0; v < 4; v++) {
+                        __m512i idx = _mm512_add_epi8(_mm512_load_si512(idx0), _mm512_set1_epi8(add[v]));
+                        _mm512_storeu_si512(g[i].qs[v],
+                                            _mm512_mask_blend_epi8(second_half, _mm512_permutex2var_epi8(l0, idx, l1),
+                                                                   _mm512_permutex2var_epi8(h0, idx, h1)));
+                }
                 for (int r = 0; r < 4; r++)
                         for (int j = 0; j < 8; j++)
                                 g[i].bs[8 * r + j] = (int16_t)(b.bsums[2 * j] + b.bsums[2 * j + 1]);
@@ -352,8 +364,8 @@ static inline __m512i k_scales_mins_x4(__m512i q) {
                 __m512i A = _mm512_unpacklo_epi64(v0, v1), B = _mm512_unpackhi_epi64(v0, v1);                     \
                 e = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_and_si512(A, m4), a0);                     \
                 e = _mm512_dpbusd_epi32(e, _mm512_and_si512(B, m4), a1);                                          \
-                o = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_gf2p8affine_epi64_epi8(A, hi4, 0), a2);                  \
-                o = _mm512_dpbusd_epi32(o, _mm512_gf2p8affine_epi64_epi8(B, hi4, 0), a3);                 \
+                o = _mm512_dpbusd_epi32(_mm512_setzero_si512(), _mm512_gf2p8affine_epi64_epi8(A, hi4, 0), a2);    \
+                o = _mm512_dpbusd_epi32(o, _mm512_gf2p8affine_epi64_epi8(B, hi4, 0), a3);                         \
         } while (0)
 
 /* Two rows x, y of a group of four: their sums scaled (scale bytes picked
