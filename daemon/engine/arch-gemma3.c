@@ -262,7 +262,7 @@ static bool aborted(const engine_session *s) {
  * of n_ss == n sessions at its own position (continuous batching: the
  * products take the n rows at once, attention goes session by session;
  * s owns the scratch, gemma_batch_owner). */
-static int gemma3_run(engine_session *s, engine_session *const *ss, int32_t n_ss, const int32_t *tokens,
+_vector_clones_ static int gemma3_run(engine_session *s, engine_session *const *ss, int32_t n_ss, const int32_t *tokens,
                       const float *embd, int32_t n, bool bidirectional, bool all_logits, float *logits) {
         const engine_model *m = s->model;
         const model_hparams *hp = &m->hp;

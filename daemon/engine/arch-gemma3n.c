@@ -520,7 +520,7 @@ static void ple_release(const weight *w) {
  * own position (continuous batching: every product takes the n rows at
  * once, one pass over the weights; RoPE, the KV caches and attention go
  * session by session).  s owns the scratch (gemma_batch_owner). */
-static int gemma3n_run(engine_session *s, engine_session *const *ss, int32_t n_ss, const int32_t *tokens, int32_t n,
+_vector_clones_ static int gemma3n_run(engine_session *s, engine_session *const *ss, int32_t n_ss, const int32_t *tokens, int32_t n,
                        bool all_logits, float *logits) {
         const engine_model *m = s->model;
         const model_hparams *hp = &m->hp;

@@ -51,7 +51,7 @@ typedef struct gelu_job {
 
 /* gelu_lookup over a span, 256 values at a time: the table lookup by the
  * kernel set's vector code, then the clamps. */
-static void gelu_span(float *g, const float *u, int64_t n) {
+_vector_clones_ static void gelu_span(float *g, const float *u, int64_t n) {
         const kernel_set *k = kernels_best();
         float v[256];
 
@@ -101,7 +101,7 @@ typedef struct softcap_job {
         float cap;
 } softcap_job;
 
-static void softcap_worker(void *ctx, int ith, int nth) {
+_vector_clones_ static void softcap_worker(void *ctx, int ith, int nth) {
         softcap_job *j = ctx;
         float inv = 1.0f / j->cap;
         int64_t lo, hi;
@@ -126,7 +126,7 @@ void gemma_ops_softcap(threadpool *tp, float *x, int64_t n, float cap) {
                 softcap_worker(&j, 0, 1);
 }
 
-void gemma_ops_scale(float *x, int64_t n, float s) {
+_vector_clones_ void gemma_ops_scale(float *x, int64_t n, float s) {
         for (int64_t i = 0; i < n; i++)
                 x[i] *= s;
 }
@@ -171,7 +171,7 @@ static double sum_sq_dev_f64(const float *x, int64_t n, float mean) {
         return s;
 }
 
-void gemma_gaussian_topk(float *x, int64_t n, float std_mul) {
+_vector_clones_ void gemma_gaussian_topk(float *x, int64_t n, float std_mul) {
         if (n < 2)
                 return;
         float mean = (float)sum_f64(x, n) / (float)n;

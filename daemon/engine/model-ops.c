@@ -61,7 +61,7 @@ typedef struct norm_job {
         float eps;
 } norm_job;
 
-static void norm_worker(void *ctx, int ith, int nth) {
+_vector_clones_ static void norm_worker(void *ctx, int ith, int nth) {
         norm_job *j = ctx;
         int64_t lo, hi;
 
@@ -115,7 +115,7 @@ typedef struct rope_job {
         int32_t pos0, n_rows;
 } rope_job;
 
-static void rope_heads(const rope_params *rp, const float *cs, float *x, int32_t n_heads) {
+_vector_clones_ static void rope_heads(const rope_params *rp, const float *cs, float *x, int32_t n_heads) {
         int32_t half = rp->n_rot / 2;
 
         for (int32_t h = 0; h < n_heads; h++) {
@@ -241,7 +241,7 @@ typedef struct attn_job {
 /* Softmax of rows whose query positions are qpos0 + r / rows_per_pos,
  * over keys [k0, k0 + nk); a row sees keys up to its own position, or up
  * to kmax when that is larger (a bidirectional block). */
-static void masked_softmax(float *s, int32_t n_rows, int32_t rows_per_pos, int32_t nk, int32_t k0, int32_t qpos0,
+_vector_clones_ static void masked_softmax(float *s, int32_t n_rows, int32_t rows_per_pos, int32_t nk, int32_t k0, int32_t qpos0,
                            int32_t window, int32_t kmax) {
         for (int32_t r = 0; r < n_rows; r++) {
                 float *row = s + (size_t)r * nk;
