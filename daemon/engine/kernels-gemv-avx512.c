@@ -45,6 +45,15 @@ static void gemv_quarters(rows_x4_fn rows_x4, int64_t n, const uint8_t *w, size_
         const int64_t q = gemv_quarter(n_rows, row_bytes);
         float out[4];
 
+        /* The loop prefetches PREFETCH_AHEAD on: ask for the first
+         * PREFETCH_AHEAD bytes of each stream at once, rather than as the
+         * loads miss one block after the other.  A product starts its
+         * streams cold once per thread and again at every chunk of its
+         * tail (E2B, tokens alternating: 1.007; twice as far: 1.000). */
+        if (q > 0)
+                for (size_t l = 0; l < MIN((size_t)PREFETCH_AHEAD, (size_t)q * row_bytes); l += 64)
+                        for (int k = 0; k < 4; k++)
+                                _mm_prefetch((const char *)w + (size_t)(k * q) * row_bytes + l, _MM_HINT_T0);
         for (int64_t j = 0; j < q; j++) {
                 const uint8_t *x[4];
                 for (int k = 0; k < 4; k++)
