@@ -26,7 +26,8 @@
 /* GFNI moves the Q4 high nibbles and Q6_K's bit pairs; every CPU with
  * AVX-512 VBMI but one (Cannon Lake) has it. */
 bool gemv_avx512_supported(void) {
-        return cpu_features_get()->avx512vbmi && cpu_features_get()->gfni;
+        const cpu_features *f = cpu_features_get();
+        return f->avx512vbmi && f->gfni;
 }
 
 /* The four-row kernels take one row from each quarter of a call's rows

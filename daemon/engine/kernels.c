@@ -14,34 +14,33 @@ static const kernel_set *const all_sets[] = { &kernels_avx512, &kernels_avx2, &k
 static kernel_set completed[(sizeof all_sets / sizeof all_sets[0])];
 static pthread_once_t completed_once = PTHREAD_ONCE_INIT;
 
+/* An entry a set leaves NULL: the scalar set's (k: the set completed). */
+#define FROM_SCALAR(entry)                                 \
+        do {                                               \
+                if (!k->entry)                             \
+                        k->entry = kernels_scalar.entry;   \
+        } while (0)
+
 static void complete_all(void) {
         for (size_t s = 0; s < (sizeof all_sets / sizeof all_sets[0]); s++) {
                 kernel_set *k = &completed[s];
                 *k = *all_sets[s];
                 if (k->gemv && k->gemv_supported && !k->gemv_supported())
                         k->gemv = NULL;
-                if (!k->tanh_f32)
-                        k->tanh_f32 = kernels_scalar.tanh_f32;
-                if (!k->exp_f32)
-                        k->exp_f32 = kernels_scalar.exp_f32;
-                if (!k->attn_scores)
-                        k->attn_scores = kernels_scalar.attn_scores;
-                if (!k->attn_mix)
-                        k->attn_mix = kernels_scalar.attn_mix;
-                if (!k->sum_squares)
-                        k->sum_squares = kernels_scalar.sum_squares;
-                if (!k->f16_lookup)
-                        k->f16_lookup = kernels_scalar.f16_lookup;
+                FROM_SCALAR(tanh_f32);
+                FROM_SCALAR(exp_f32);
+                FROM_SCALAR(attn_scores);
+                FROM_SCALAR(attn_mix);
+                FROM_SCALAR(sum_squares);
+                FROM_SCALAR(f16_lookup);
                 for (int t = 0; t < TYPE_COUNT; t++) {
-                        if (!k->vec_dot[t])
-                                k->vec_dot[t] = kernels_scalar.vec_dot[t];
-                        if (!k->from_float[t])
-                                k->from_float[t] = kernels_scalar.from_float[t];
-                        if (!k->to_float[t])
-                                k->to_float[t] = kernels_scalar.to_float[t];
+                        FROM_SCALAR(vec_dot[t]);
+                        FROM_SCALAR(from_float[t]);
+                        FROM_SCALAR(to_float[t]);
                 }
         }
 }
+#undef FROM_SCALAR
 
 const kernel_set *kernels_get(const char *name) {
         if (!name)

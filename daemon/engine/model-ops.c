@@ -241,8 +241,8 @@ typedef struct attn_job {
 /* Softmax of rows whose query positions are qpos0 + r / rows_per_pos,
  * over keys [k0, k0 + nk); a row sees keys up to its own position, or up
  * to kmax when that is larger (a bidirectional block). */
-_vector_clones_ static void masked_softmax(float *s, int32_t n_rows, int32_t rows_per_pos, int32_t nk, int32_t k0, int32_t qpos0,
-                           int32_t window, int32_t kmax) {
+_vector_clones_ static void masked_softmax(float *s, int32_t n_rows, int32_t rows_per_pos, int32_t nk, int32_t k0,
+                                           int32_t qpos0, int32_t window, int32_t kmax) {
         for (int32_t r = 0; r < n_rows; r++) {
                 float *row = s + (size_t)r * nk;
                 int32_t qpos = qpos0 + r / rows_per_pos;
