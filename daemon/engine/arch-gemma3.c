@@ -329,11 +329,8 @@ _vector_clones_ static int gemma3_run(engine_session *s, engine_session *const *
                 ops_add_rmsnorm(tp, st->x, st->h, st->h, l->ffn_norm, rows, (int64_t)E, eps);
 
                 /* ---- feed-forward ---- */
-                const weight *gu[] = { &l->w_gate, &l->w_up };
-                float *gu_out[] = { st->ff, st->up };
-                if ((r = gemma_matmul_multi(mm, gu, 2, st->h, rows, gu_out, st->tmp)) < 0)
+                if ((r = gemma_matmul_geglu(mm, &l->w_gate, &l->w_up, st->h, rows, st->ff, st->up, st->tmp)) < 0)
                         return r;
-                gemma_ops_geglu(tp, st->ff, st->up, (int64_t)rows * hp->n_ff);
                 if ((r = gemma_matmul(mm, &l->w_down, st->ff, rows, st->h, st->tmp)) < 0)
                         return r;
                 ops_rmsnorm(tp, st->h, st->h, l->post_ffn_norm, rows, (int64_t)E, eps);
@@ -344,12 +341,7 @@ _vector_clones_ static int gemma3_run(engine_session *s, engine_session *const *
 
         /* logits = (rmsnorm(x) * output_norm) Wout^T, then the soft-cap */
         ops_rmsnorm(tp, st->h, st->x, w->output_norm, n, (int64_t)E, eps);
-        r = gemma_matmul(mm, &w->output, st->h, n, logits, st->tmp);
-        if (r < 0)
-                return r;
-        if (w->softcap > 0.0f)
-                gemma_ops_softcap(tp, logits, (int64_t)n * hp->n_vocab, w->softcap);
-        return 0;
+        return gemma_matmul_softcap(mm, &w->output, st->h, n, logits, st->tmp, w->softcap);
 }
 
 static int gemma3_forward(engine_session *s, const int32_t *tokens, int32_t n, bool all_logits, float *logits) {

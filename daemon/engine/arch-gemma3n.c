@@ -611,19 +611,21 @@ _vector_clones_ static int gemma3n_run(engine_session *s, engine_session *const 
                                         out[e] += S(i)[t * E + e];
                         }
 
-                /* ---- LAuReL: lau = h + rmsnorm(Lr Ll h) * n_laurel ---- */
+                /* ---- attention (scale 1: q/k norms take its place), and
+                 * LAuReL's first product, on the same input ---- */
                 ops_rmsnorm(tp, st->h, act, l->attn_norm, n, E, eps);
-                if ((r = gemma_matmul(mm, &l->laurel_l, st->h, n, st->lr, st->tmp)) < 0 ||
-                    (r = gemma_matmul(mm, &l->laurel_r, st->lr, n, st->lau, st->tmp)) < 0)
-                        return r;
-                ops_rmsnorm(tp, st->lau, st->lau, l->laurel_norm, n, E, eps);
-                ops_add_rmsnorm(tp, st->lau, st->h, NULL, NULL, n, E, eps);
-
-                /* ---- attention (scale 1: q/k norms take its place) ---- */
-                const weight *qkv[] = { &l->wq, &l->wk, &l->wv };
-                float *qkv_out[] = { st->q, st->k, st->v };
-                r = gemma_matmul_multi(mm, qkv, own ? 3 : 1, st->h, n, qkv_out, st->tmp);
-                if (r < 0)
+                const weight *qkv[4] = { &l->wq };
+                float *qkv_out[4] = { st->q };
+                int n_qkv = 1;
+                if (own) {
+                        qkv[n_qkv] = &l->wk;
+                        qkv_out[n_qkv++] = st->k;
+                        qkv[n_qkv] = &l->wv;
+                        qkv_out[n_qkv++] = st->v;
+                }
+                qkv[n_qkv] = &l->laurel_l;
+                qkv_out[n_qkv++] = st->lr;
+                if ((r = gemma_matmul_multi(mm, qkv, n_qkv, st->h, n, qkv_out, st->tmp)) < 0)
                         return r;
                 ops_rmsnorm(tp, st->q, st->q, l->q_norm, (int64_t)n * hp->n_head, hp->head_dim, eps);
                 if (own) {
@@ -636,24 +638,35 @@ _vector_clones_ static int gemma3n_run(engine_session *s, engine_session *const 
                                                  .scale = 1.0f },
                            kvs, pos, n_ss, st->q, own ? st->k : NULL, st->v, n, st->att, st->att_scratch);
 
-                /* al = (act + rmsnorm(att Wo^T) * post_attn_norm + lau) / sqrt(2) */
-                r = gemma_matmul(mm, &l->wo, st->att, n, st->al, st->tmp);
-                if (r < 0)
+                /* ---- LAuReL: lau = h + rmsnorm(Lr Ll h) * n_laurel, its
+                 * second product in Wo's dispatch (a 74-139 KiB product
+                 * alone streamed at half the rate of a large one; both
+                 * moves, E2B, tokens alternating: about 1.004) ---- */
+                const weight *wo_lr[] = { &l->wo, &l->laurel_r };
+                const float *wo_lr_in[] = { st->att, st->lr };
+                float *wo_lr_out[] = { st->al, st->lau };
+                if ((r = gemma_matmul_multi_x(mm, wo_lr, wo_lr_in, 2, n, wo_lr_out, st->tmp)) < 0)
                         return r;
+                ops_rmsnorm(tp, st->lau, st->lau, l->laurel_norm, n, E, eps);
+                ops_add_rmsnorm(tp, st->lau, st->h, NULL, NULL, n, E, eps);
+
+                /* al = (act + rmsnorm(att Wo^T) * post_attn_norm + lau) / sqrt(2) */
                 ops_rmsnorm(tp, st->al, st->al, l->post_attn_norm, n, E, eps);
                 for (int64_t i = 0; i < (int64_t)n * E; i++)
                         al[i] = ((al[i] + act[i]) + lau[i]) * (1.0f / sqrtf(2.0f));
 
                 /* ---- feed-forward, gaussian top-k on sparse layers ---- */
                 ops_rmsnorm(tp, st->h, st->al, l->ffn_norm, n, E, eps);
-                const weight *gu[] = { &l->w_up, &l->w_gate };
-                float *gu_out[] = { st->up, st->ff };
-                if ((r = gemma_matmul_multi(mm, gu, 2, st->h, n, gu_out, st->tmp)) < 0)
-                        return r;
-                if (l->sparse)
+                if (l->sparse) { /* the top-k needs the whole gate row */
+                        const weight *gu[] = { &l->w_up, &l->w_gate };
+                        float *gu_out[] = { st->up, st->ff };
+                        if ((r = gemma_matmul_multi(mm, gu, 2, st->h, n, gu_out, st->tmp)) < 0)
+                                return r;
                         for (int32_t t = 0; t < n; t++)
                                 gemma_gaussian_topk(st->ff + (size_t)t * l->n_ff, l->n_ff, l->std_mul);
-                gemma_ops_geglu(tp, st->ff, st->up, (int64_t)n * l->n_ff);
+                        gemma_ops_geglu(tp, st->ff, st->up, (int64_t)n * l->n_ff);
+                } else if ((r = gemma_matmul_geglu(mm, &l->w_gate, &l->w_up, st->h, n, st->ff, st->up, st->tmp)) < 0)
+                        return r;
                 r = gemma_matmul(mm, &l->w_down, st->ff, n, st->h, st->tmp);
                 if (r < 0)
                         return r;
@@ -710,12 +723,7 @@ _vector_clones_ static int gemma3n_run(engine_session *s, engine_session *const 
                 al[i] = x * (1.0f / (float)K);
         }
         ops_rmsnorm(tp, st->h, st->al, w->output_norm, rows, E, eps);
-        r = gemma_matmul(mm, &w->output, st->h, rows, logits, st->tmp);
-        if (r < 0)
-                return r;
-        if (w->softcap > 0.0f)
-                gemma_ops_softcap(tp, logits, (int64_t)rows * hp->n_vocab, w->softcap);
-        return 0;
+        return gemma_matmul_softcap(mm, &w->output, st->h, rows, logits, st->tmp, w->softcap);
 #undef S
 #undef PRED
 }

@@ -92,6 +92,11 @@ void gemma_ops_geglu(threadpool *tp, float *g, const float *u, int64_t n) {
         gelu_run(tp, &j);
 }
 
+static void geglu_rows(void *ctx, int64_t r0, int64_t r1) {
+        gelu_job *j = ctx;
+        gelu_span(j->g + r0, j->u + r0, r1 - r0);
+}
+
 /* ======================================================================
  * Small element-wise steps, each rounded as its own ggml op. */
 
@@ -101,17 +106,27 @@ typedef struct softcap_job {
         float cap;
 } softcap_job;
 
-_vector_clones_ static void softcap_worker(void *ctx, int ith, int nth) {
+_vector_clones_ static void softcap_span(float *x, int64_t n, float cap) {
+        float inv = 1.0f / cap;
+
+        for (int64_t i = 0; i < n; i++)
+                x[i] *= inv;
+        kernels_best()->tanh_f32(x, x, n);
+        for (int64_t i = 0; i < n; i++)
+                x[i] *= cap;
+}
+
+static void softcap_worker(void *ctx, int ith, int nth) {
         softcap_job *j = ctx;
-        float inv = 1.0f / j->cap;
         int64_t lo, hi;
 
         ops_float_share(j->n, ith, nth, &lo, &hi);
-        for (int64_t i = lo; i < hi; i++)
-                j->x[i] *= inv;
-        kernels_best()->tanh_f32(j->x + lo, j->x + lo, hi - lo);
-        for (int64_t i = lo; i < hi; i++)
-                j->x[i] *= j->cap;
+        softcap_span(j->x + lo, hi - lo, j->cap);
+}
+
+static void softcap_rows(void *ctx, int64_t r0, int64_t r1) {
+        softcap_job *j = ctx;
+        softcap_span(j->x + r0, r1 - r0, j->cap);
 }
 
 /* On all threads, with the kernel set's tanh: over a 262144-token
@@ -356,4 +371,66 @@ int gemma_matmul_multi(matmul_ctx *mm, const weight *const *ws, int n_w, const f
         if (force_vec)
                 matmul_ctx_force_path(mm, _MATMUL_PATH_MAX);
         return r;
+}
+
+/* Whether gemma_matmul hands w to matmul as it is: nothing rounded
+ * first, whole rows. */
+static bool goes_direct(const weight *w, int64_t n_tokens) {
+        const type_traits *t = type_traits_get(w->type);
+        size_t row;
+
+        return t && !rounds_first(t, n_tokens) && type_row_size(w->type, w->n_in, &row) >= 0 && row == w->row_bytes;
+}
+
+int gemma_matmul_geglu(matmul_ctx *mm, const weight *w_gate, const weight *w_up, const float *x, int64_t n_tokens,
+                       float *gate, float *up, float *tmp) {
+        gelu_job j = { .g = gate, .u = up, .n = n_tokens * w_gate->n_out };
+        const weight *ws[] = { w_up, w_gate };
+        float *ys[] = { up, gate };
+        int r;
+
+        if (n_tokens == 1 && goes_direct(w_gate, 1) && goes_direct(w_up, 1) && w_gate->n_out == w_up->n_out &&
+            w_gate->n_in == w_up->n_in) {
+                pthread_once(&gelu_once, gelu_table_init);
+                return matmul_post(mm, ws, 2, x, ys, geglu_rows, &j);
+        }
+        if ((r = gemma_matmul_multi(mm, ws, 2, x, n_tokens, ys, tmp)) < 0)
+                return r;
+        gelu_run(matmul_ctx_pool(mm), &j);
+        return 0;
+}
+
+int gemma_matmul_softcap(matmul_ctx *mm, const weight *w, const float *x, int64_t n_tokens, float *y, float *tmp,
+                         float cap) {
+        softcap_job j = { .x = y, .n = n_tokens * w->n_out, .cap = cap };
+        int r;
+
+        if (cap > 0.0f && n_tokens == 1 && goes_direct(w, 1))
+                return matmul_post(mm, &w, 1, x, &y, softcap_rows, &j);
+        if ((r = gemma_matmul(mm, w, x, n_tokens, y, tmp)) < 0)
+                return r;
+        if (cap > 0.0f)
+                gemma_ops_softcap(matmul_ctx_pool(mm), y, j.n, cap);
+        return 0;
+}
+
+int gemma_matmul_multi_x(matmul_ctx *mm, const weight *const *ws, const float *const *xs, int n_w, int64_t n_tokens,
+                         float *const *ys, float *tmp) {
+        bool one_x = n_w > 0, direct = n_w <= MATMUL_MULTI_MAX && n_tokens > 0;
+        int r;
+
+        for (int i = 1; i < n_w; i++)
+                one_x = one_x && xs[i] == xs[0];
+        if (one_x)
+                return gemma_matmul_multi(mm, ws, n_w, xs[0], n_tokens, ys, tmp);
+        /* each its own activations: together where gemma_matmul would hand
+         * the weight to matmul as it is (nothing rounded first, whole rows) */
+        for (int i = 0; direct && i < n_w; i++)
+                direct = goes_direct(ws[i], n_tokens);
+        if (direct)
+                return matmul_multi_x(mm, ws, xs, n_w, n_tokens, ys);
+        for (int i = 0; i < n_w; i++)
+                if ((r = gemma_matmul(mm, ws[i], xs[i], n_tokens, ys[i], tmp)) < 0)
+                        return r;
+        return 0;
 }

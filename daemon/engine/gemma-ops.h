@@ -55,3 +55,19 @@ int gemma_matmul(matmul_ctx *mm, const weight *w, const float *x, int64_t n_toke
  * gemma_matmul each.  The same results either way. */
 int gemma_matmul_multi(matmul_ctx *mm, const weight *const *ws, int n_w, const float *x, int64_t n_tokens,
                        float *const *ys, float *tmp);
+/* gate = gelu(x Wg^T) * (x Wu^T), Gemma's GEGLU: for one token on whole
+ * quantized rows the activation runs on each range of rows as the pool
+ * finishes it (matmul_post; E2B, tokens alternating: 1.003), otherwise
+ * after the products; the same values either way. */
+int gemma_matmul_geglu(matmul_ctx *mm, const weight *w_gate, const weight *w_up, const float *x, int64_t n_tokens,
+                       float *gate, float *up, float *tmp);
+/* y = cap tanh((x W^T) / cap) (no cap when cap <= 0), the logits'
+ * soft-cap: for one token on whole quantized rows on each range of rows as
+ * the pool finishes it (1.001), otherwise after; the same values. */
+int gemma_matmul_softcap(matmul_ctx *mm, const weight *w, const float *x, int64_t n_tokens, float *y, float *tmp,
+                         float cap);
+/* The same, weight i applied to its own activations xs[i]: products that
+ * do not wait for each other in one dispatch where nothing needs rounding
+ * first (one token on quantized weights), otherwise one call each. */
+int gemma_matmul_multi_x(matmul_ctx *mm, const weight *const *ws, const float *const *xs, int n_w, int64_t n_tokens,
+                         float *const *ys, float *tmp);

@@ -316,26 +316,51 @@ static int matmul_vec(matmul_ctx *c, const weight *w, const float *x, int64_t n_
 typedef struct multi_job {
         int n_w;
         vec_job v[MATMUL_MULTI_MAX];
+        /* matmul_post: every weight by the same rows, then this */
+        matmul_rows_fn post;
+        void *post_ctx;
 } multi_job;
+
+/* matmul_post: every weight by the same rows, then post on them */
+static void post_worker(multi_job *m, int ith) {
+        int64_t r0, r1;
+
+        while (row_sched_next(&m->v[0].sched, ith, &r0, &r1)) {
+                for (int i = 0; i < m->n_w; i++) {
+                        const vec_job *j = &m->v[i];
+                        j->gemv(j->w->n_in, (const uint8_t *)j->w->data + (size_t)r0 * j->w->row_bytes,
+                                j->w->row_bytes, r1 - r0, j->act, j->y + r0);
+                }
+                m->post(m->post_ctx, r0, r1);
+        }
+}
 
 static void multi_worker(void *p, int ith, int nth) {
         multi_job *m = p;
 
+        if (m->post) {
+                post_worker(m, ith);
+                return;
+        }
         for (int i = 0; i < m->n_w; i++)
                 vec_worker(&m->v[i], ith, nth);
 }
 
-int matmul_multi(matmul_ctx *c, const weight *const *ws, int n_w, const float *x, int64_t n_tokens, float *const *ys) {
+/* matmul_multi_x, or with post (one token, weights of one shape)
+ * matmul_post's */
+static int multi_run(matmul_ctx *c, const weight *const *ws, const float *const *xs, int n_w, int64_t n_tokens,
+                     float *const *ys, matmul_rows_fn post, void *post_ctx) {
         const gemv_kernel *g[MATMUL_MULTI_MAX];
         size_t off[MATMUL_MULTI_MAX], row[MATMUL_MULTI_MAX], total = 0;
+        int first[MATMUL_MULTI_MAX]; /* the weight whose prepared copy weight i reads */
         bool fused = n_w > 0 && n_w <= MATMUL_MULTI_MAX && c->forced == _MATMUL_PATH_MAX && n_tokens > 0 &&
                      n_tokens < VEC_MAX_TOKENS && c->k->gemv;
         int r;
 
-        /* Fused only where every weight has a gemv kernel on the same
-         * activations; otherwise the plain calls (same results). */
+        /* Fused only where every weight has a gemv kernel; otherwise the
+         * plain calls (same results). */
         for (int i = 0; fused && i < n_w; i++) {
-                if (check_weight(ws[i]) < 0 || ws[i]->n_in != ws[0]->n_in)
+                if (check_weight(ws[i]) < 0)
                         fused = false;
                 else {
                         g[i] = &c->k->gemv[ws[i]->type];
@@ -344,20 +369,22 @@ int matmul_multi(matmul_ctx *c, const weight *const *ws, int n_w, const float *x
         }
         if (!fused) {
                 for (int i = 0; i < n_w; i++)
-                        if ((r = matmul(c, ws[i], x, n_tokens, ys[i])) < 0)
+                        if ((r = matmul(c, ws[i], xs[i], n_tokens, ys[i])) < 0)
                                 return r;
+                if (post)
+                        post(post_ctx, 0, ws[0]->n_out);
                 return 0;
         }
 
-        /* one prepared copy per distinct prep function */
+        /* one prepared copy per distinct activations and prep function */
         for (int i = 0; i < n_w; i++) {
-                int same = -1;
-                for (int k = 0; k < i && same < 0; k++)
-                        if (g[k]->prep == g[i]->prep)
-                                same = k;
+                first[i] = i;
+                for (int k = 0; k < i && first[i] == i; k++)
+                        if (g[k]->prep == g[i]->prep && xs[k] == xs[i] && ws[k]->n_in == ws[i]->n_in)
+                                first[i] = k;
                 row[i] = gemv_act_row(g[i], ws[i]->n_in);
-                if (same >= 0)
-                        off[i] = off[same];
+                if (first[i] != i)
+                        off[i] = off[first[i]];
                 else {
                         off[i] = total;
                         total += row[i] * (size_t)n_tokens;
@@ -370,21 +397,57 @@ int matmul_multi(matmul_ctx *c, const weight *const *ws, int n_w, const float *x
                 if (!c->act)
                         return -ENOMEM;
         }
-        multi_job m = { .n_w = n_w };
+        multi_job m = { .n_w = n_w, .post = post, .post_ctx = post_ctx };
         for (int i = 0; i < n_w; i++) {
                 uint8_t *a = (uint8_t *)c->act + off[i];
-                bool first = true;
-                for (int k = 0; k < i; k++)
-                        if (off[k] == off[i])
-                                first = false;
-                for (int64_t t = 0; first && t < n_tokens; t++)
-                        g[i]->prep(x + t * ws[i]->n_in, a + (size_t)t * row[i], ws[i]->n_in);
+                for (int64_t t = 0; first[i] == i && t < n_tokens; t++)
+                        g[i]->prep(xs[i] + t * ws[i]->n_in, a + (size_t)t * row[i], ws[i]->n_in);
                 m.v[i] = (vec_job){ .w = ws[i], .gemv = g[i]->rows, .act = a, .act_row = row[i],
                                     .n_tokens = n_tokens, .y = ys[i] };
                 vec_sched_init(&m.v[i].sched, ws[i], n_tokens, c->n_threads);
         }
+        if (post) { /* rows of all the weights' bytes together */
+                size_t row_bytes = 0;
+                for (int i = 0; i < n_w; i++)
+                        row_bytes += ws[i]->row_bytes;
+                row_sched_init_long(&m.v[0].sched, ws[0]->n_out, c->n_threads, ROW_ALIGN, TAIL_MIN_BYTES / row_bytes);
+        }
         threadpool_run_dynamic_prefetch(c->tp, multi_worker, &m, n_tokens == 1 ? matmul_plan(c, ws[0]) : NULL);
         return 0;
+}
+
+int matmul_multi_x(matmul_ctx *c, const weight *const *ws, const float *const *xs, int n_w, int64_t n_tokens,
+                   float *const *ys) {
+        return multi_run(c, ws, xs, n_w, n_tokens, ys, NULL, NULL);
+}
+
+int matmul_multi(matmul_ctx *c, const weight *const *ws, int n_w, const float *x, int64_t n_tokens, float *const *ys) {
+        const float *xs[MATMUL_MULTI_MAX];
+        int r;
+
+        if (n_w > MATMUL_MULTI_MAX) { /* more than one dispatch takes */
+                for (int i = 0; i < n_w; i++)
+                        if ((r = matmul(c, ws[i], x, n_tokens, ys[i])) < 0)
+                                return r;
+                return 0;
+        }
+        for (int i = 0; i < n_w; i++)
+                xs[i] = x;
+        return matmul_multi_x(c, ws, xs, n_w, n_tokens, ys);
+}
+
+int matmul_post(matmul_ctx *c, const weight *const *ws, int n_w, const float *x, float *const *ys,
+                matmul_rows_fn post, void *post_ctx) {
+        const float *xs[MATMUL_MULTI_MAX];
+
+        if (n_w < 1 || n_w > MATMUL_MULTI_MAX || !post)
+                return -EINVAL;
+        for (int i = 0; i < n_w; i++) {
+                if (ws[i]->n_out != ws[0]->n_out || ws[i]->n_in != ws[0]->n_in)
+                        return -EINVAL;
+                xs[i] = x;
+        }
+        return multi_run(c, ws, xs, n_w, 1, ys, post, post_ctx);
 }
 
 /* --- sgemm path --------------------------------------------------------- */

@@ -62,6 +62,20 @@ int matmul(matmul_ctx *c, const weight *w, const float *x, int64_t n_tokens, flo
  * calls.  At most MATMUL_MULTI_MAX weights. */
 #define MATMUL_MULTI_MAX 8
 int matmul_multi(matmul_ctx *c, const weight *const *ws, int n_w, const float *x, int64_t n_tokens, float *const *ys);
+/* The same, weight i applied to its own activations xs[i] (n_tokens rows
+ * of ws[i]->n_in): products that do not depend on each other, such as a
+ * small one beside a large one, share a dispatch. */
+int matmul_multi_x(matmul_ctx *c, const weight *const *ws, const float *const *xs, int n_w, int64_t n_tokens,
+                   float *const *ys);
+/* For one token, ys[i] = x W_i^T for weights of as many rows, the rows of
+ * all scheduled together, and post(ctx, r0, r1) on each range of rows as
+ * soon as every product has it, on the thread that computed it, while the
+ * rows are in its cache: a gated feed-forward's activation or a soft-cap
+ * without a dispatch and a pass over memory of its own.  Without a fused
+ * kernel for the types, the products and one post over all rows. */
+typedef void (*matmul_rows_fn)(void *ctx, int64_t r0, int64_t r1);
+int matmul_post(matmul_ctx *c, const weight *const *ws, int n_w, const float *x, float *const *ys,
+                matmul_rows_fn post, void *post_ctx);
 /* Row r of W as floats (embedding lookup). */
 int weight_get_row(const weight *w, int64_t r, float *out);
 /* The same for a row of w's layout held elsewhere (read from the file). */

@@ -47,7 +47,7 @@ struct threadpool {
         /* Written by the caller before a job, read by the workers. */
         threadpool_fn fn;
         void *ctx;
-        const threadpool_prefetch *plan;
+        threadpool_prefetch *plan; /* [n]: the last plan given, copied */
         bool stop;
 
         _Alignas(64) _Atomic uint32_t gen; /* futex: a new job */
@@ -136,9 +136,7 @@ static void *worker_main(void *p) {
                 if (!join(tp, g))
                         continue;
                 tp->fn(tp->ctx, w->ith, tp->n);
-                threadpool_prefetch plan = { .bytes = 0 };
-                if (tp->plan)
-                        plan = tp->plan[w->ith];
+                threadpool_prefetch plan = tp->plan[w->ith];
                 atomic_fetch_add(&tp->done, 1);
                 if (atomic_load(&tp->caller_sleeps))
                         futex_wake(&tp->done, 1);
@@ -186,7 +184,10 @@ int threadpool_new(int n_threads, threadpool **ret) {
                 return -ENOMEM;
         tp->n = n_threads;
         tp->workers = calloc((size_t)n_threads, sizeof *tp->workers);
-        if (!tp->workers) {
+        tp->plan = calloc((size_t)n_threads, sizeof *tp->plan);
+        if (!tp->workers || !tp->plan) {
+                free(tp->workers);
+                free(tp->plan);
                 free(tp);
                 return -ENOMEM;
         }
@@ -215,6 +216,7 @@ void threadpool_free(threadpool *tp) {
                         pthread_join(tp->workers[i].thread, NULL);
         }
         free(tp->workers);
+        free(tp->plan);
         free(tp);
 }
 
@@ -222,14 +224,13 @@ int threadpool_size(const threadpool *tp) {
         return tp->n;
 }
 
-static void run(threadpool *tp, threadpool_fn fn, void *ctx, bool dynamic, const threadpool_prefetch *plan) {
+static void run(threadpool *tp, threadpool_fn fn, void *ctx, bool dynamic) {
         if (tp->n == 1) {
                 fn(ctx, 0, 1);
                 return;
         }
         tp->fn = fn;
         tp->ctx = ctx;
-        tp->plan = plan;
         start_generation(tp);
         fn(ctx, 0, tp->n);
         if (dynamic)
@@ -239,13 +240,15 @@ static void run(threadpool *tp, threadpool_fn fn, void *ctx, bool dynamic, const
 }
 
 void threadpool_run(threadpool *tp, threadpool_fn fn, void *ctx) {
-        run(tp, fn, ctx, false, NULL);
+        run(tp, fn, ctx, false);
 }
 
 void threadpool_run_dynamic(threadpool *tp, threadpool_fn fn, void *ctx) {
-        run(tp, fn, ctx, true, NULL);
+        run(tp, fn, ctx, true);
 }
 
 void threadpool_run_dynamic_prefetch(threadpool *tp, threadpool_fn fn, void *ctx, const threadpool_prefetch *plan) {
-        run(tp, fn, ctx, true, plan);
+        for (int i = 1; i < tp->n; i++)
+                tp->plan[i] = plan ? plan[i] : (threadpool_prefetch){ .bytes = 0 };
+        run(tp, fn, ctx, true);
 }

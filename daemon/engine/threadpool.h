@@ -31,5 +31,9 @@ typedef struct threadpool_prefetch {
 } threadpool_prefetch;
 
 /* threadpool_run_dynamic, then worker ith (1 <= ith < n) prefetches
- * plan[ith] (bytes 0: nothing). */
+ * plan[ith] (bytes 0: nothing; plan NULL: none), copied.  The plan stays
+ * for the jobs of threadpool_run and threadpool_run_dynamic that come
+ * before the next call here: a worker takes it up again after each of
+ * them (the attention between two products; E2B, tokens alternating:
+ * 1.006, 1.002). */
 void threadpool_run_dynamic_prefetch(threadpool *tp, threadpool_fn fn, void *ctx, const threadpool_prefetch *plan);

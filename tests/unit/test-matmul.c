@@ -4,6 +4,7 @@
  * several thread counts; the vec path must not depend on the thread count. */
 #include <errno.h>
 #include <math.h>
+#include <stdatomic.h>
 #include <string.h>
 
 #include "kernels.h"
@@ -80,6 +81,100 @@ static void check_against_reference(const weight *w, const float *x, int64_t n_t
                 }
         }
         free(wf);
+}
+
+static weight new_weight(uint32_t type, int64_t n_in, int64_t n_out) {
+        weight w = { .name = "w", .type = type, .n_in = n_in, .n_out = n_out };
+        w.data = make_weight(type, n_in, n_out, &w.row_bytes);
+        return w;
+}
+
+/* matmul_multi_x: each weight on its own activations, of other widths (a
+ * small Q8_0 product beside a large Q4_K one, as LAuReL's beside Wo), gives
+ * exactly what separate calls give. */
+static void test_multi_x(matmul_ctx *const *ctx, const float *x) {
+        weight ws[] = { new_weight(TYPE_Q4_K, 512, 83), new_weight(TYPE_Q8_0, 64, 48), new_weight(TYPE_Q4_K, 512, 16) };
+        const weight *wp[] = { &ws[0], &ws[1], &ws[2] };
+        const float *xs[] = { x, x + 512, x + 1024 };
+        float ym[3][83], ys[3][83];
+        float *ymp[] = { ym[0], ym[1], ym[2] };
+
+        for (int n = 1; n <= 3; n++) {
+                CHECK_OK(matmul_multi_x(ctx[n], wp, xs, 3, 1, ymp));
+                for (int i = 0; i < 3; i++) {
+                        CHECK_OK(matmul(ctx[n], &ws[i], xs[i], 1, ys[i]));
+                        CHECK_MSG(memcmp(ym[i], ys[i], sizeof(float) * ws[i].n_out) == 0, "multi_x weight %d, %d threads",
+                                  i, n);
+                }
+        }
+        for (int i = 0; i < 3; i++)
+                free((void *)ws[i].data);
+}
+
+typedef struct post_seen {
+        const float *ya, *yb;
+        float *copy_a, *copy_b;
+        _Atomic int *calls; /* per row */
+} post_seen;
+
+static void post_record(void *p, int64_t r0, int64_t r1) {
+        post_seen *s = p;
+        for (int64_t r = r0; r < r1; r++) {
+                atomic_fetch_add(&s->calls[r], 1);
+                s->copy_a[r] = s->ya[r];
+                if (s->yb)
+                        s->copy_b[r] = s->yb[r];
+        }
+}
+
+/* matmul_post: the products separate calls give, and post once on every
+ * row, after every product has it (what post sees is the final value);
+ * two weights of one shape (Q4_K and Q6_K, as a Q4_K_M gate and up) and
+ * one alone (the logits), long enough for the schedule's shrinking tail. */
+static void test_post(matmul_ctx *const *ctx, const float *x) {
+        const int64_t n_in = 512, n_out = 1500;
+        weight ws[] = { new_weight(TYPE_Q4_K, n_in, n_out), new_weight(TYPE_Q6_K, n_in, n_out) };
+        const weight *wp[] = { &ws[0], &ws[1] };
+        float *y[2], *ref[2], *copy[2];
+        _Atomic int *calls = calloc((size_t)n_out, sizeof *calls);
+
+        CHECK(calls);
+        for (int i = 0; i < 2; i++) {
+                y[i] = malloc(sizeof(float) * n_out);
+                ref[i] = malloc(sizeof(float) * n_out);
+                copy[i] = malloc(sizeof(float) * n_out);
+                CHECK(y[i] && ref[i] && copy[i]);
+                CHECK_OK(matmul(ctx[1], &ws[i], x, 1, ref[i]));
+        }
+        for (int n = 1; n <= 3; n++)
+                for (int n_w = 1; n_w <= 2; n_w++) {
+                        post_seen s = { .ya = y[0], .yb = n_w == 2 ? y[1] : NULL, .copy_a = copy[0],
+                                        .copy_b = copy[1], .calls = calls };
+                        for (int64_t r = 0; r < n_out; r++)
+                                atomic_store(&calls[r], 0);
+                        CHECK_OK(matmul_post(ctx[n], wp, n_w, x, y, post_record, &s));
+                        for (int64_t r = 0; r < n_out; r++)
+                                CHECK_MSG(atomic_load(&calls[r]) == 1, "post on row %lld %d times, %d threads, %d weights",
+                                          (long long)r, atomic_load(&calls[r]), n, n_w);
+                        for (int i = 0; i < n_w; i++) {
+                                CHECK_MSG(memcmp(y[i], ref[i], sizeof(float) * n_out) == 0, "matmul_post product %d", i);
+                                CHECK_MSG(memcmp(copy[i], ref[i], sizeof(float) * n_out) == 0,
+                                          "post saw product %d before it was done", i);
+                        }
+                }
+        /* shapes that differ, no post */
+        weight narrow = new_weight(TYPE_Q4_K, n_in, 16);
+        const weight *bad[] = { &ws[0], &narrow };
+        CHECK(matmul_post(ctx[2], bad, 2, x, y, post_record, NULL) == -EINVAL);
+        CHECK(matmul_post(ctx[2], wp, 1, x, y, NULL, NULL) == -EINVAL);
+        free((void *)narrow.data);
+        for (int i = 0; i < 2; i++) {
+                free((void *)ws[i].data);
+                free(y[i]);
+                free(ref[i]);
+                free(copy[i]);
+        }
+        free(calls);
 }
 
 static void test_set(void) {
@@ -232,6 +327,9 @@ static void test_set(void) {
                                 free(ys[i]);
                         }
                 }
+
+        test_multi_x(ctx, x);
+        test_post(ctx, x);
 
         weight q41 = { .type = TYPE_Q4_1, .n_in = 64, .n_out = 1, .row_bytes = 40, .data = x };
         CHECK(matmul(ctx[1], &q41, x, 1, y) == -EINVAL);
