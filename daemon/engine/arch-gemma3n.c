@@ -541,7 +541,7 @@ _vector_clones_ static int gemma3n_run(engine_session *s, engine_session *const 
          * pointers, so the loops reloaded them each time and were not
          * vectorized. */
         float *const s_all = st->s, *const pred_all = st->pred, *const y = st->y, *const al = st->al;
-        float *const lau = st->lau, *const g = st->g, *const pli = st->pli, *const plp = st->plp;
+        float *const lau = st->lau, *const pli = st->pli, *const plp = st->plp;
 
         gemma_batch_kv(ss, n_ss, kvs, pos);
 
@@ -691,13 +691,9 @@ _vector_clones_ static int gemma3n_run(engine_session *s, engine_session *const 
                 for (int32_t t = 0; t < n; t++)
                         for (int64_t e = 0; e < E; e++)
                                 y[t * E + e] = S(a)[t * E + e] * corr_scale[e];
-                r = gemma_matmul(mm, &l->ple_gate, st->y, n, st->g, st->tmp);
+                r = gemma_matmul_gelu_mul(mm, &l->ple_gate, st->y, n, st->g, pli + (int64_t)l->orig * P, LP, st->tmp);
                 if (r < 0)
                         return r;
-                gemma_ops_gelu(tp, st->g, (int64_t)n * P);
-                for (int32_t t = 0; t < n; t++)
-                        for (int64_t i = 0; i < P; i++)
-                                g[t * P + i] *= pli[t * LP + (int64_t)l->orig * P + i];
                 r = gemma_matmul(mm, &l->ple_proj, st->g, n, st->y, st->tmp);
                 if (r < 0)
                         return r;

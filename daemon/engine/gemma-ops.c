@@ -400,6 +400,23 @@ int gemma_matmul_geglu(matmul_ctx *mm, const weight *w_gate, const weight *w_up,
         return 0;
 }
 
+int gemma_matmul_gelu_mul(matmul_ctx *mm, const weight *w, const float *x, int64_t n_tokens, float *y, const float *m,
+                          int64_t m_ld, float *tmp) {
+        gelu_job j = { .g = y, .u = m, .n = w->n_out };
+        int r;
+
+        pthread_once(&gelu_once, gelu_table_init);
+        if (n_tokens == 1 && goes_direct(w, 1))
+                return matmul_post(mm, &w, 1, x, &y, geglu_rows, &j);
+        if ((r = gemma_matmul(mm, w, x, n_tokens, y, tmp)) < 0)
+                return r;
+        gemma_ops_gelu(matmul_ctx_pool(mm), y, n_tokens * w->n_out);
+        for (int64_t t = 0; t < n_tokens; t++)
+                for (int64_t i = 0; i < w->n_out; i++)
+                        y[t * w->n_out + i] *= m[t * m_ld + i];
+        return 0;
+}
+
 int gemma_matmul_softcap(matmul_ctx *mm, const weight *w, const float *x, int64_t n_tokens, float *y, float *tmp,
                          float cap) {
         softcap_job j = { .x = y, .n = n_tokens * w->n_out, .cap = cap };

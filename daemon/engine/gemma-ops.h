@@ -61,6 +61,11 @@ int gemma_matmul_multi(matmul_ctx *mm, const weight *const *ws, int n_w, const f
  * after the products; the same values either way. */
 int gemma_matmul_geglu(matmul_ctx *mm, const weight *w_gate, const weight *w_up, const float *x, int64_t n_tokens,
                        float *gate, float *up, float *tmp);
+/* y = gelu(x W^T) * m, m's rows m_ld floats apart (Gemma 3n's per-layer
+ * input gate), by rows as the pool finishes them like gemma_matmul_geglu
+ * (E2B, tokens alternating: 1.004, 7 rounds all above 1). */
+int gemma_matmul_gelu_mul(matmul_ctx *mm, const weight *w, const float *x, int64_t n_tokens, float *y, const float *m,
+                          int64_t m_ld, float *tmp);
 /* y = cap tanh((x W^T) / cap) (no cap when cap <= 0), the logits'
  * soft-cap: for one token on whole quantized rows on each range of rows as
  * the pool finishes it (1.001), otherwise after; the same values. */

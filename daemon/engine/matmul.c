@@ -406,11 +406,15 @@ static int multi_run(matmul_ctx *c, const weight *const *ws, const float *const 
                                     .n_tokens = n_tokens, .y = ys[i] };
                 vec_sched_init(&m.v[i].sched, ws[i], n_tokens, c->n_threads);
         }
-        if (post) { /* rows of all the weights' bytes together */
+        if (post) { /* rows of all the weights' bytes together, scheduled as vec_sched_init would */
                 size_t row_bytes = 0;
                 for (int i = 0; i < n_w; i++)
                         row_bytes += ws[i]->row_bytes;
-                row_sched_init_long(&m.v[0].sched, ws[0]->n_out, c->n_threads, ROW_ALIGN, TAIL_MIN_BYTES / row_bytes);
+                if (row_bytes * (size_t)ws[0]->n_out < SMALL_BYTES)
+                        row_sched_init_even(&m.v[0].sched, ws[0]->n_out, c->n_threads, ROW_ALIGN);
+                else
+                        row_sched_init_long(&m.v[0].sched, ws[0]->n_out, c->n_threads, ROW_ALIGN,
+                                            TAIL_MIN_BYTES / row_bytes);
         }
         threadpool_run_dynamic_prefetch(c->tp, multi_worker, &m, n_tokens == 1 ? matmul_plan(c, ws[0]) : NULL);
         return 0;

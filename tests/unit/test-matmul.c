@@ -130,9 +130,10 @@ static void post_record(void *p, int64_t r0, int64_t r1) {
 /* matmul_post: the products separate calls give, and post once on every
  * row, after every product has it (what post sees is the final value);
  * two weights of one shape (Q4_K and Q6_K, as a Q4_K_M gate and up) and
- * one alone (the logits), long enough for the schedule's shrinking tail. */
-static void test_post(matmul_ctx *const *ctx, const float *x) {
-        const int64_t n_in = 512, n_out = 1500;
+ * one alone (the logits), under 1 MiB (even shares) and over (a long
+ * schedule with its shrinking tail). */
+static void test_post(matmul_ctx *const *ctx, const float *x, int64_t n_out) {
+        const int64_t n_in = 512;
         weight ws[] = { new_weight(TYPE_Q4_K, n_in, n_out), new_weight(TYPE_Q6_K, n_in, n_out) };
         const weight *wp[] = { &ws[0], &ws[1] };
         float *y[2], *ref[2], *copy[2];
@@ -329,7 +330,8 @@ static void test_set(void) {
                 }
 
         test_multi_x(ctx, x);
-        test_post(ctx, x);
+        test_post(ctx, x, 200);
+        test_post(ctx, x, 4000);
 
         weight q41 = { .type = TYPE_Q4_1, .n_in = 64, .n_out = 1, .row_bytes = 40, .data = x };
         CHECK(matmul(ctx[1], &q41, x, 1, y) == -EINVAL);
