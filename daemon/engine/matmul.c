@@ -220,16 +220,20 @@ static int matmul_prep_act(matmul_ctx *c, const gemv_kernel *g, const float *x, 
 #define TAIL_MIN_BYTES (64 * 1024)
 #define SMALL_BYTES (1024 * 1024)
 #define TINY_BYTES (16 * 1024)
-static void vec_sched_init(row_sched *s, const weight *w, int64_t n_tokens, int nth) {
+static void rows_sched_init(row_sched *s, int64_t n_rows, size_t row_bytes, int64_t n_tokens, int nth) {
         if (n_tokens > 1) {
-                row_sched_init(s, w->n_out, nth, ROW_ALIGN);
+                row_sched_init(s, n_rows, nth, ROW_ALIGN);
                 return;
         }
-        if (weight_bytes(w) < SMALL_BYTES) {
-                row_sched_init_even(s, w->n_out, nth, ROW_ALIGN);
+        if (row_bytes * (size_t)n_rows < SMALL_BYTES) {
+                row_sched_init_even(s, n_rows, nth, ROW_ALIGN);
                 return;
         }
-        row_sched_init_long(s, w->n_out, nth, ROW_ALIGN, TAIL_MIN_BYTES / MAX((size_t)1, w->row_bytes));
+        row_sched_init_long(s, n_rows, nth, ROW_ALIGN, TAIL_MIN_BYTES / MAX((size_t)1, row_bytes));
+}
+
+static void vec_sched_init(row_sched *s, const weight *w, int64_t n_tokens, int nth) {
+        rows_sched_init(s, w->n_out, w->row_bytes, n_tokens, nth);
 }
 
 /* w's slot, or a free one for it; NULL when the few places it may take
@@ -404,17 +408,14 @@ static int multi_run(matmul_ctx *c, const weight *const *ws, const float *const 
                         g[i]->prep(xs[i] + t * ws[i]->n_in, a + (size_t)t * row[i], ws[i]->n_in);
                 m.v[i] = (vec_job){ .w = ws[i], .gemv = g[i]->rows, .act = a, .act_row = row[i],
                                     .n_tokens = n_tokens, .y = ys[i] };
-                vec_sched_init(&m.v[i].sched, ws[i], n_tokens, c->n_threads);
+                if (!post)
+                        vec_sched_init(&m.v[i].sched, ws[i], n_tokens, c->n_threads);
         }
-        if (post) { /* rows of all the weights' bytes together, scheduled as vec_sched_init would */
+        if (post) { /* one schedule, each row all the weights' bytes */
                 size_t row_bytes = 0;
                 for (int i = 0; i < n_w; i++)
                         row_bytes += ws[i]->row_bytes;
-                if (row_bytes * (size_t)ws[0]->n_out < SMALL_BYTES)
-                        row_sched_init_even(&m.v[0].sched, ws[0]->n_out, c->n_threads, ROW_ALIGN);
-                else
-                        row_sched_init_long(&m.v[0].sched, ws[0]->n_out, c->n_threads, ROW_ALIGN,
-                                            TAIL_MIN_BYTES / row_bytes);
+                rows_sched_init(&m.v[0].sched, ws[0]->n_out, row_bytes, n_tokens, c->n_threads);
         }
         threadpool_run_dynamic_prefetch(c->tp, multi_worker, &m, n_tokens == 1 ? matmul_plan(c, ws[0]) : NULL);
         return 0;
