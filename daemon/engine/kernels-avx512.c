@@ -507,6 +507,7 @@ const kernel_set kernels_avx512 = {
         .attn_mix = attn_mix_avx512,
         .sum_squares = sum_squares_avx512,
         .f16_lookup = f16_lookup_avx512,
+        .gelu_f16 = gelu_f16_avx512,
         .vec_dot = {
                 [TYPE_F32] = f32_dot_avx512,
                 [TYPE_F16] = f16_dot_avx512,

@@ -108,6 +108,7 @@ double sum_squares_scalar(const float *x, int64_t n);
 double sum_squares_avx512(const float *x, int64_t n);
 void f16_lookup_scalar(float *y, const float *x, const uint16_t *table, int64_t n);
 void f16_lookup_avx512(float *y, const float *x, const uint16_t *table, int64_t n);
+void gelu_f16_avx512(float *y, const float *x, const uint16_t *table, int64_t n);
 
 /* kernels-gemv-avx512.c (needs VBMI besides the avx512 set's features) */
 bool gemv_avx512_supported(void);

@@ -25,6 +25,7 @@
 #include <immintrin.h>
 
 #include "kernels-impl.h"
+#include "kernels.h"
 
 /* y = k ln2 + r: returns expm1(r), k in *k */
 static inline __m512 expm1_reduced(__m512 y, __m512 *k) {
@@ -113,6 +114,54 @@ static inline __m512 lookup16(__m512 x, const uint16_t *table) {
         __m512i w = _mm512_i32gather_epi32(_mm512_srli_epi32(h, 1), (const void *)table, 4);
         w = _mm512_srlv_epi32(w, _mm512_slli_epi32(_mm512_and_si512(h, _mm512_set1_epi32(1)), 4));
         return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(w));
+}
+
+/* GELU_TANH at x rounded to F16, as F16 (int16 lanes).  tanh16 is within
+ * 4 ulp of tanhf: the result is certain when the values for tanh 2^-20 |t|
+ * (8 ulp or more) below and above t round to the same F16 (rounding is
+ * monotonic); the other lanes, and |x| >= 10 and NaN (the table's), read
+ * the table.  That happens mostly for x below -3, where 1 + t is small
+ * and so carries the error of t many times over.  Multiplications and
+ * additions by the _round forms, which the compiler does not fuse. */
+#define RN (_MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC)
+static inline __m256i gelu16(__m512 x, const uint16_t *table) {
+        const __m512 one = _mm512_set1_ps(1.0f);
+        __m256i hx = _mm512_cvtps_ph(x, RN);
+        __m512 xh = _mm512_cvtph_ps(hx);
+        __m512 inner = _mm512_add_round_ps(
+                one, _mm512_mul_round_ps(_mm512_mul_round_ps(_mm512_set1_ps(GELU_COEF_A), xh, RN), xh, RN), RN);
+        __m512 u = _mm512_mul_round_ps(_mm512_mul_round_ps(_mm512_set1_ps(GELU_SQRT_2_OVER_PI), xh, RN), inner, RN);
+        __m512 t = tanh16(u);
+        __m512 d = _mm512_mul_round_ps(_mm512_abs_ps(t), _mm512_set1_ps(0x1p-20f), RN);
+        __m512 hxh = _mm512_mul_round_ps(_mm512_set1_ps(0.5f), xh, RN);
+        __m512 lo = _mm512_mul_round_ps(hxh, _mm512_add_round_ps(one, _mm512_sub_round_ps(t, d, RN), RN), RN);
+        __m512 hi = _mm512_mul_round_ps(hxh, _mm512_add_round_ps(one, _mm512_add_round_ps(t, d, RN), RN), RN);
+        __m256i h = _mm512_cvtps_ph(lo, RN);
+        __mmask16 sure = _mm256_cmpeq_epi16_mask(h, _mm512_cvtps_ph(hi, RN)) &
+                         _mm512_cmp_ps_mask(_mm512_abs_ps(xh), _mm512_set1_ps(10.0f), _CMP_LT_OQ);
+        if (sure != 0xFFFF) {
+                /* one lane or two, mostly: one load each (a gather
+                 * instruction costs about the same for one lane as for 16) */
+                uint16_t in[16], out[16];
+                _mm256_storeu_si256((__m256i *)in, hx);
+                _mm256_storeu_si256((__m256i *)out, h);
+                for (unsigned m = (uint16_t)~sure; m; m &= m - 1)
+                        out[__builtin_ctz(m)] = table[in[__builtin_ctz(m)]];
+                h = _mm256_loadu_si256((const __m256i *)out);
+        }
+        return h;
+}
+#undef RN
+
+void gelu_f16_avx512(float *y, const float *x, const uint16_t *table, int64_t n) {
+        int64_t i = 0;
+
+        for (; i + 16 <= n; i += 16)
+                _mm512_storeu_ps(y + i, _mm512_cvtph_ps(gelu16(_mm512_loadu_ps(x + i), table)));
+        if (i < n) {
+                __mmask16 m = (__mmask16)((1u << (n - i)) - 1);
+                _mm512_mask_storeu_ps(y + i, m, _mm512_cvtph_ps(gelu16(_mm512_maskz_loadu_ps(m, x + i), table)));
+        }
 }
 
 void f16_lookup_avx512(float *y, const float *x, const uint16_t *table, int64_t n) {

@@ -71,6 +71,7 @@ const kernel_set kernels_scalar = {
         .attn_mix = attn_mix_scalar,
         .sum_squares = sum_squares_scalar,
         .f16_lookup = f16_lookup_scalar,
+        .gelu_f16 = f16_lookup_scalar, /* the table itself */
         .vec_dot = {
                 [TYPE_F32] = f32_vec_dot,
                 [TYPE_F16] = f16_vec_dot,

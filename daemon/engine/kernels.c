@@ -33,6 +33,7 @@ static void complete_all(void) {
                 FROM_SCALAR(attn_mix);
                 FROM_SCALAR(sum_squares);
                 FROM_SCALAR(f16_lookup);
+                FROM_SCALAR(gelu_f16);
                 for (int t = 0; t < TYPE_COUNT; t++) {
                         FROM_SCALAR(vec_dot[t]);
                         FROM_SCALAR(from_float[t]);

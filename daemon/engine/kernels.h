@@ -87,7 +87,22 @@ typedef struct kernel_set {
          * F16 results of a function of one F16 variable (GELU); y may be
          * x.  One value at a time the lookup took most of GELU's time. */
         void (*f16_lookup)(float *y, const float *x, const uint16_t *table, int64_t n);
+        /* f16_lookup for the table of GELU_TANH's results (every F16
+         * input but NaNs and infinities): GELU computed in float from the
+         * input rounded to F16, the table read only for the results that
+         * could round to either of two F16 values (its tanh is not libm's;
+         * about 1 % of a feed-forward's gate values, mostly below -3).
+         * For a token's values the table is cold and each lookup a miss.
+         * Equal to the lookup only as far as tanh_f32 is to tanhf: the
+         * caller checks all 65536 inputs once. */
+        void (*gelu_f16)(float *y, const float *x, const uint16_t *table, int64_t n);
 } kernel_set;
+
+/* GELU, tanh form, with ggml's constants and its order of operations:
+ * 0.5 x (1 + tanh(SQRT_2_OVER_PI x (1 + COEF_A x x))), every step rounded
+ * to float (no fused multiply-adds). */
+#define GELU_COEF_A 0.044715f
+#define GELU_SQRT_2_OVER_PI 0.79788456080286535587989211986876f
 
 extern const kernel_set kernels_scalar;
 extern const kernel_set kernels_avx2;
