@@ -104,20 +104,39 @@ static inline __m512i rows_x4(__m512i s0, __m512i s1, __m512i s2, __m512i s3) {
                              _mm512_add_epi32(_mm512_unpacklo_epi64(s2, s3), _mm512_unpackhi_epi64(s2, s3)));
 }
 
-/* y[r] = the sum of the lanes of fr */
-static inline void reduce_x4(float y[4], __m512 f0, __m512 f1, __m512 f2, __m512 f3) {
-        y[0] = _mm512_reduce_add_ps(f0);
-        y[1] = _mm512_reduce_add_ps(f1);
-        y[2] = _mm512_reduce_add_ps(f2);
-        y[3] = _mm512_reduce_add_ps(f3);
+/* Lane 0 of each 128-bit lane of f, as four floats. */
+static inline __m128 lane0_x4(__m512 f) {
+        return _mm512_castps512_ps128(_mm512_permutexvar_ps(_mm512_set_epi32(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 12, 8, 4, 0), f));
 }
 
-/* y[r] = the lanes 4k + r of f */
+/* y[r] = the sum of the lanes of fr, added pair by pair as
+ * _mm512_reduce_add_ps adds them (halves, quarters, then within a 128-bit
+ * lane 0 + 2, 1 + 3, and those two), for the four rows at once: the
+ * same sums, bit for bit, in a dozen instructions instead of forty and
+ * four scalar stores (a call of a short row's four rows, 64-wide Q8_0,
+ * spent most of its time here). */
+static inline void reduce_x4(float y[4], __m512 f0, __m512 f1, __m512 f2, __m512 f3) {
+        /* [f0 | f1] halves: lanes i and i + 8 of each row */
+        __m512 s01 = _mm512_add_ps(_mm512_shuffle_f32x4(f0, f1, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_f32x4(f0, f1, _MM_SHUFFLE(3, 2, 3, 2)));
+        __m512 s23 = _mm512_add_ps(_mm512_shuffle_f32x4(f2, f3, _MM_SHUFFLE(1, 0, 1, 0)),
+                                   _mm512_shuffle_f32x4(f2, f3, _MM_SHUFFLE(3, 2, 3, 2)));
+        /* 128-bit lane r: row r's lanes j and j + 4 */
+        __m512 t = _mm512_add_ps(_mm512_shuffle_f32x4(s01, s23, _MM_SHUFFLE(2, 0, 2, 0)),
+                                 _mm512_shuffle_f32x4(s01, s23, _MM_SHUFFLE(3, 1, 3, 1)));
+        __m512 u = _mm512_add_ps(t, _mm512_shuffle_ps(t, t, _MM_SHUFFLE(1, 0, 3, 2)));
+        _mm_storeu_ps(y, lane0_x4(_mm512_add_ps(u, _mm512_shuffle_ps(u, u, _MM_SHUFFLE(1, 1, 1, 1)))));
+}
+
+/* y[r] = (f[r] + f[4 + r]) + (f[8 + r] + f[12 + r]) */
+static inline __m128 sum_x4_ps(__m512 f) {
+        __m512 h = _mm512_add_ps(f, _mm512_shuffle_f32x4(f, f, _MM_SHUFFLE(2, 3, 0, 1)));
+        __m512 q = _mm512_add_ps(h, _mm512_shuffle_f32x4(h, h, _MM_SHUFFLE(1, 0, 3, 2)));
+        return _mm512_castps512_ps128(q);
+}
+
 static inline void sum_x4(float y[4], __m512 f) {
-        float v[16];
-        _mm512_storeu_ps(v, f);
-        for (int r = 0; r < 4; r++)
-                y[r] = (v[r] + v[4 + r]) + (v[8 + r] + v[12 + r]);
+        _mm_storeu_ps(y, sum_x4_ps(f));
 }
 
 /* --- Q4_0 ----------------------------------------------------------------
@@ -442,7 +461,8 @@ VBMI static void gemv_q4_k_x4(int64_t n, const uint8_t *const w[4], const void *
                 PREFETCH_X4(b0, b1, b2, b3, 3);
                 const __m512i sm = smn;
                 const __m512 dd = ddn;
-                Q4K_HEAD(i + 1 < nb ? i + 1 : i, smn, ddn);
+                if (i + 1 < nb) /* one block (256-wide rows): no second head */
+                        Q4K_HEAD(i + 1, smn, ddn);
                 /* mins: sum_j m_j * bs_j, four int32 partial sums per row */
                 __m512i pm = _mm512_madd_epi16(_mm512_maskz_permutexvar_epi8(even, mi, sm), _mm512_broadcast_i32x4(_mm_loadu_si128((const __m128i *)a[i].bs)));
                 macc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(pm), _mm512_permutexvar_ps(dmi, dd), macc);
@@ -453,12 +473,10 @@ VBMI static void gemv_q4_k_x4(int64_t n, const uint8_t *const w[4], const void *
                 Q4K_PAIR(b2, b3, s23, se23, so23);
                 facc = _mm512_fmadd_ps(_mm512_cvtepi32_ps(rows_in_lanes(s01, s23)), _mm512_permutexvar_ps(di, dd), facc);
         }
-        /* row r: lanes 4r..4r+3 of macc (mins) */
-        float mins[16];
-        _mm512_storeu_ps(mins, macc);
-        sum_x4(y, facc);
-        for (int r = 0; r < 4; r++)
-                y[r] -= (mins[4 * r] + mins[4 * r + 1]) + (mins[4 * r + 2] + mins[4 * r + 3]);
+        /* row r: lanes 4r..4r+3 of macc (mins), added (0 + 1) + (2 + 3) */
+        __m512 m = _mm512_add_ps(macc, _mm512_shuffle_ps(macc, macc, _MM_SHUFFLE(2, 3, 0, 1)));
+        m = _mm512_add_ps(m, _mm512_shuffle_ps(m, m, _MM_SHUFFLE(1, 0, 3, 2)));
+        _mm_storeu_ps(y, _mm_sub_ps(sum_x4_ps(facc), lane0_x4(m)));
 }
 #undef Q4K_HEAD
 #undef Q4K_PAIR
