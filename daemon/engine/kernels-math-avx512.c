@@ -21,7 +21,9 @@
  *
  * Also RMSNorm's sum of squares and the F16 table lookup of GELU, which
  * Gemma 3n runs a dozen and two times per layer and token on the thread
- * that leads (kernels.h gives the order of the sum). */
+ * that leads (kernels.h gives the order of the sum), and GELU computed to
+ * the table's values for one token, whose lookups the streamed weights
+ * turned into cache misses. */
 #include <immintrin.h>
 
 #include "kernels-impl.h"
@@ -116,7 +118,8 @@ static inline __m512 lookup16(__m512 x, const uint16_t *table) {
         return _mm512_cvtph_ps(_mm512_cvtepi32_epi16(w));
 }
 
-/* GELU_TANH at x rounded to F16, as F16 (int16 lanes).  tanh16 is within
+/* GELU (kernels.h: the tanh form, ggml's order) at x rounded to F16, as
+ * F16 (int16 lanes).  tanh16 is within
  * 4 ulp of tanhf: the result is certain when the values for tanh 2^-20 |t|
  * (8 ulp or more) below and above t round to the same F16 (rounding is
  * monotonic); the other lanes, and |x| >= 10 and NaN (the table's), read

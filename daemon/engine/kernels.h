@@ -87,11 +87,12 @@ typedef struct kernel_set {
          * F16 results of a function of one F16 variable (GELU); y may be
          * x.  One value at a time the lookup took most of GELU's time. */
         void (*f16_lookup)(float *y, const float *x, const uint16_t *table, int64_t n);
-        /* f16_lookup for the table of GELU_TANH's results (every F16
-         * input but NaNs and infinities): GELU computed in float from the
-         * input rounded to F16, the table read only for the results that
-         * could round to either of two F16 values (its tanh is not libm's;
-         * about 1 % of a feed-forward's gate values, mostly below -3).
+        /* f16_lookup for the table of GELU's results (the tanh form
+         * below; every F16 input but NaNs and infinities): GELU computed
+         * in float from the input rounded to F16, the table read only for
+         * the results that could round to either of two F16 values (its
+         * tanh is not libm's; about 1 % of a feed-forward's gate values,
+         * mostly below -3).
          * For a token's values the table is cold and each lookup a miss.
          * Equal to the lookup only as far as tanh_f32 is to tanhf: the
          * caller checks all 65536 inputs once. */
