@@ -420,7 +420,7 @@ int gemma_matmul_geglu(matmul_ctx *mm, const weight *w_gate, const weight *w_up,
 
         if (n_tokens == 1 && goes_direct(w_gate, 1) && goes_direct(w_up, 1) && w_gate->n_out == w_up->n_out &&
             w_gate->n_in == w_up->n_in) {
-                pthread_once(&gelu_once, gelu_table_init);
+                pthread_once(&gelu_once, gelu_table_init); /* geglu_rows reads the table */
                 return matmul_post(mm, ws, 2, x, ys, geglu_rows, &j);
         }
         if ((r = gemma_matmul_multi(mm, ws, 2, x, n_tokens, ys, tmp)) < 0)
@@ -434,9 +434,10 @@ int gemma_matmul_gelu_mul(matmul_ctx *mm, const weight *w, const float *x, int64
         gelu_job j = { .g = y, .u = m, .n = w->n_out };
         int r;
 
-        pthread_once(&gelu_once, gelu_table_init);
-        if (n_tokens == 1 && goes_direct(w, 1))
+        if (n_tokens == 1 && goes_direct(w, 1)) {
+                pthread_once(&gelu_once, gelu_table_init); /* geglu_rows reads the table */
                 return matmul_post(mm, &w, 1, x, &y, geglu_rows, &j);
+        }
         if ((r = gemma_matmul(mm, w, x, n_tokens, y, tmp)) < 0)
                 return r;
         gemma_ops_gelu(matmul_ctx_pool(mm), y, n_tokens * w->n_out);
